@@ -1,0 +1,41 @@
+# backlogd — every command a developer or CI needs. `make run` and `make test` are the quick start.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CONFIG ?= config/settings.yaml
+
+.PHONY: install run test lint typecheck bench soak all clean format
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/backlogd run samples/clinic-scheduling.yaml --config $(CONFIG)
+
+test: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: install
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python -m tests.bench
+
+all: lint typecheck test
+
+clean:
+	rm -rf $(VENV) state .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""stages/providers package."""

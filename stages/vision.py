@@ -1,0 +1,163 @@
+"""Reading a product vision: free text (.md/.txt) or structured YAML/JSON, into a ``Vision``.
+
+Every sentence of the vision (and every key feature, metric and constraint) gets a stable id
+(``S1``, ``S2``…) so generated items can say which sentences they derive from.
+Parsing is pure: it takes bytes or a mapping and never touches the file system.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from stages.errors import VisionError
+
+MAX_VISION_BYTES = 256 * 1024
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+_MD_NOISE = re.compile(r"^\s{0,3}(#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s?)")
+
+
+class Sentence(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    section: str
+    text: str
+
+
+class Vision(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    title: str = ""
+    domain: str = ""
+    vision: str
+    target_users: tuple[str, ...] = ()
+    key_features: tuple[str, ...] = ()
+    success_metrics: tuple[str, ...] = ()
+    constraints: tuple[str, ...] = ()
+    sentences: tuple[Sentence, ...] = ()
+
+    def sentence(self, sid: str) -> Sentence | None:
+        return next((s for s in self.sentences if s.id == sid), None)
+
+
+class _StructuredVision(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    title: str = ""
+    domain: str = ""
+    vision: str = Field(min_length=1)
+    target_users: list[str] = []
+    key_features: list[str] = []
+    success_metrics: list[str] = []
+    constraints: list[str] = []
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split prose into sentences; markdown headings and list items count as their own lines."""
+    out: list[str] = []
+    for para in re.split(r"\n\s*\n", text):
+        lines = [ln for ln in para.splitlines() if ln.strip()]
+        if any(_MD_NOISE.match(ln) for ln in lines):
+            chunks = [_MD_NOISE.sub("", ln).strip() for ln in lines]
+        else:
+            chunks = [" ".join(ln.strip() for ln in lines)]
+        for chunk in chunks:
+            out.extend(s.strip() for s in _SENTENCE_END.split(chunk) if len(s.strip()) > 1)
+    return out
+
+
+def _number(vision: _StructuredVision) -> tuple[Sentence, ...]:
+    sections = [
+        ("vision", split_sentences(vision.vision)),
+        ("key_features", vision.key_features),
+        ("success_metrics", vision.success_metrics),
+        ("constraints", vision.constraints),
+    ]
+    out: list[Sentence] = []
+    for section, texts in sections:
+        for text in texts:
+            out.append(Sentence(id=f"S{len(out) + 1}", section=section, text=text))
+    return tuple(out)
+
+
+def from_mapping(data: Any, where: str = "vision") -> Vision:
+    """Build a Vision from a structured mapping (parsed YAML/JSON or an HTTP body)."""
+    if not isinstance(data, dict):
+        raise VisionError(f"{where}: expected a mapping with at least a 'vision' text")
+    try:
+        sv = _StructuredVision.model_validate(data)
+    except ValidationError as exc:
+        raise VisionError(f"{where}: " + _describe(exc)) from None
+    return _finish(sv)
+
+
+def from_text(text: str, where: str = "vision") -> Vision:
+    """Build a Vision from free text; a leading markdown heading becomes the title."""
+    if not text.strip():
+        raise VisionError(f"{where}: the vision is empty")
+    title = ""
+    first, _, rest = text.strip().partition("\n")
+    if first.startswith("#"):
+        title = first.lstrip("#").strip()
+        text = rest if rest.strip() else first
+    return _finish(_StructuredVision(title=title, vision=text.strip()))
+
+
+def parse_bytes(raw: bytes, filename: str) -> Vision:
+    """Parse a vision file's bytes; the extension chooses the format (.yaml/.yml/.json or text)."""
+    check_size(len(raw), filename)
+    if b"\x00" in raw:
+        raise VisionError(f"{filename}: looks binary (contains NUL bytes); expected UTF-8 text")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise VisionError(f"{filename}: not valid UTF-8 (byte {exc.start})") from None
+    if not text.strip():
+        raise VisionError(f"{filename}: the vision is empty")
+    lower = filename.lower()
+    if lower.endswith((".yaml", ".yml", ".json")):
+        try:
+            data = json.loads(text) if lower.endswith(".json") else yaml.safe_load(text)
+        except (yaml.YAMLError, json.JSONDecodeError) as exc:
+            raise VisionError(f"{filename}: cannot parse: {_one_line(exc)}") from None
+        return from_mapping(data, filename)
+    return from_text(text, filename)
+
+
+def check_size(size: int, where: str) -> None:
+    if size > MAX_VISION_BYTES:
+        raise VisionError(f"{where}: {size} bytes is over the {MAX_VISION_BYTES // 1024} KB vision limit")
+
+
+def _finish(sv: _StructuredVision) -> Vision:
+    check_size(len(sv.vision.encode()), "vision")
+    sentences = _number(sv)
+    if not sentences:
+        raise VisionError("vision: no sentences found in the vision text")
+    return Vision(
+        title=sv.title,
+        domain=sv.domain,
+        vision=sv.vision,
+        target_users=tuple(sv.target_users),
+        key_features=tuple(sv.key_features),
+        success_metrics=tuple(sv.success_metrics),
+        constraints=tuple(sv.constraints),
+        sentences=sentences,
+    )
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
