@@ -1,0 +1,145 @@
+"""The async Azure DevOps client: prepare the project, find an item by its key, upload it exactly once.
+
+Every request goes through the rate gate; nothing is retried here. A create is sent once with all
+fields and its link; after an ambiguous failure the caller calls ``upload(item, reconcile=True)``,
+which looks the item up by its key tag before creating anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import aiohttp
+
+from outbox.ado import mapping
+from outbox.ado.discovery import discover_profile, values
+from outbox.ado.errors import AdoError
+from outbox.ado.gate import RateGate
+from outbox.ado.http import AdoHttp
+from outbox.ado.process import missing_type_error
+from outbox.ado.testplans import TestPlans
+from outbox.ado.types import AdoTarget, ProcessProfile, Uploaded, UploadItem
+from outbox.ado.urls import AdoUrls
+
+_IDS_PER_GET = 200
+
+
+class AdoClient:
+    """One project of one organization, as one identity (one PAT) behind one rate gate."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        target: AdoTarget,
+        gate: RateGate,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._target = target
+        self._urls = AdoUrls(target.organization_url, target.project)
+        self._http = AdoHttp(session, target.pat, gate, target.timeout_seconds, clock)
+        self._plans = TestPlans(self._http, self._urls)
+        self._profile: ProcessProfile | None = None
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"AdoClient({self._urls.org!r}, {self._target.project!r})"
+
+    def work_item_url(self, ado_id: int) -> str:
+        return self._urls.browser(ado_id)
+
+    async def prepare(self) -> ProcessProfile:
+        """Discover the project's process and fields, create missing area/iteration nodes; cached."""
+        if self._profile is None:
+            async with self._lock:
+                if self._profile is None:
+                    self._profile = await discover_profile(self._http, self._urls, self._target)
+        return self._profile
+
+    async def find_existing(self, item: UploadItem) -> Uploaded | None:
+        """The item already in ADO under its key (plans by name+key, suites by requirement), or None."""
+        if item.kind == "test_plan":
+            return await self._plans.find_plan(item)
+        if item.kind == "test_suite":
+            return await self._plans.find_suite(item)
+        tag = mapping.tag_of(item.key)
+        query = (
+            "SELECT [System.Id] FROM WorkItems WHERE [System.TeamProject] = @project "
+            f"AND [System.Tags] CONTAINS '{tag.replace(chr(39), chr(39) * 2)}' ORDER BY [System.Id]"
+        )
+        reply = await self._http.call("POST", self._urls.wiql(), {"query": query})
+        ids = sorted(int(w["id"]) for w in (reply.data or {}).get("workItems", []) if "id" in w)
+        for start in range(0, len(ids), _IDS_PER_GET):
+            chunk = ids[start : start + _IDS_PER_GET]
+            found = await self._http.call("GET", self._urls.work_items(chunk, ["System.Id", "System.Tags"]))
+            for work_item in sorted(values(found.data), key=lambda w: int(w.get("id", 0))):
+                if _has_tag(work_item, tag):
+                    return self._uploaded(work_item)
+        return None
+
+    async def upload(self, item: UploadItem, *, reconcile: bool) -> Uploaded:
+        """Create ``item`` once (all fields and its link in one call) and finish its remaining steps.
+
+        With ``reconcile`` (an earlier attempt was ambiguous) or ``existing_ado_id`` nothing is created
+        before looking it up. If a later step fails the error carries ``created``.
+        """
+        profile = await self.prepare()
+        if profile.type_for(item.kind) is None:
+            raise missing_type_error(profile.process, item.kind)
+        if item.kind == "test_plan":
+            return await self._upload_plan(item, profile, reconcile)
+        if item.kind == "test_suite":
+            return await self._upload_suite(item, reconcile)
+        found: Uploaded | None = None
+        if item.existing_ado_id is not None:
+            found = await self._get(item.existing_ado_id)
+        elif reconcile:
+            found = await self.find_existing(item)
+        uploaded = found or await self._create(item, profile)
+        if item.kind == "test_case":
+            await self._add_to_suite(item, uploaded)
+        return uploaded
+
+    async def _create(self, item: UploadItem, profile: ProcessProfile) -> Uploaded:
+        type_name, ops = mapping.work_item_patch(item, profile, self._urls.relation)
+        reply = await self._http.call("POST", self._urls.create(type_name), ops, patch=True, write=True)
+        return self._uploaded(reply.data)
+
+    async def _get(self, ado_id: int) -> Uploaded:
+        return self._uploaded((await self._http.call("GET", self._urls.work_item(ado_id))).data)
+
+    def _uploaded(self, work_item: dict[str, object]) -> Uploaded:
+        ado_id = int(str(work_item["id"]))
+        return Uploaded(ado_id, self.work_item_url(ado_id), int(str(work_item.get("rev", 0))), {})
+
+    async def _add_to_suite(self, item: UploadItem, case: Uploaded) -> None:
+        plan_id, suite_id = item.refs.get("plan_id"), item.refs.get("suite_id")
+        if plan_id is None or suite_id is None:
+            return  # a test case uploaded without a plan: nothing more to do
+        try:
+            await self._plans.add_case(plan_id, suite_id, case.ado_id)
+        except AdoError as exc:
+            exc.created = case
+            raise
+
+    async def _upload_plan(self, item: UploadItem, profile: ProcessProfile, reconcile: bool) -> Uploaded:
+        if item.existing_ado_id is not None:
+            return await self._plans.get_plan(item.existing_ado_id)
+        found = await self._plans.find_plan(item) if reconcile else None
+        return found or await self._plans.create_plan(item, profile)
+
+    async def _upload_suite(self, item: UploadItem, reconcile: bool) -> Uploaded:
+        if item.existing_ado_id is not None:
+            plan_id = item.refs.get("plan_id", 0)
+            return Uploaded(
+                item.existing_ado_id, self._urls.plan_browser(plan_id, item.existing_ado_id), 0, {}
+            )
+        found = await self._plans.find_suite(item) if reconcile else None
+        return found or await self._plans.create_suite(item)
+
+
+def _has_tag(work_item: dict[str, object], tag: str) -> bool:
+    fields = work_item.get("fields")
+    raw = str(fields.get("System.Tags", "")) if isinstance(fields, dict) else ""
+    return tag.casefold() in {t.strip().casefold() for t in raw.split(";")}

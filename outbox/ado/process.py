@@ -1,0 +1,72 @@
+"""Process discovery (pure): which process a project uses and which of our kinds map to which type.
+
+The type list is the authority (§8): User Story → Agile, Product Backlog Item → Scrum,
+Requirement → CMMI, Issue without those → Basic.
+
+Basic has only Epic, Issue and Task. We map epic → Epic, feature → Epic (nested under its epic) and
+story → Issue, task → Task: Issues stay the sprint-planned requirement level with their Tasks, as Basic
+teams use them, and features keep their place as portfolio items. Basic has no Test Case type, so QA
+items fail permanently with "process Basic has no Test Case type".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from outbox.ado.errors import AdoPermanent
+from outbox.ado.types import FieldInfo
+
+_REQUIREMENT_TYPES = (
+    ("User Story", "Agile"),
+    ("Product Backlog Item", "Scrum"),
+    ("Requirement", "CMMI"),
+    ("Issue", "Basic"),
+)
+
+
+def enabled_type_names(types: Iterable[Mapping[str, Any]]) -> list[str]:
+    return [str(t["name"]) for t in types if "name" in t and not t.get("isDisabled")]
+
+
+def discover(type_names: Iterable[str]) -> tuple[str, dict[str, str | None]]:
+    """Return the process name and the type name per kind (None: the process has no such type)."""
+    present = {name.casefold(): name for name in type_names}
+    found = next(((present[r.casefold()], p) for r, p in _REQUIREMENT_TYPES if r.casefold() in present), None)
+    if found is None:
+        raise AdoPermanent(
+            f"cannot recognise the project's process from its work item types: {sorted(present.values())}"
+        )
+    story, process = found
+
+    def pick(*candidates: str) -> str | None:
+        return next((present[c.casefold()] for c in candidates if c.casefold() in present), None)
+
+    test_case = pick("Test Case")
+    names: dict[str, str | None] = {
+        "epic": pick("Epic"),
+        "feature": pick("Feature", "Epic"),
+        "story": story,
+        "task": pick("Task"),
+        "test_case": test_case,
+        "test_plan": "Test Plan" if test_case else None,
+        "test_suite": "Test Suite" if test_case else None,
+    }
+    return process, names
+
+
+def parse_fields(values: Iterable[Mapping[str, Any]]) -> dict[str, FieldInfo]:
+    """The `workitemtypes/{type}/fields` list as ref name → FieldInfo."""
+    fields: dict[str, FieldInfo] = {}
+    for value in values:
+        ref = value.get("referenceName")
+        if isinstance(ref, str):
+            allowed = value.get("allowedValues") or ()
+            fields[ref] = FieldInfo(ref, bool(value.get("alwaysRequired")), tuple(allowed))
+    return fields
+
+
+def missing_type_error(process: str, kind: str) -> AdoPermanent:
+    if kind in ("test_case", "test_plan", "test_suite"):
+        return AdoPermanent(f"process {process} has no Test Case type")
+    return AdoPermanent(f"process {process} has no work item type for {kind} items")

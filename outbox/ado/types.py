@@ -1,0 +1,87 @@
+"""Value types of the ADO client: the target, one item to upload, its result, the project's process."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Kind = Literal["epic", "feature", "story", "task", "test_case", "test_plan", "test_suite"]
+WORK_ITEM_KINDS: tuple[str, ...] = ("epic", "feature", "story", "task", "test_case")
+QA_KINDS: frozenset[str] = frozenset({"test_case", "test_plan", "test_suite"})
+
+
+@dataclass(frozen=True)
+class AdoTarget:
+    """Where to upload; ``pat`` is the secret itself and never appears in ``repr``."""
+
+    organization_url: str
+    project: str
+    pat: str = field(repr=False)
+    area_path: str = ""
+    iteration_path: str = ""
+    timeout_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class UploadItem:
+    """One outbox row to upload (``body`` is the persisted row format of its kind).
+
+    ``parent_ado_id``: feature→epic, story→feature, task→story (Hierarchy parent); test_case→story
+    (TestedBy); test_plan→feature (informational); test_suite→story (requirementId).
+    ``refs``: test_suite {"plan_id", "root_suite_id"}; test_case {"plan_id", "suite_id"}.
+    ``existing_ado_id``: an earlier attempt created it; only the remaining steps are done.
+    """
+
+    id: str
+    job_id: str
+    kind: str
+    title: str
+    body: dict[str, Any]
+    key: str
+    run_tag: str
+    parent_ado_id: int | None = None
+    refs: dict[str, int] = field(default_factory=dict)
+    existing_ado_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """The ADO side of an uploaded item: its id, browser URL, revision and extra ids (root suite)."""
+
+    ado_id: int
+    url: str
+    rev: int
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """What the service told us about one field of one work item type."""
+
+    ref: str
+    always_required: bool = False
+    allowed: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProcessProfile:
+    """The project's process as discovered: type name per kind (None = unsupported) and fields per type."""
+
+    process: str
+    project_id: str
+    project_name: str
+    type_names: Mapping[str, str | None]
+    fields: Mapping[str, Mapping[str, FieldInfo]]
+    area_path: str = ""
+    iteration_path: str = ""
+
+    def type_for(self, kind: str) -> str | None:
+        return self.type_names.get(kind)
+
+    def has_field(self, type_name: str, ref: str) -> bool:
+        return ref in self.fields.get(type_name, {})
+
+    def allowed(self, type_name: str, ref: str) -> tuple[Any, ...]:
+        info = self.fields.get(type_name, {}).get(ref)
+        return info.allowed if info else ()
