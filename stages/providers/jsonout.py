@@ -44,7 +44,8 @@ def find_json_values(text: str) -> list[tuple[int, int, Any]]:
     """Every top-level JSON object or array embedded in ``text`` as ``(start, end, value)``.
 
     Scans left to right; a successfully parsed value is skipped as a whole, so nested values are not
-    reported separately."""
+    reported separately. A bracket that never closes (a cut-off answer) ends the scan: the values
+    inside it are fragments, not answers."""
     out: list[tuple[int, int, Any]] = []
     i = 0
     n = len(text)
@@ -54,7 +55,9 @@ def find_json_values(text: str) -> list[tuple[int, int, Any]]:
             break
         try:
             value, end = _DECODER.raw_decode(text, i)
-        except _PARSE_ERRORS:
+        except _PARSE_ERRORS as exc:
+            if _cut_off(text, exc):
+                break
             i += 1
             continue
         out.append((i, end, value))
@@ -72,6 +75,13 @@ def _next_open(text: str, start: int) -> int:
     return min(brace, bracket)
 
 
+def _cut_off(text: str, exc: Exception) -> bool:
+    """Whether a parse failure is the end of the text arriving mid-value (a truncated answer)."""
+    if not isinstance(exc, json.JSONDecodeError):
+        return False
+    return exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+
+
 def _loads(text: str) -> tuple[bool, Any]:
     try:
         return True, json.loads(text)
@@ -87,6 +97,8 @@ def _why_not(text: str) -> str:
     try:
         _DECODER.raw_decode(text, start)
     except json.JSONDecodeError as exc:
+        if _cut_off(text, exc):
+            return "the answer's JSON is incomplete: the text ends before the value is closed"
         return f"the answer is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
     except _PARSE_ERRORS as exc:
         return f"the answer is not valid JSON: {type(exc).__name__}"
