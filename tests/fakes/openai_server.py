@@ -20,7 +20,7 @@ import random
 import signal
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
 
@@ -45,7 +45,7 @@ class FakeLLM:
         fault_rates: dict[str, float] | None = None,
         api_key: str | None = None,
         model: str = "fake-model",
-        early_grace: float = 0.001,
+        early_grace: float = 0.002,
         seed: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -95,7 +95,7 @@ class FakeLLM:
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(400, "'messages' is required", "invalid_request_error")
         self.requests.append((arrived, body))
-        if any(announced <= arrived < deadline - self.early_grace for announced, deadline in self._announced):
+        if self._is_early(arrived):
             self.early_requests.append((arrived, body))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -134,9 +134,16 @@ class FakeLLM:
         # Like OpenAI, echo the key that was sent: the client must not repeat it in its errors.
         return _error(401, f"Incorrect API key provided: {given}.", "invalid_request_error")
 
-    def _throttled(self, now: float, retry_after: float) -> web.Response:
-        self._announced.append((now, now + retry_after))
-        self.retry_deadlines.append(now + retry_after)
+    def _is_early(self, arrived: float) -> bool:
+        """Arrived after a 429 was sent and before its deadline. ``early_grace`` absorbs the race of a
+        request the client sent just before it read the 429 (and clock rounding at the deadline)."""
+        grace = self.early_grace
+        return any(sent + grace <= arrived < deadline - grace for sent, deadline in self._announced)
+
+    def _throttled(self, arrived: float, retry_after: float) -> web.Response:
+        deadline = arrived + retry_after
+        self._announced.append((self.clock(), deadline))
+        self.retry_deadlines.append(deadline)
         headers = {"Retry-After": f"{retry_after:g}", "retry-after-ms": f"{retry_after * 1000:g}"}
         resp = _error(429, "Rate limit reached for requests. Please try again later.", "rate_limit_error")
         resp.headers.update(headers)
@@ -236,7 +243,7 @@ def _error(status: int, message: str, kind: str) -> web.Response:
     return web.json_response({"error": {"message": message, "type": kind, "code": None}}, status=status)
 
 
-def _reset(request: web.Request) -> web.StreamResponse:
+def _reset(request: web.Request) -> NoReturn:
     transport = request.transport
     if transport is not None:
         transport.abort()  # RST without a response, like a crashed upstream
