@@ -23,7 +23,6 @@ from stages.providers.base import ChatMessage, Completion, CompletionRequest
 
 StructuredOutput = Literal["json_schema", "json_object", "prompt"]
 _MODES = ("json_schema", "json_object", "prompt")
-_PERMANENT = frozenset({400, 401, 403, 404, 405, 410, 413, 415, 422})
 _MESSAGE_MAX = 400
 _KEYLIKE = re.compile(r"\b(sk|key|pk)-[A-Za-z0-9_\-*]{8,}")
 
@@ -181,7 +180,7 @@ class OpenAIProvider:
             return ProviderThrottled(message, retry_after=retry_after)
         if status in (408, 409) or status >= 500:
             return ProviderTransient(message, retry_after=retry_after)
-        if status in _PERMANENT or 400 <= status < 500:
+        if 400 <= status < 500:  # 400/401/403/404/422...: the same call cannot succeed
             return ProviderPermanent(message)
         return ProviderTransient(message, retry_after=retry_after)
 
