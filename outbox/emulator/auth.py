@@ -1,0 +1,62 @@
+"""PAT authentication (E12): Basic with `:PAT` (any user name) or Bearer; failures look like the service's.
+
+An unknown token gets 401 with an empty body when the client suppressed the sign-in redirect
+(`X-TFS-FedAuthRedirect: Suppress`) or used PATCH, and otherwise 203 with an HTML sign-in page.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+
+from aiohttp import web
+from aiohttp.typedefs import Handler as NextHandler
+
+from outbox.emulator.routing import EMULATOR_STATE, IDENTITY_KEY, ROUTE_KEY, RouteMatch
+
+SIGN_IN_PAGE = (
+    "<!DOCTYPE html><html><head><title>Azure DevOps Services | Sign In</title></head>"
+    "<body><h1>Sign In</h1><p>Sign in to your account to continue.</p></body></html>"
+)
+
+
+def token_of(header: str) -> str | None:
+    scheme, _, credentials = header.partition(" ")
+    if scheme.casefold() == "bearer":
+        return credentials.strip() or None
+    if scheme.casefold() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    _, sep, pat = decoded.partition(":")
+    return pat if sep and pat else None
+
+
+def identity_of(token: str) -> str:
+    """Rate-limit identity: a digest, so the token itself is never kept."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+def rejection(request: web.Request) -> web.Response:
+    suppressed = request.headers.get("X-TFS-FedAuthRedirect", "").casefold() == "suppress"
+    if suppressed or request.method == "PATCH":
+        return web.Response(
+            status=401, headers={"WWW-Authenticate": f'Basic realm="{request.scheme}://{request.host}/"'}
+        )
+    return web.Response(status=203, text=SIGN_IN_PAGE, content_type="text/html", charset="utf-8")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: NextHandler) -> web.StreamResponse:
+    match: RouteMatch | None = request.get(ROUTE_KEY)
+    if match is None or match.route.public:
+        return await handler(request)
+    token = token_of(request.headers.get("Authorization", ""))
+    pats = request.app[EMULATOR_STATE].config.pats
+    if token is None or (pats is not None and token not in pats):
+        return rejection(request)
+    request[IDENTITY_KEY] = identity_of(token)
+    return await handler(request)

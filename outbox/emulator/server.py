@@ -1,0 +1,50 @@
+"""Run the emulator on a real socket (CLI `backlogd emulator`, benchmarks, end-to-end tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from outbox.emulator.app import create_emulator_app
+from outbox.emulator.config import EmulatorConfig
+from outbox.emulator.routing import EMULATOR_STATE
+from outbox.emulator.state import EmulatorState
+
+
+@dataclass
+class RunningEmulator:
+    """A started emulator: `url` is the organization URL clients should use."""
+
+    runner: web.AppRunner
+    host: str
+    port: int
+    config: EmulatorConfig
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/{self.config.organization}"
+
+    @property
+    def state(self) -> EmulatorState:
+        return self.runner.app[EMULATOR_STATE]
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+
+
+async def serve(config: EmulatorConfig, host: str = "127.0.0.1", port: int = 0) -> RunningEmulator:
+    """Start serving; `port=0` binds a free port (read it back from `.port`)."""
+    runner = web.AppRunner(create_emulator_app(config), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = port
+    for address in runner.addresses:
+        bound = int(address[1])
+        break
+    return RunningEmulator(runner, host, bound, config)
