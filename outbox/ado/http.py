@@ -122,8 +122,8 @@ class AdoHttp:
                 raise self._lost(what, write, "timed out") from None
             except aiohttp.ClientError as exc:
                 raise self._lost(what, write, f"connection lost ({type(exc).__name__})") from None
-            latency = self._clock() - started
-        retry_after = self._observe(status, resp_headers, latency)
+            # Inside the slot: an adaptive gate attributes the signal to this request's grant.
+            retry_after = self._observe(status, resp_headers, self._clock() - started)
         return self._classify(what, status, resp_headers, raw, retry_after, write)
 
     @staticmethod
@@ -152,15 +152,7 @@ class AdoHttp:
         if status == 203:
             raise AdoAuthError(f"{what}: HTTP 203 sign-in page: {_AUTH_HINT}", status)
         if 200 <= status < 300:
-            content_type = headers.get("Content-Type", "")
-            if not raw.strip() and "html" not in content_type:
-                return Reply(status, None, headers)
-            try:
-                return Reply(status, _decode(raw), headers)
-            except ValueError:
-                raise AdoAuthError(
-                    f"{what}: HTTP {status} with a non-JSON body: {_AUTH_HINT}", status
-                ) from None
+            return Reply(status, _success_body(what, status, headers, raw), headers)
         message = _service_message(raw, headers)
         text = f"{what}: HTTP {status}" + (f": {message}" if message else "")
         if status in (401, 403):
@@ -172,6 +164,18 @@ class AdoHttp:
         if status == 404:
             raise AdoNotFound(text, status)
         raise AdoPermanent(text, status, retry_after)
+
+
+def _success_body(what: str, status: int, headers: Mapping[str, str], raw: bytes) -> Any:
+    """A 2xx must be JSON (or empty); HTML or other text is the sign-in page of a refused credential."""
+    if "html" in headers.get("Content-Type", "").lower():
+        raise AdoAuthError(f"{what}: HTTP {status} returned an HTML page: {_AUTH_HINT}", status)
+    if not raw.strip():
+        return None
+    try:
+        return _decode(raw)
+    except ValueError:
+        raise AdoAuthError(f"{what}: HTTP {status} with a non-JSON body: {_AUTH_HINT}", status) from None
 
 
 def _server_error(
