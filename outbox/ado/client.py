@@ -132,9 +132,8 @@ class AdoClient:
     async def _upload_suite(self, item: UploadItem, reconcile: bool) -> Uploaded:
         if item.existing_ado_id is not None:
             plan_id = item.refs.get("plan_id", 0)
-            return Uploaded(
-                item.existing_ado_id, self._urls.plan_browser(plan_id, item.existing_ado_id), 0, {}
-            )
+            url = self._urls.plan_browser(plan_id, item.existing_ado_id)
+            return Uploaded(item.existing_ado_id, url, 0, {"plan_id": plan_id})
         found = await self._plans.find_suite(item) if reconcile else None
         return found or await self._plans.create_suite(item)
 

@@ -29,8 +29,11 @@ async def discover_profile(http: AdoHttp, urls: AdoUrls, target: AdoTarget) -> P
     types = values((await http.call("GET", urls.work_item_types())).data)
     process_name, type_names = process.discover(process.enabled_type_names(types))
     wanted = sorted({t for t in type_names.values() if t and t not in _NON_WORK_ITEM_TYPES})
-    async with asyncio.TaskGroup() as group:
-        tasks = {name: group.create_task(_fields(http, urls, name)) for name in wanted}
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = {name: group.create_task(_fields(http, urls, name)) for name in wanted}
+    except ExceptionGroup as failed:  # callers classify AdoError, not groups: surface the first one
+        raise failed.exceptions[0] from None
     area = await ensure_node(http, urls, "Areas", project_name, target.area_path)
     iteration = await ensure_node(http, urls, "Iterations", project_name, target.iteration_path)
     return ProcessProfile(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import xml.etree.ElementTree as ET
@@ -10,8 +11,10 @@ from typing import Any
 import pytest
 
 from outbox.ado.errors import AdoNotFound, AdoPermanent
+from outbox.emulator.config import EmulatorConfig
 from tests.outbox.test_ado_support import (
     BODIES,
+    PAT,
     PROJECT,
     Rig,
     ServerFactory,
@@ -178,3 +181,27 @@ async def test_work_item_url_is_the_browser_url(aiohttp_server: ServerFactory) -
     async with rig(aiohttp_server) as r:
         epic = await r.client.upload(upload_item("epic"), reconcile=False)
     assert epic.url == f"{r.org_url}/{PROJECT}/_workitems/edit/{epic.ado_id}"
+
+
+async def test_names_with_spaces_are_percent_encoded(aiohttp_server: ServerFactory) -> None:
+    """A project and a type name with spaces (Product Backlog Item) reach the service as %20, not '+'."""
+    config = EmulatorConfig(projects=(("Clinic Team", "Scrum"),), pats=frozenset({PAT}))
+    async with rig(aiohttp_server, config, project="Clinic Team") as r:
+        epic = await r.client.upload(upload_item("epic"), reconcile=False)
+        feature = await r.client.upload(upload_item("feature", parent=epic.ado_id), reconcile=False)
+        story = await r.client.upload(upload_item("story", parent=feature.ado_id), reconcile=False)
+        state = await r.state()
+    types = {i["id"]: i["type"] for i in state["work_items"]}
+    assert types[story.ado_id] == "Product Backlog Item"
+    assert story.url.endswith(f"/Clinic%20Team/_workitems/edit/{story.ado_id}")
+
+
+async def test_prepare_is_cached_after_the_first_success(aiohttp_server: ServerFactory) -> None:
+    """Concurrent and repeated prepare() calls discover the project only once."""
+    async with rig(aiohttp_server) as r:
+        first = await asyncio.gather(r.client.prepare(), r.client.prepare())
+        before = (await r.state())["requests_total"]
+        again = await r.client.prepare()
+        after = (await r.state())["requests_total"]
+    assert first[0] is first[1] is again
+    assert after == before
