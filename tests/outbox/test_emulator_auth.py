@@ -1,0 +1,64 @@
+"""Authentication as the service does it: Basic `:PAT`, 401 vs 203 sign-in HTML for bad tokens."""
+
+from __future__ import annotations
+
+import base64
+
+from tests.outbox.conftest import PAT, PATCH_JSON, Ado, basic
+
+PROJECT_URL = "/backlogd/_apis/projects/Backlogd"
+
+
+async def test_valid_pat_any_user_name_and_bearer_accepted(emu: Ado) -> None:
+    """Basic with any user name and the PAT as password works, as does a Bearer token."""
+    named = "Basic " + base64.b64encode(f"someone:{PAT}".encode()).decode()
+    assert (await emu.request("GET", PROJECT_URL, headers={"Authorization": named})).status == 200
+    assert (await emu.request("GET", PROJECT_URL, headers={"Authorization": f"Bearer {PAT}"})).status == 200
+
+
+async def test_unknown_pat_with_suppress_is_401_empty_body(emu: Ado) -> None:
+    """With X-TFS-FedAuthRedirect: Suppress an unknown PAT gets 401, empty body and WWW-Authenticate."""
+    reply = await emu.request("GET", PROJECT_URL, headers={"Authorization": basic("wrong")})
+    assert reply.status == 401 and reply.text == ""
+    assert reply.headers["WWW-Authenticate"].startswith("Basic realm=")
+
+
+async def test_unknown_pat_without_suppress_is_203_html(emu: Ado) -> None:
+    """Without the suppress header a GET or POST with a bad PAT gets 203 and an HTML sign-in page."""
+    emu.headers.pop("X-TFS-FedAuthRedirect")
+    reply = await emu.request("GET", PROJECT_URL, headers={"Authorization": basic("wrong")})
+    assert reply.status == 203 and reply.headers["Content-Type"].startswith("text/html")
+    assert "Sign In" in reply.text
+    emu.headers["Authorization"] = basic("wrong")
+    assert (await emu.create("Task", {"System.Title": "x"})).status == 203
+
+
+async def test_patch_with_bad_pat_is_401_even_without_suppress(emu: Ado) -> None:
+    """PATCH is recognised as an API call: 401 rather than the sign-in page."""
+    emu.headers.pop("X-TFS-FedAuthRedirect")
+    reply = await emu.request(
+        "PATCH",
+        "/backlogd/_apis/wit/workitems/1?api-version=7.1",
+        [],
+        headers={"Authorization": basic("wrong"), "Content-Type": PATCH_JSON},
+    )
+    assert reply.status == 401
+
+
+async def test_bare_pat_encoding_and_missing_header_refused(emu: Ado) -> None:
+    """Base64 of the bare PAT (no colon) and a missing Authorization header are both refused; nothing is written."""
+    bare = "Basic " + base64.b64encode(PAT.encode()).decode()
+    assert (await emu.request("GET", PROJECT_URL, headers={"Authorization": bare})).status == 401
+    emu.headers.pop("Authorization")
+    assert (await emu.create("Task", {"System.Title": "x"})).status == 401
+    assert (await emu.state())["work_items"] == []
+
+
+async def test_control_and_browse_pages_need_no_auth(emu: Ado) -> None:
+    """The test knobs and the human pages are open; API calls are counted, knobs are not."""
+    emu.headers.clear()
+    assert (await emu.request("GET", "/_emulator/state")).status == 200
+    assert (await emu.request("GET", "/backlogd/Backlogd/_backlogs")).status == 200
+    assert (await emu.request("GET", PROJECT_URL)).status == 203
+    state = await emu.state()
+    assert state["requests_total"] == 1 and state["status_counts"] == {"203": 1}
