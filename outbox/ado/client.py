@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import aiohttp
 
 from outbox.ado import mapping
 from outbox.ado.discovery import discover_profile, values
-from outbox.ado.errors import AdoError
+from outbox.ado.errors import AdoAmbiguous, AdoError, AdoTransient
 from outbox.ado.gate import RateGate
 from outbox.ado.http import AdoHttp
 from outbox.ado.process import missing_type_error
@@ -54,11 +55,16 @@ class AdoClient:
         if self._profile is None:
             async with self._lock:
                 if self._profile is None:
-                    self._profile = await discover_profile(self._http, self._urls, self._target)
+                    with _shape_guard(AdoTransient, "prepare"):
+                        self._profile = await discover_profile(self._http, self._urls, self._target)
         return self._profile
 
     async def find_existing(self, item: UploadItem) -> Uploaded | None:
         """The item already in ADO under its key (plans by name+key, suites by requirement), or None."""
+        with _shape_guard(AdoTransient, "find_existing"):
+            return await self._find_existing(item)
+
+    async def _find_existing(self, item: UploadItem) -> Uploaded | None:
         if item.kind == "test_plan":
             return await self._plans.find_plan(item)
         if item.kind == "test_suite":
@@ -85,6 +91,10 @@ class AdoClient:
         before looking it up. If a later step fails the error carries ``created``.
         """
         profile = await self.prepare()
+        with _shape_guard(AdoAmbiguous, "upload"):
+            return await self._upload(item, profile, reconcile)
+
+    async def _upload(self, item: UploadItem, profile: ProcessProfile, reconcile: bool) -> Uploaded:
         if profile.type_for(item.kind) is None:
             raise missing_type_error(profile.process, item.kind)
         if item.kind == "test_plan":
@@ -95,7 +105,7 @@ class AdoClient:
         if item.existing_ado_id is not None:
             found = await self._get(item.existing_ado_id)
         elif reconcile:
-            found = await self.find_existing(item)
+            found = await self._find_existing(item)
         uploaded = found or await self._create(item, profile)
         if item.kind == "test_case":
             await self._add_to_suite(item, uploaded)
@@ -136,6 +146,15 @@ class AdoClient:
             return Uploaded(item.existing_ado_id, url, 0, {"plan_id": plan_id})
         found = await self._plans.find_suite(item) if reconcile else None
         return found or await self._plans.create_suite(item)
+
+
+@contextmanager
+def _shape_guard(error: type[AdoError], what: str) -> Iterator[None]:
+    """A response that parsed as JSON but lacks what we need becomes a classified error, not a crash."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise error(f"{what}: unexpected response from the service ({type(exc).__name__}: {exc})") from None
 
 
 def _has_tag(work_item: dict[str, object], tag: str) -> bool:
