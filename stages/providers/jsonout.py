@@ -14,7 +14,7 @@ from typing import Any
 from stages.errors import OutputInvalid
 
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON|json5)?[ \t]*\r?\n?(.*?)```", re.DOTALL)
-_THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
+_THINK = re.compile(r"^\s*<think>.*?</think>", re.DOTALL | re.IGNORECASE)  # reasoning models lead with it
 _DECODER = json.JSONDecoder()
 _PARSE_ERRORS = (ValueError, RecursionError)  # JSONDecodeError is a ValueError; deep nesting recurses
 
@@ -24,7 +24,10 @@ def extract_json(text: str) -> Any:
 
     Order: the whole text; then each fenced block; then the longest balanced object/array found by
     scanning the text (prose before and after is ignored)."""
-    cleaned = _THINK.sub("", text).strip()
+    ok, value = _loads(text.strip())
+    if ok:
+        return value
+    cleaned = _THINK.sub("", text, count=1).strip()
     if not cleaned:
         raise OutputInvalid(["the answer is empty: expected a JSON object"], raw=text)
     ok, value = _loads(cleaned)

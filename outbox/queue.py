@@ -1,0 +1,188 @@
+"""The outbox state machine in SQL: claim with a lease, then record the outcome under a fence.
+
+    held ──release──▶ pending ──claim──▶ in_flight ──▶ uploaded
+                         ▲                  │  ├──▶ retry_wait ──(next_attempt_at)──▶ claimable
+                         └──requeue── dead ◀┘  └──▶ dead ──▶ descendants become blocked
+
+A claim takes only items whose parent and prerequisites are uploaded (parent-first), bumps the
+item's ``fence`` and leases it to one owner. Every outcome is written ``WHERE fence = ?``: an owner
+whose lease expired and was reclaimed can never overwrite the newer result. A reclaimed lease, and
+any ambiguous failure, sets ``reconcile`` so the next attempt looks the item up before creating it.
+Each change commits together with the ``upload`` event that reports it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from outbox.records import EventRow, ItemRow, NewEvent
+from outbox.store import Store
+
+_CLAIMABLE = """
+SELECT i.* FROM items i
+WHERE i.job_id IN ({jobs})
+  AND ((i.state IN ('pending', 'retry_wait') AND i.next_attempt_at <= :now)
+       OR (i.state = 'in_flight' AND i.lease_until < :now))
+  AND (i.parent_id IS NULL OR EXISTS (
+        SELECT 1 FROM items p WHERE p.id = i.parent_id AND p.state = 'uploaded'))
+  AND NOT EXISTS (
+        SELECT 1 FROM json_each(i.depends_on) d JOIN items q ON q.id = d.value
+        WHERE q.state != 'uploaded')
+ORDER BY i.level, i.next_attempt_at, i.position
+LIMIT :limit
+"""
+
+
+def _event(item: ItemRow | dict[str, Any], state: str, **extra: Any) -> NewEvent:
+    get = item.get if isinstance(item, dict) else lambda k: getattr(item, k)
+    payload = {"id": get("id"), "kind": get("kind"), "title": get("title"), "state": state, **extra}
+    return NewEvent(type="upload", payload=payload)
+
+
+async def claim(
+    store: Store, job_ids: Sequence[str], owner: str, now: float, lease_seconds: float, limit: int
+) -> list[ItemRow]:
+    if not job_ids or limit <= 0:
+        return []
+    marks = ",".join(f":j{i}" for i in range(len(job_ids)))
+    params: dict[str, Any] = {f"j{i}": j for i, j in enumerate(job_ids)}
+    params.update(now=now, limit=limit)
+    async with store.transaction() as db:
+        async with db.execute(_CLAIMABLE.format(jobs=marks), params) as cur:
+            rows = [ItemRow.from_db(r) for r in await cur.fetchall()]
+        for row in rows:
+            reclaimed = row.state == "in_flight"  # its owner died or stalled: the create may have happened
+            await db.execute(
+                "UPDATE items SET state = 'in_flight', lease_owner = ?, lease_until = ?, fence = fence + 1,"
+                " attempts = attempts + 1, reconcile = reconcile OR ?, updated_at = ? WHERE id = ?",
+                (owner, now + lease_seconds, int(reclaimed), now, row.id),
+            )
+    return [
+        row.model_copy(update={"state": "in_flight", "lease_owner": owner, "fence": row.fence + 1,
+                               "attempts": row.attempts + 1, "reconcile": row.reconcile or row.state == "in_flight"})
+        for row in rows
+    ]
+
+
+async def mark_uploaded(
+    store: Store, item: ItemRow, ado_id: int, url: str, rev: int, extra: dict[str, int]
+) -> list[EventRow]:
+    async with store.transaction() as db:
+        cur = await db.execute(
+            "UPDATE items SET state = 'uploaded', ado_id = ?, ado_url = ?, ado_rev = ?, ado_extra = ?,"
+            " error = NULL, reconcile = 0, lease_owner = NULL, lease_until = NULL, updated_at = ?"
+            " WHERE id = ? AND fence = ? AND state = 'in_flight'",
+            (ado_id, url, rev, json.dumps(extra), store.now(), item.id, item.fence),
+        )
+        if cur.rowcount == 0:
+            return []  # fenced out: a newer owner holds this item
+        ev = _event(item, "uploaded", adoId=ado_id, url=url, attempts=item.attempts)
+        return await store.append_in(db, item.job_id, [ev])
+
+
+async def mark_retry(
+    store: Store, item: ItemRow, next_at: float, error: str, *, reconcile: bool, created_id: int | None = None
+) -> list[EventRow]:
+    async with store.transaction() as db:
+        cur = await db.execute(
+            "UPDATE items SET state = 'retry_wait', next_attempt_at = ?, error = ?, reconcile = reconcile OR ?,"
+            " ado_id = COALESCE(?, ado_id), lease_owner = NULL, lease_until = NULL, updated_at = ?"
+            " WHERE id = ? AND fence = ? AND state = 'in_flight'",
+            (next_at, error[:2000], int(reconcile), created_id, store.now(), item.id, item.fence),
+        )
+        if cur.rowcount == 0:
+            return []
+        ev = _event(item, "retry_wait", error=error[:500], attempts=item.attempts)
+        return await store.append_in(db, item.job_id, [ev])
+
+
+_DESCENDANTS = """
+WITH RECURSIVE d(id) AS (
+    SELECT :root
+    UNION
+    SELECT i.id FROM items i, d
+    WHERE i.parent_id = d.id OR EXISTS (SELECT 1 FROM json_each(i.depends_on) x WHERE x.value = d.id)
+)
+SELECT i.id, i.kind, i.title FROM items i JOIN d ON d.id = i.id
+WHERE i.id != :root AND i.state IN ('held', 'pending', 'retry_wait', 'in_flight')
+"""
+
+
+async def mark_dead(store: Store, item: ItemRow, error: str, created_id: int | None = None) -> list[EventRow]:
+    """Dead with its error kept; every not-yet-uploaded descendant becomes blocked (never skipped)."""
+    now = store.now()
+    async with store.transaction() as db:
+        cur = await db.execute(
+            "UPDATE items SET state = 'dead', error = ?, ado_id = COALESCE(?, ado_id), lease_owner = NULL,"
+            " lease_until = NULL, updated_at = ? WHERE id = ? AND fence = ? AND state = 'in_flight'",
+            (error[:2000], created_id, now, item.id, item.fence),
+        )
+        if cur.rowcount == 0:
+            return []
+        async with db.execute(_DESCENDANTS, {"root": item.id}) as c:
+            blocked = [dict(r) for r in await c.fetchall()]
+        reason = f"blocked: {item.kind} '{item.title[:80]}' could not be uploaded"
+        await db.executemany(
+            "UPDATE items SET state = 'blocked', error = ?, fence = fence + 1, lease_owner = NULL,"
+            " updated_at = ? WHERE id = ?",
+            [(reason, now, b["id"]) for b in blocked],
+        )
+        events = [_event(item, "dead", error=error[:500], attempts=item.attempts)]
+        events += [_event(b, "blocked", error=reason) for b in blocked]
+        return await store.append_in(db, item.job_id, events)
+
+
+async def release(store: Store, job_id: str) -> int:
+    """Held items (after generation, manual mode) become claimable."""
+    async with store.transaction() as db:
+        cur = await db.execute(
+            "UPDATE items SET state = 'pending', updated_at = ? WHERE job_id = ? AND state = 'held'",
+            (store.now(), job_id),
+        )
+        return cur.rowcount
+
+
+async def requeue(store: Store, job_id: str) -> list[EventRow]:
+    """Dead and blocked items go back to pending; a dead item keeps ``reconcile`` to avoid duplicates."""
+    async with store.transaction() as db:
+        async with db.execute(
+            "SELECT id, kind, title FROM items WHERE job_id = ? AND state IN ('dead', 'blocked')", (job_id,)
+        ) as cur:
+            rows = [dict(r) for r in await cur.fetchall()]
+        await db.execute(
+            "UPDATE items SET state = 'pending', attempts = 0, next_attempt_at = 0, fence = fence + 1,"
+            " reconcile = CASE WHEN state = 'dead' THEN 1 ELSE reconcile END, updated_at = ?"
+            " WHERE job_id = ? AND state IN ('dead', 'blocked')",
+            (store.now(), job_id),
+        )
+        return await store.append_in(db, job_id, [_event(r, "pending") for r in rows])
+
+
+async def release_leases(store: Store, owner: str) -> int:
+    """On shutdown: give back this owner's leases; the next attempt reconciles before creating."""
+    async with store.transaction() as db:
+        cur = await db.execute(
+            "UPDATE items SET state = 'pending', lease_owner = NULL, lease_until = NULL, reconcile = 1,"
+            " fence = fence + 1, updated_at = ? WHERE state = 'in_flight' AND lease_owner = ?",
+            (store.now(), owner),
+        )
+        return cur.rowcount
+
+
+async def open_count(store: Store, job_id: str) -> int:
+    """Items still on their way (not uploaded, dead, blocked or held)."""
+    sql = "SELECT COUNT(*) FROM items WHERE job_id = ? AND state IN ('pending', 'in_flight', 'retry_wait')"
+    async with store.reader.execute(sql, (job_id,)) as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def resolved(store: Store, ids: Sequence[str]) -> dict[str, ItemRow]:
+    """The rows of an item's parent and prerequisites, to build its upload request."""
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    async with store.reader.execute(f"SELECT * FROM items WHERE id IN ({marks})", list(ids)) as cur:
+        return {r["id"]: ItemRow.from_db(r) for r in await cur.fetchall()}

@@ -1,0 +1,301 @@
+"""The SQLite store (aiosqlite): jobs, their event log, LLM call records and outbox items.
+
+One writer connection, serialised by an asyncio lock so each transaction (``BEGIN IMMEDIATE``) is
+whole; one reader connection for queries (WAL lets it read while the writer writes). Every method
+that changes state commits before it returns; events get their per-job ``seq`` inside the same
+transaction as the change they describe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from outbox.records import (
+    TERMINAL_JOB_STATES,
+    CallRow,
+    EventRow,
+    ItemRow,
+    JobRow,
+    NewEvent,
+    NewItem,
+)
+
+Clock = Callable[[], float]
+
+
+class Store:
+    """Owns the database file. Use ``async with Store.open(path) as store``."""
+
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, clock: Clock) -> None:
+        self._w = writer
+        self._r = reader
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self.path = ""
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, path: str | Path, *, clock: Clock = time.time) -> AsyncIterator[Store]:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        writer = await aiosqlite.connect(str(path), isolation_level=None)
+        try:
+            writer.row_factory = aiosqlite.Row
+            await writer.execute("PRAGMA journal_mode=WAL")
+            await writer.execute("PRAGMA synchronous=NORMAL")
+            await writer.execute("PRAGMA busy_timeout=5000")
+            schema = resources.files("outbox").joinpath("schema.sql").read_text(encoding="utf-8")
+            await writer.executescript(schema)
+            reader = await aiosqlite.connect(str(path), isolation_level=None)
+        except BaseException:
+            await writer.close()
+            raise
+        try:
+            reader.row_factory = aiosqlite.Row
+            await reader.execute("PRAGMA busy_timeout=5000")
+            store = cls(writer, reader, clock)
+            store.path = str(path)
+            yield store
+        finally:
+            await reader.close()
+            await writer.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction on the writer connection; rolled back on any error."""
+        async with self._lock:
+            await self._w.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._w
+            except BaseException:
+                await self._w.execute("ROLLBACK")
+                raise
+            await self._w.execute("COMMIT")
+
+    def now(self) -> float:
+        return self._clock()
+
+    # ----- jobs -------------------------------------------------------------------------------
+
+    async def create_job(
+        self, job_id: str, vision: dict[str, Any], options: dict[str, Any], metadata: dict[str, Any]
+    ) -> list[EventRow]:
+        now = self.now()
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO jobs(id, status, vision, options, metadata, created_at, updated_at)"
+                " VALUES (?, 'queued', ?, ?, ?, ?, ?)",
+                (job_id, json.dumps(vision), json.dumps(options), json.dumps(metadata), now, now),
+            )
+            return await self.append_in(db, job_id, [NewEvent(type="stage", payload={"status": "queued"})])
+
+    async def get_job(self, job_id: str) -> JobRow | None:
+        async with self._r.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
+            row = await cur.fetchone()
+        return JobRow.from_db(row) if row else None
+
+    async def list_jobs(self, limit: int = 100) -> list[JobRow]:
+        sql = "SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?"
+        async with self._r.execute(sql, (limit,)) as cur:
+            return [JobRow.from_db(r) for r in await cur.fetchall()]
+
+    async def jobs_in(self, statuses: Iterable[str]) -> list[JobRow]:
+        wanted = list(statuses)
+        marks = ",".join("?" * len(wanted))
+        sql = f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY created_at"
+        async with self._r.execute(sql, wanted) as cur:
+            return [JobRow.from_db(r) for r in await cur.fetchall()]
+
+    async def set_job_status(
+        self,
+        job_id: str,
+        status: str,
+        *,
+        error: str | None = None,
+        events: Sequence[NewEvent] = (),
+        metadata: dict[str, Any] | None = None,
+    ) -> list[EventRow]:
+        now = self.now()
+        finished = now if status in TERMINAL_JOB_STATES else None
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE jobs SET status = ?, error = ?, updated_at = ?, finished_at = ?,"
+                " metadata = CASE WHEN ? IS NULL THEN metadata ELSE json_patch(metadata, ?) END"
+                " WHERE id = ?",
+                (status, error, now, finished, _opt_json(metadata), _opt_json(metadata), job_id),
+            )
+            return await self.append_in(db, job_id, events)
+
+    async def merge_metadata(self, job_id: str, metadata: dict[str, Any]) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE jobs SET metadata = json_patch(metadata, ?), updated_at = ? WHERE id = ?",
+                (json.dumps(metadata), self.now(), job_id),
+            )
+
+    # ----- events -----------------------------------------------------------------------------
+
+    async def append_events(self, job_id: str, events: Sequence[NewEvent]) -> list[EventRow]:
+        async with self.transaction() as db:
+            return await self.append_in(db, job_id, events)
+
+    async def events_after(self, job_id: str, after_seq: int, limit: int = 10_000) -> list[EventRow]:
+        sql = "SELECT * FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+        async with self._r.execute(sql, (job_id, after_seq, limit)) as cur:
+            rows = await cur.fetchall()
+        return [
+            EventRow(
+                job_id=r["job_id"],
+                seq=r["seq"],
+                type=r["type"],
+                payload=json.loads(r["payload"]),
+                created_at=r["created_at"],
+            )
+            for r in rows
+        ]
+
+    async def append_in(
+        self, db: aiosqlite.Connection, job_id: str, events: Sequence[NewEvent]
+    ) -> list[EventRow]:
+        if not events:
+            return []
+        async with db.execute("SELECT last_seq FROM jobs WHERE id = ?", (job_id,)) as cur:
+            row = await cur.fetchone()
+        seq = int(row[0]) if row else 0
+        now = self.now()
+        out = [
+            EventRow(job_id=job_id, seq=seq + i + 1, type=e.type, payload=e.payload, created_at=now)
+            for i, e in enumerate(events)
+        ]
+        await db.executemany(
+            "INSERT INTO job_events(job_id, seq, type, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+            [(e.job_id, e.seq, e.type, json.dumps(e.payload), e.created_at) for e in out],
+        )
+        await db.execute("UPDATE jobs SET last_seq = ? WHERE id = ?", (out[-1].seq, job_id))
+        return out
+
+    # ----- generation -------------------------------------------------------------------------
+
+    async def commit_call(
+        self, call: CallRow, items: Sequence[NewItem], events: Sequence[NewEvent]
+    ) -> list[EventRow]:
+        """Commit one finished LLM call: its items, its record and its events, all or nothing."""
+        now = self.now()
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO llm_calls(job_id, call_key, stage, parent_id, status, prompt_hash, attempts,"
+                " prompt_tokens, completion_tokens, latency_ms, error, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    call.job_id,
+                    call.call_key,
+                    call.stage,
+                    call.parent_id,
+                    call.status,
+                    call.prompt_hash,
+                    call.attempts,
+                    call.prompt_tokens,
+                    call.completion_tokens,
+                    call.latency_ms,
+                    call.error,
+                    now,
+                ),
+            )
+            await self._insert_items(db, call.job_id, call.call_key, items, now)
+            return await self.append_in(db, call.job_id, events)
+
+    async def _insert_items(
+        self,
+        db: aiosqlite.Connection,
+        job_id: str,
+        call_key: str,
+        items: Sequence[NewItem],
+        now: float,
+    ) -> None:
+        await db.executemany(
+            "INSERT INTO items(id, job_id, parent_id, depends_on, kind, level, position, title, body,"
+            " call_key, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    it.id,
+                    job_id,
+                    it.parent_id,
+                    json.dumps(list(it.depends_on)),
+                    it.kind,
+                    it.level,
+                    it.position,
+                    it.title,
+                    json.dumps(it.body),
+                    call_key,
+                    it.state,
+                    now,
+                    now,
+                )
+                for it in items
+            ],
+        )
+
+    async def stage_items(self, job_id: str, call_key: str, items: Sequence[NewItem]) -> None:
+        """Insert items outside a call (derived test plans/suites, bulk staging)."""
+        async with self.transaction() as db:
+            await self._insert_items(db, job_id, call_key, items, self.now())
+
+    async def calls(self, job_id: str) -> list[CallRow]:
+        async with self._r.execute("SELECT * FROM llm_calls WHERE job_id = ?", (job_id,)) as cur:
+            rows = await cur.fetchall()
+        return [
+            CallRow(
+                job_id=r["job_id"],
+                call_key=r["call_key"],
+                stage=r["stage"],
+                parent_id=r["parent_id"],
+                status=r["status"],
+                prompt_hash=r["prompt_hash"],
+                attempts=r["attempts"],
+                prompt_tokens=r["prompt_tokens"],
+                completion_tokens=r["completion_tokens"],
+                latency_ms=r["latency_ms"],
+                error=r["error"],
+            )
+            for r in rows
+        ]
+
+    async def items(self, job_id: str) -> list[ItemRow]:
+        sql = "SELECT * FROM items WHERE job_id = ? ORDER BY level, position, created_at"
+        async with self._r.execute(sql, (job_id,)) as cur:
+            return [ItemRow.from_db(r) for r in await cur.fetchall()]
+
+    async def item_counts(self, job_id: str) -> dict[str, dict[str, int]]:
+        """Counts per kind and state: ``{"story": {"uploaded": 3, "pending": 1}, ...}``."""
+        sql = "SELECT kind, state, COUNT(*) FROM items WHERE job_id = ? GROUP BY kind, state"
+        out: dict[str, dict[str, int]] = {}
+        async with self._r.execute(sql, (job_id,)) as cur:
+            for kind, state, n in await cur.fetchall():
+                out.setdefault(kind, {})[state] = n
+        return out
+
+    async def integrity_check(self) -> str:
+        async with self._r.execute("PRAGMA integrity_check") as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row else "no answer"
+
+    @property
+    def writer(self) -> aiosqlite.Connection:
+        """The writer connection, for outbox queue operations (used only inside ``transaction``)."""
+        return self._w
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        return self._r
+
+
+def _opt_json(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(value)

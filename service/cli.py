@@ -1,0 +1,245 @@
+"""The ``backlogd`` command line. Settings are loaded once here and passed down.
+
+Exit codes: 0 success; 1 the job did not complete cleanly; 2 bad input or settings (nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from outbox.records import JobRow
+from service import logs
+from service.composition import Services, build_services
+from service.console import ProgressView, summary_tree
+from service.errors import JobNotFound, JobStateError, SettingsError
+from service.export import render
+from service.requests import JobRequest
+from service.settings import Settings, load_settings
+from stages.errors import VisionError
+from stages.vision import parse_bytes
+
+Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
+COUNT_KEYS = {"epic": "epics", "feature": "features", "story": "stories", "task": "tasks", "test_case": "test_cases"}
+
+
+def build_parser(extra: dict[str, tuple[str, Command]] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="backlogd", description="Vision → agile backlog → Azure DevOps.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="settings file (default config/settings.yaml or $BACKLOGD_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", parents=[common], help="generate (and upload) a backlog from a vision file")
+    run.add_argument("vision_file")
+    _job_options(run)
+    resume = sub.add_parser("resume", parents=[common], help="finish an interrupted job")
+    resume.add_argument("job_id")
+    _job_options(resume, vision=False)
+    status = sub.add_parser("status", parents=[common], help="show one job, or list the recent ones")
+    status.add_argument("job_id", nargs="?")
+    retry = sub.add_parser("retry", parents=[common], help="re-queue dead/blocked uploads and upload them")
+    retry.add_argument("job_id")
+    export = sub.add_parser("export", parents=[common], help="write a job's backlog as json, csv or md")
+    export.add_argument("job_id")
+    export.add_argument("--format", choices=("json", "csv", "md"), default="json")
+    export.add_argument("--output", help="file to write (default: stdout)")
+    emulator = sub.add_parser("emulator", parents=[common], help="run the Azure DevOps emulator alone")
+    emulator.add_argument("--port", type=int, default=8081)
+    emulator.add_argument("--host", default="127.0.0.1")
+    for name, (help_text, _) in (extra or {}).items():
+        sub.add_parser(name, parents=[common], help=help_text)
+    return parser
+
+
+def _job_options(p: argparse.ArgumentParser, vision: bool = True) -> None:
+    p.add_argument("--provider", choices=("offline", "openai"), help="override llm.provider")
+    p.add_argument("--json", dest="json_out", help="write the result summary as JSON to this file")
+    if vision:
+        p.add_argument("--no-qa", action="store_true", help="skip test plans, suites and cases")
+        p.add_argument("--target", choices=("emulator", "ado", "none"), help="override azure_devops.target")
+
+
+def main(argv: Sequence[str] | None = None, extra: dict[str, tuple[str, Command]] | None = None) -> int:
+    commands: dict[str, Command] = {"run": cmd_run, "resume": cmd_resume, "status": cmd_status,
+                                    "retry": cmd_retry, "export": cmd_export, "emulator": cmd_emulator}
+    parser = build_parser(extra)
+    args = parser.parse_args(argv)
+    env = dict(os.environ)
+    if getattr(args, "provider", None):
+        env["BACKLOGD_LLM__PROVIDER"] = args.provider
+    if getattr(args, "target", None):
+        env["BACKLOGD_AZURE_DEVOPS__TARGET"] = args.target
+    try:
+        settings = load_settings(args.config, env)
+    except SettingsError as exc:
+        print(f"backlogd: bad settings: {exc}", file=sys.stderr)
+        return 2
+    quiet = args.command in ("run", "resume", "retry", "export", "status")
+    logs.configure("warning" if quiet and settings.logging.level == "info" else settings.logging.level,
+                   settings.logging.format)
+    handler = {**commands, **{k: v[1] for k, v in (extra or {}).items()}}[args.command]
+    try:
+        return asyncio.run(handler(args, settings))
+    except (JobNotFound, JobStateError) as exc:
+        print(f"backlogd: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("backlogd: interrupted; resume with `backlogd resume JOB`", file=sys.stderr)
+        return 130
+
+
+# ----- commands ----------------------------------------------------------------------------------
+
+
+async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    path = Path(args.vision_file)
+    try:
+        raw = path.read_bytes()
+        vision = parse_bytes(raw, path.name)
+    except OSError as exc:
+        print(f"backlogd: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except VisionError as exc:
+        print(f"backlogd: bad vision: {exc}", file=sys.stderr)
+        return 2
+    request = JobRequest(vision=vision.model_dump(include={"title", "domain", "vision", "target_users",
+                                                           "key_features", "success_metrics", "constraints"}),
+                         include_qa=False if args.no_qa else None)
+    started = time.monotonic()
+    async with build_services(settings, os.environ) as services:
+        job_id = await services.jobs.submit(request, start=False)
+        print(f"job: {job_id}", flush=True)
+        return await _follow(services, job_id, args, started)
+
+
+async def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
+    started = time.monotonic()
+    async with build_services(settings, os.environ) as services:
+        job = await _job(services, args.job_id)
+        print(f"job: {job.id}", flush=True)
+        if job.status == "needs_credentials" or job.status == "completed_with_errors":
+            await services.jobs.start_upload(job.id)
+            return await _follow(services, job.id, args, started, already_started=True)
+        return await _follow(services, job.id, args, started)
+
+
+async def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
+    started = time.monotonic()
+    async with build_services(settings, os.environ) as services:
+        job = await _job(services, args.job_id)
+        sub = services.broadcaster.subscribe(job.id)
+        moved = await services.jobs.retry_uploads(job.id)
+        print(f"job: {job.id}\nre-queued {moved} items", flush=True)
+        return await _follow(services, job.id, args, started, already_started=True, sub=sub)
+
+
+async def _follow(services: Services, job_id: str, args: argparse.Namespace, started: float,
+                  *, already_started: bool = False, sub: Any = None) -> int:
+    sub = sub or services.broadcaster.subscribe(job_id)
+    view = ProgressView()
+    follower = asyncio.create_task(view.follow(sub))
+    if not already_started:
+        services.jobs.start(job_id)
+    job = await services.jobs.wait(job_id)
+    await asyncio.wait_for(asyncio.gather(follower, return_exceptions=True), timeout=2)
+    sub.close()
+    items = await services.store.items(job_id)
+    print(summary_tree(items))
+    summary = await _summary(services, job, time.monotonic() - started)
+    _print_outcome(job, summary, services)
+    if getattr(args, "json_out", None):
+        Path(args.json_out).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return 0 if job.status == "completed" else 1
+
+
+async def _summary(services: Services, job: JobRow, duration: float) -> dict[str, Any]:
+    counts = await services.store.item_counts(job.id)
+    calls = await services.store.calls(job.id)
+    generated = {COUNT_KEYS[k]: sum(counts.get(k, {}).values()) for k in COUNT_KEYS}
+    uploaded = sum(v.get("uploaded", 0) for v in counts.values())
+    return {
+        "job_id": job.id,
+        "status": job.status,
+        "counts": generated,
+        "uploads": {"uploaded": uploaded, "states": counts},
+        "duration_seconds": round(duration, 3),
+        "llm": {"calls": sum(1 for c in calls if c.status == "done"),
+                "failed_calls": sum(1 for c in calls if c.status == "failed"),
+                "prompt_tokens": sum(c.prompt_tokens for c in calls),
+                "completion_tokens": sum(c.completion_tokens for c in calls)},
+        "error": job.error,
+    }
+
+
+def _print_outcome(job: JobRow, summary: dict[str, Any], services: Services) -> None:
+    c = summary["counts"]
+    print(f"status: {job.status} in {summary['duration_seconds']:.1f}s — {c['epics']} epics, {c['features']} "
+          f"features, {c['stories']} stories, {c['tasks']} tasks, {c['test_cases']} test cases; "
+          f"{summary['uploads']['uploaded']} items uploaded; {summary['llm']['calls']} LLM calls")
+    if job.error:
+        print(f"error: {job.error}")
+    report = job.metadata.get("traceability")
+    if report and report.get("uncovered"):
+        print(f"traceability: {len(report['uncovered'])} vision sentences no story covers:")
+        for s in report["uncovered"][:5]:
+            print(f"  [{s['id']}] {s['text'][:100]}")
+    if services.emulator is not None and summary["uploads"]["uploaded"]:
+        print(f"uploaded to the embedded emulator (gone when this command exits); run `backlogd serve` or "
+              f"`backlogd emulator` to browse uploads at {services.emulator.base_url}/.../_backlogs")
+
+
+async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    async with build_services(settings.model_copy(update={"azure_devops": settings.azure_devops.model_copy(
+            update={"target": "none"})}), os.environ, with_relay=False) as services:
+        if args.job_id:
+            job = await _job(services, args.job_id)
+            counts = await services.store.item_counts(job.id)
+            print(json.dumps({"job_id": job.id, "status": job.status, "error": job.error,
+                              "items": counts}, indent=2))
+            return 0
+        for job in await services.store.list_jobs(50):
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created_at))
+            title = job.vision.get("title") or job.vision.get("vision", "")[:40]
+            print(f"{job.id}  {when}  {job.status:<22} {title}")
+        return 0
+
+
+async def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    async with build_services(settings.model_copy(update={"azure_devops": settings.azure_devops.model_copy(
+            update={"target": "none"})}), os.environ, with_relay=False) as services:
+        job = await _job(services, args.job_id)
+        text = render(await services.store.items(job.id), args.format, job.vision.get("title") or "Backlog")
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+async def cmd_emulator(args: argparse.Namespace, settings: Settings) -> int:
+    from outbox.emulator.config import EmulatorConfig
+    from outbox.emulator.server import serve
+
+    ado = settings.azure_devops
+    emulator = await serve(EmulatorConfig(projects=((ado.project, ado.emulator_process),)), args.host, args.port)
+    print(f"emulator: {emulator.url}  (project {ado.project!r}, any non-empty PAT; browse "
+          f"{emulator.url}/{ado.project}/_backlogs)", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await emulator.close()
+    return 0
+
+
+async def _job(services: Services, job_id: str) -> JobRow:
+    job = await services.store.get_job(job_id)
+    if job is None:
+        raise JobNotFound(job_id)
+    return job

@@ -1,0 +1,248 @@
+"""The job manager: creates jobs, runs each as generation (the runner) then upload (the relay),
+keeps their progress, cancels and resumes them. It owns the job tasks and awaits them on close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any
+
+import structlog
+
+from outbox.records import TERMINAL_JOB_STATES, EventRow, JobRow, NewEvent
+from outbox.store import Store
+from service.broadcaster import Broadcaster
+from service.errors import JobNotFound, JobStateError
+from service.progress import Progress
+from service.requests import JobOptions, JobRequest, resolve_options
+from service.runner import GenerationRunner, JobContext, Limiter
+from service.settings import Settings
+from service.uploads import UploadCoordinator
+from stages import quality
+from stages.providers.base import Provider
+from stages.vision import Vision, from_mapping, from_text
+
+log = structlog.get_logger("backlogd.jobs")
+
+
+class JobManager:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        broadcaster: Broadcaster,
+        provider: Provider,
+        limiter: Limiter,
+        pool: Executor | None,
+        uploads: UploadCoordinator | None = None,
+        metadata: Callable[[], dict[str, Any]] = dict,
+        backoff_base: float = 0.5,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.broadcaster = broadcaster
+        self.uploads = uploads
+        self._metadata = metadata
+        # Uploads see every committed event first (new items wake the relay), then the broadcaster.
+        self.publish = uploads.observe if uploads is not None else broadcaster.publish
+        self._runner = GenerationRunner(
+            store=store, provider=provider, limiter=limiter, llm=settings.llm,
+            quality_settings=settings.workflow.quality, publish=self.publish, pool=pool,
+            backoff_base=backoff_base,
+        )
+        self._tasks: dict[str, asyncio.Task[JobRow]] = {}
+        self._progress: dict[str, Progress] = {}
+        self._slots = asyncio.Semaphore(settings.server.max_concurrent_jobs)
+
+    # ----- creating and starting --------------------------------------------------------------
+
+    async def submit(self, request: JobRequest, *, start: bool = True) -> str:
+        vision = parse_request_vision(request.vision)
+        options = resolve_options(request, self.settings)
+        job_id = str(uuid.uuid4())
+        if self.uploads is not None and request.azure_devops.pat is not None:
+            self.uploads.remember_pat(job_id, request.azure_devops.pat.get_secret_value())
+        events = await self.store.create_job(
+            job_id, vision.model_dump(mode="json"), options.model_dump(mode="json"), self._metadata()
+        )
+        self.publish(events)
+        log.info("job_created", job_id=job_id, target=options.target, provider=options.provider)
+        if start:
+            self.start(job_id)
+        return job_id
+
+    def start(self, job_id: str) -> asyncio.Task[JobRow]:
+        task = self._tasks.get(job_id)
+        if task is None or task.done():
+            task = asyncio.create_task(self.run(job_id), name=f"job-{job_id}")
+            self._tasks[job_id] = task
+        return task
+
+    async def resume_unfinished(self) -> list[str]:
+        """Start every job a previous process left queued or running."""
+        jobs = await self.store.jobs_in(["queued", "running"])
+        for job in jobs:
+            log.info("job_resumed", job_id=job.id)
+            self.start(job.id)
+        return [j.id for j in jobs]
+
+    # ----- running ----------------------------------------------------------------------------
+
+    async def run(self, job_id: str) -> JobRow:
+        job = await self._job(job_id)
+        if job.status in TERMINAL_JOB_STATES:
+            return job
+        async with self._slots:
+            with structlog.contextvars.bound_contextvars(job_id=job_id):
+                return await self._run(job)
+
+    async def _run(self, job: JobRow) -> JobRow:
+        options = JobOptions.model_validate(job.options)
+        vision = Vision.model_validate(job.vision)
+        progress = self._progress_for(job, options)
+        progress.status = "running"
+        await self._set_status(job.id, "running", stage="generation")
+        ctx = JobContext(job_id=job.id, vision=vision, limits=options.limits.model_dump(),
+                         include_qa=options.include_qa, progress=progress,
+                         item_state="pending" if options.uploading and options.upload_mode == "streaming" else "held")
+        if options.uploading and self.uploads is not None:
+            self.uploads.begin(job.id, options, progress)
+        try:
+            await self._runner.run(ctx)
+        except asyncio.CancelledError:
+            log.info("job_generation_interrupted")
+            raise
+        report = await self._traceability(job.id, vision)
+        await self.store.merge_metadata(job.id, {"traceability": report, "failed_calls": ctx.failed_calls})
+        if not ctx.items:
+            return await self._finish(job.id, "failed", error="no epics could be generated: "
+                                      + "; ".join(ctx.failed_calls.values())[:500])
+        if options.uploading and self.uploads is not None:
+            if options.upload_mode == "manual":
+                return await self._finish(job.id, "awaiting_upload")
+            progress.current_action, progress.current_agent = "Uploading to Azure DevOps", "Uploader"
+            outcome = await self.uploads.upload(job.id, options, progress)
+            if outcome == "needs_credentials":
+                return await self._finish(job.id, "needs_credentials")
+            clean = outcome == "uploaded" and not ctx.failed_calls
+        else:
+            clean = not ctx.failed_calls
+        return await self._finish(job.id, "completed" if clean else "completed_with_errors")
+
+    async def _traceability(self, job_id: str, vision: Vision) -> dict[str, Any]:
+        stories = [i.body for i in await self.store.items(job_id) if i.kind == "story"]
+        sentences = [s.model_dump() for s in vision.sentences]
+        return quality.traceability(sentences, stories)
+
+    def _progress_for(self, job: JobRow, options: JobOptions) -> Progress:
+        progress = self._progress.get(job.id)
+        if progress is None:
+            progress = Progress(job_id=job.id, limits=options.limits.model_dump(), include_qa=options.include_qa,
+                                uploading=options.uploading, started_at=time.monotonic())
+            self._progress[job.id] = progress
+        return progress
+
+    async def _set_status(self, job_id: str, status: str, **payload: Any) -> list[EventRow]:
+        events = await self.store.set_job_status(
+            job_id, status, events=[NewEvent(type="stage", payload={"status": status, **payload})]
+        )
+        self.publish(events)
+        return events
+
+    async def _finish(self, job_id: str, status: str, error: str | None = None) -> JobRow:
+        progress = self._progress.get(job_id)
+        payload: dict[str, Any] = {"status": status, "error": error}
+        if progress is not None:
+            progress.status = status
+            progress.current_action = {"awaiting_upload": "Waiting for a manual upload",
+                                       "needs_credentials": "Waiting for Azure DevOps credentials"}.get(
+                status, "Finished")
+            final = status in TERMINAL_JOB_STATES
+            progress.update_percent(final=final)
+            payload["progress"] = progress.snapshot(time.monotonic(), time.time())
+        kind = "final" if status in TERMINAL_JOB_STATES else "stage"
+        events = await self.store.set_job_status(job_id, status, error=error,
+                                                 events=[NewEvent(type=kind, payload=payload)])
+        self.publish(events)
+        log.info("job_finished", job_id=job_id, status=status)
+        return await self._job(job_id)
+
+    # ----- actions ----------------------------------------------------------------------------
+
+    async def cancel(self, job_id: str) -> JobRow:
+        job = await self._job(job_id)
+        if job.status in TERMINAL_JOB_STATES:
+            raise JobStateError(f"job {job_id} is already {job.status}")
+        task = self._tasks.get(job_id)
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if self.uploads is not None:
+            await self.uploads.cancel(job_id)
+        return await self._finish(job_id, "cancelled")
+
+    async def start_upload(self, job_id: str, pat: str | None = None) -> None:
+        """Manual mode, or after new credentials: upload what the job generated."""
+        job = await self._job(job_id)
+        if self.uploads is None or not JobOptions.model_validate(job.options).uploading:
+            raise JobStateError(f"job {job_id} has no upload target")
+        if job.status not in ("awaiting_upload", "needs_credentials", "completed_with_errors", "completed"):
+            raise JobStateError(f"job {job_id} is {job.status}; it can upload once generation has finished")
+        if pat:
+            self.uploads.remember_pat(job_id, pat)
+        await self.store.set_job_status(job_id, "running")
+        self._tasks[job_id] = asyncio.create_task(self._upload_only(job_id), name=f"upload-{job_id}")
+
+    async def retry_uploads(self, job_id: str, pat: str | None = None) -> int:
+        job = await self._job(job_id)
+        if self.uploads is None:
+            raise JobStateError("uploads are disabled (azure_devops.target: none)")
+        if job.status == "running":
+            raise JobStateError(f"job {job_id} is still running")
+        moved = await self.uploads.requeue(job_id)
+        await self.start_upload(job_id, pat)
+        return moved
+
+    async def _upload_only(self, job_id: str) -> JobRow:
+        job = await self._job(job_id)
+        options = JobOptions.model_validate(job.options)
+        progress = self._progress_for(job, options)
+        failed_calls = job.metadata.get("failed_calls") or {}
+        assert self.uploads is not None
+        outcome = await self.uploads.upload(job_id, options, progress)
+        if outcome == "needs_credentials":
+            return await self._finish(job_id, "needs_credentials")
+        return await self._finish(job_id, "completed" if outcome == "uploaded" and not failed_calls
+                                  else "completed_with_errors")
+
+    # ----- queries ----------------------------------------------------------------------------
+
+    async def _job(self, job_id: str) -> JobRow:
+        job = await self.store.get_job(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def progress(self, job_id: str) -> Progress | None:
+        return self._progress.get(job_id)
+
+    async def wait(self, job_id: str) -> JobRow:
+        task = self._tasks.get(job_id)
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+        return await self._job(job_id)
+
+    async def close(self) -> None:
+        tasks = [t for t in self._tasks.values() if not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def parse_request_vision(vision: str | dict[str, Any]) -> Vision:
+    return from_text(vision) if isinstance(vision, str) else from_mapping(vision)

@@ -1,0 +1,79 @@
+"""A request for a job (from ``POST /api/jobs`` or ``backlogd run``), validated at the edge, and the
+options it resolves to once the settings fill in what the request left out. Options are stored
+with the job; a per-job PAT is not an option: it is held in memory only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from service.settings import Limits, Settings
+
+
+class AdoRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    organization_url: str | None = Field(default=None, max_length=500)
+    project: str | None = Field(default=None, min_length=1, max_length=200)
+    area_path: str | None = Field(default=None, max_length=500)
+    iteration_path: str | None = Field(default=None, max_length=500)
+    pat: SecretStr | None = None
+    target: Literal["emulator", "ado", "none"] | None = None
+
+
+class LimitsRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_epics: int | None = Field(default=None, ge=1, le=50)
+    max_features_per_epic: int | None = Field(default=None, ge=1, le=50)
+    max_stories_per_feature: int | None = Field(default=None, ge=1, le=50)
+    max_tasks_per_story: int | None = Field(default=None, ge=1, le=50)
+    max_test_cases_per_story: int | None = Field(default=None, ge=1, le=50)
+
+
+class JobRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    vision: str | dict[str, Any]
+    azure_devops: AdoRequest = AdoRequest()
+    limits: LimitsRequest = LimitsRequest()
+    include_qa: bool | None = None
+    upload_mode: Literal["streaming", "after_generation", "manual"] | None = None
+
+
+class JobOptions(BaseModel):
+    """What a job runs with: the request merged over the settings. Never holds a secret."""
+
+    model_config = ConfigDict(frozen=True)
+
+    limits: Limits
+    include_qa: bool
+    upload_mode: Literal["streaming", "after_generation", "manual"]
+    target: Literal["emulator", "ado", "none"]
+    organization_url: str
+    project: str
+    area_path: str
+    iteration_path: str
+    provider: str
+
+    @property
+    def uploading(self) -> bool:
+        return self.target != "none"
+
+
+def resolve_options(request: JobRequest, settings: Settings) -> JobOptions:
+    ado, req = settings.azure_devops, request.azure_devops
+    limits = settings.workflow.limits.model_copy(update=request.limits.model_dump(exclude_none=True))
+    return JobOptions(
+        limits=limits,
+        include_qa=settings.workflow.include_qa if request.include_qa is None else request.include_qa,
+        upload_mode=request.upload_mode or ado.upload_mode,
+        target=req.target or ado.target,
+        organization_url=req.organization_url or ado.organization_url,
+        project=req.project or ado.project,
+        area_path=req.area_path if req.area_path is not None else ado.area_path,
+        iteration_path=req.iteration_path if req.iteration_path is not None else ado.iteration_path,
+        provider=settings.llm.provider,
+    )

@@ -1,0 +1,307 @@
+"""The generation runner: a job as a DAG of stage calls, not a sequence of stage barriers.
+
+As soon as a call commits its items, the calls below each item start. Every call shares the
+provider's limiter (concurrency, token bucket, shared Retry-After pause). A failing call retries
+alone: a repair turn for invalid output, "fewer items" for truncation, a backoff for transient
+errors; after ``max_attempts`` it is recorded as failed with its error and its subtree is skipped.
+A call's items, its record and its events commit in one transaction, so a restart (even kill -9)
+re-runs only calls that never committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from outbox.records import CallRow, EventRow, NewEvent, NewItem
+from outbox.store import Store
+from service.progress import Progress
+from service.settings import LLMSettings, QualitySettings
+from stages import quality
+from stages.answers import parse_answer
+from stages.definitions import STAGES, StageDef, build_request, call_key, child_stages, prompt_hash
+from stages.errors import (
+    OutputInvalid,
+    OutputTruncated,
+    ProviderPermanent,
+    ProviderThrottled,
+    ProviderTransient,
+)
+from stages.models import Item
+from stages.providers.base import Completion, CompletionRequest, Provider
+from stages.vision import Vision
+
+log = structlog.get_logger("backlogd.runner")
+ID_NAMESPACE = uuid.UUID("7b0c55a2-54a4-4c59-9f5e-2f3d0b1c9a11")
+LEVELS = {"epic": 0, "feature": 1, "test_plan": 2, "story": 2, "test_suite": 3, "task": 3, "test_case": 4}
+
+
+class Limiter(Protocol):
+    def slot(self) -> Any: ...
+    def throttled(self, retry_after: float | None) -> None: ...
+    def succeeded(self, latency: float) -> None: ...
+
+
+@dataclass
+class CallOutcome:
+    bodies: list[dict[str, Any]]
+    attempts: int
+    prompt_hash: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+
+
+@dataclass
+class JobContext:
+    job_id: str
+    vision: Vision
+    limits: dict[str, int]
+    include_qa: bool
+    item_state: str
+    progress: Progress
+    items: dict[str, Item] = field(default_factory=dict)
+    failed_calls: dict[str, str] = field(default_factory=dict)
+    started_stages: set[str] = field(default_factory=set)
+
+    def chain(self, parent: Item | None) -> list[Item]:
+        out: list[Item] = []
+        while parent is not None:
+            out.insert(0, parent)
+            parent = self.items.get(parent.parent_id) if parent.parent_id else None
+        return out
+
+    def neighbours(self, parent: Item | None) -> list[str]:
+        if parent is None:
+            return []
+        return [i.title for i in self.items.values() if i.kind == parent.kind and i.id != parent.id
+                and i.parent_id == parent.parent_id]
+
+
+class GenerationRunner:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        provider: Provider,
+        limiter: Limiter,
+        llm: LLMSettings,
+        quality_settings: QualitySettings,
+        publish: Callable[[list[EventRow]], None],
+        pool: Executor | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        backoff_base: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.provider = provider
+        self.limiter = limiter
+        self.llm = llm
+        self.quality = quality_settings
+        self.publish = publish
+        self.pool = pool
+        self.clock = clock
+        self.sleep = sleep
+        self.backoff_base = backoff_base
+
+    async def run(self, ctx: JobContext) -> None:
+        """Run every call of the job that has not committed yet, as a DAG."""
+        done = {c.call_key: c for c in await self.store.calls(ctx.job_id)}
+        for row in await self.store.items(ctx.job_id):
+            if row.kind in STAGES_BY_KIND:
+                ctx.items[row.id] = Item(id=row.id, job_id=row.job_id, parent_id=row.parent_id, kind=row.kind,  # type: ignore[arg-type]
+                                         position=row.position, title=row.title, body=row.body)
+                ctx.progress.generated[row.kind] += 1
+        ctx.progress.calls_done = sum(1 for c in done.values() if c.status == "done")
+        async with asyncio.TaskGroup() as tg:
+            def spawn(stage: StageDef, parent: Item | None) -> None:
+                key = call_key(stage.name, parent.id if parent else None)
+                if key in done and done[key].status == "done":
+                    for child in self._children_of(ctx, parent):
+                        for sub in child_stages(child.kind, ctx.include_qa):
+                            spawn(sub, child)
+                    return
+                ctx.progress.calls_pending += 1
+                ctx.progress.unexpanded[stage.name] = ctx.progress.unexpanded.get(stage.name, 0) + 1
+                tg.create_task(self._run_call(ctx, stage, parent, spawn))
+
+            for stage in child_stages(None, ctx.include_qa):
+                spawn(stage, None)
+
+    def _children_of(self, ctx: JobContext, parent: Item | None) -> list[Item]:
+        pid = parent.id if parent else None
+        return sorted((i for i in ctx.items.values() if i.parent_id == pid), key=lambda i: (i.kind, i.position))
+
+    async def _run_call(
+        self, ctx: JobContext, stage: StageDef, parent: Item | None,
+        spawn: Callable[[StageDef, Item | None], None],
+    ) -> None:
+        key = call_key(stage.name, parent.id if parent else None)
+        bound = structlog.contextvars.bound_contextvars(job_id=ctx.job_id, stage=stage.name, call=key)
+        with bound:
+            ctx.progress.current_action = f"Generating {stage.name.replace('_', ' ')}" + (
+                f" for '{parent.title[:60]}'" if parent else " from the vision")
+            ctx.progress.current_agent = stage.agent
+            try:
+                outcome = await self._attempts(ctx, stage, parent)
+            except (ProviderPermanent, ProviderTransient, OutputInvalid, OutputTruncated) as exc:
+                await self._commit_failure(ctx, stage, parent, key, str(exc))
+                return
+            items = self._new_items(ctx, stage, parent, key, outcome.bodies)
+            await self._commit(ctx, stage, parent, key, outcome, items)
+        for item in items:
+            if item.kind in STAGES_BY_KIND:
+                for sub in child_stages(item.kind, ctx.include_qa):  # type: ignore[arg-type]
+                    spawn(sub, ctx.items[item.id])
+
+    async def _attempts(self, ctx: JobContext, stage: StageDef, parent: Item | None) -> CallOutcome:
+        chain = ctx.chain(parent)
+        limit = ctx.limits[stage.limit]
+        max_items, repair, previous = limit, None, ""
+        throttles, attempts, regenerations = 0, 0, 0
+        tokens = [0, 0]
+        while True:
+            request = build_request(stage, ctx.vision, chain, ctx.neighbours(parent), max_items,
+                                    repair=repair, previous=previous)
+            attempts += 1
+            try:
+                completion, latency = await self._complete(request)
+            except ProviderThrottled as exc:
+                self.limiter.throttled(exc.retry_after)
+                throttles += 1
+                attempts -= 1  # a throttle is the provider's pacing, not a failed attempt
+                if throttles > self.llm.max_attempts * 10:
+                    raise
+                continue
+            except ProviderTransient as exc:
+                if attempts >= self.llm.max_attempts:
+                    raise
+                await self.sleep(exc.retry_after or self.backoff_base * 2 ** (attempts - 1))
+                continue
+            tokens[0] += completion.prompt_tokens
+            tokens[1] += completion.completion_tokens
+            try:
+                bodies = parse_answer(stage, completion, ctx.vision, max_items, [])
+                problems = await self._quality(ctx, stage, bodies)
+                if problems and regenerations < self.quality.max_regenerations:
+                    regenerations += 1
+                    raise OutputInvalid(problems, raw=completion.content)
+            except OutputTruncated:
+                log.info("llm_answer_truncated", attempt=attempts, max_items=max_items)
+                if attempts >= self.llm.max_attempts:
+                    raise
+                max_items, repair, previous = max(1, max_items // 2), None, ""
+                continue
+            except OutputInvalid as exc:
+                log.info("llm_answer_rejected", attempt=attempts, problems=exc.problems[:5])
+                if attempts >= self.llm.max_attempts + regenerations:
+                    raise
+                repair, previous = exc.problems, completion.content[:4000]
+                continue
+            return CallOutcome(bodies, attempts, prompt_hash(request), tokens[0], tokens[1], latency * 1000)
+
+    async def _complete(self, request: CompletionRequest) -> tuple[Completion, float]:
+        async with self.limiter.slot():
+            started = self.clock()
+            completion = await self.provider.complete(request)
+            latency = self.clock() - started
+        self.limiter.succeeded(latency)
+        return completion, latency
+
+    async def _quality(self, ctx: JobContext, stage: StageDef, bodies: list[dict[str, Any]]) -> list[str]:
+        if stage.kind != "story":
+            return []
+        new = [(b["title"], b["user_story"]) for b in bodies]
+        existing = [(i.title, str(i.body.get("user_story", ""))) for i in ctx.items.values() if i.kind == "story"]
+        if not existing:
+            return []
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.pool, quality.near_duplicates, new, existing, self.quality.near_duplicate_threshold
+        )
+
+    def _new_items(
+        self, ctx: JobContext, stage: StageDef, parent: Item | None, key: str, bodies: list[dict[str, Any]]
+    ) -> list[NewItem]:
+        out: list[NewItem] = []
+        for pos, body in enumerate(bodies):
+            item_id = str(uuid.uuid5(ID_NAMESPACE, f"{ctx.job_id}/{key}/{pos}"))
+            depends: tuple[str, ...] = ()
+            if stage.kind == "test_case" and parent is not None:
+                depends = (derived_id(parent.id, "test_suite"),)
+            out.append(NewItem(id=item_id, parent_id=parent.id if parent else None, depends_on=depends,
+                               kind=stage.kind, level=LEVELS[stage.kind], position=pos, title=body["title"],
+                               body=body, state=ctx.item_state))
+            if ctx.include_qa and stage.kind in ("feature", "story"):
+                out.append(self._derived(ctx, stage.kind, item_id, body["title"], parent))
+        return out
+
+    def _derived(self, ctx: JobContext, kind: str, owner_id: str, title: str, parent: Item | None) -> NewItem:
+        """The test plan of a feature, or the requirement-based test suite of a story."""
+        if kind == "feature":
+            return NewItem(id=derived_id(owner_id, "test_plan"), parent_id=owner_id, kind="test_plan",
+                           level=LEVELS["test_plan"], position=0, title=f"Test plan: {title}"[:255],
+                           body={"title": f"Test plan: {title}"[:255],
+                                 "description": f"Tests for the feature '{title}'."}, state=ctx.item_state)
+        assert parent is not None
+        return NewItem(id=derived_id(owner_id, "test_suite"), parent_id=owner_id,
+                       depends_on=(derived_id(parent.id, "test_plan"),), kind="test_suite",
+                       level=LEVELS["test_suite"], position=0, title=title, body={"title": title},
+                       state=ctx.item_state)
+
+    async def _commit(self, ctx: JobContext, stage: StageDef, parent: Item | None, key: str,
+                      outcome: CallOutcome, items: list[NewItem]) -> None:
+        call = CallRow(job_id=ctx.job_id, call_key=key, stage=stage.name,
+                       parent_id=parent.id if parent else None, status="done", prompt_hash=outcome.prompt_hash,
+                       attempts=outcome.attempts, prompt_tokens=outcome.prompt_tokens,
+                       completion_tokens=outcome.completion_tokens, latency_ms=outcome.latency_ms)
+        p = ctx.progress
+        for it in items:
+            p.generated[it.kind] += 1
+            if it.kind in STAGES_BY_KIND:
+                ctx.items[it.id] = Item(id=it.id, job_id=ctx.job_id, parent_id=it.parent_id, kind=it.kind,  # type: ignore[arg-type]
+                                        position=it.position, title=it.title, body=it.body)
+        p.calls_done += 1
+        p.calls_pending -= 1
+        p.unexpanded[stage.name] -= 1
+        p.update_percent()
+        events = [NewEvent(type="item", payload={"id": it.id, "kind": it.kind, "title": it.title,
+                                                  "parentId": it.parent_id, "sources": it.body.get("sources", [])})
+                  for it in items]
+        if stage.name not in ctx.started_stages:
+            ctx.started_stages.add(stage.name)
+            events.insert(0, NewEvent(type="stage", payload={"stage": stage.name, "status": "started",
+                                                             "agent": stage.agent}))
+        events.append(NewEvent(type="progress", payload=p.snapshot(self.clock(), time.time())))
+        self.publish(await self.store.commit_call(call, items, events))
+        log.info("llm_call_committed", items=len(items), attempts=outcome.attempts,
+                 latency_ms=round(outcome.latency_ms, 1))
+
+    async def _commit_failure(self, ctx: JobContext, stage: StageDef, parent: Item | None, key: str,
+                              error: str) -> None:
+        log.warning("llm_call_failed", error=error)
+        ctx.failed_calls[key] = error
+        p = ctx.progress
+        p.calls_failed += 1
+        p.calls_pending -= 1
+        p.unexpanded[stage.name] -= 1
+        call = CallRow(job_id=ctx.job_id, call_key=key, stage=stage.name, parent_id=parent.id if parent else None,
+                       status="failed", prompt_hash="", attempts=self.llm.max_attempts, error=error[:2000])
+        events = [NewEvent(type="error", payload={"call": key, "stage": stage.name, "message": error[:500],
+                                                   "parentId": parent.id if parent else None}),
+                  NewEvent(type="progress", payload=p.snapshot(self.clock(), time.time()))]
+        self.publish(await self.store.commit_call(call, [], events))
+
+
+STAGES_BY_KIND = {s.kind for s in STAGES.values()}
+
+
+def derived_id(owner_id: str, kind: str) -> str:
+    return str(uuid.uuid5(ID_NAMESPACE, f"{owner_id}/{kind}"))

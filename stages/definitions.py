@@ -1,0 +1,140 @@
+"""The five generating stages: what each asks for, from which parent, under which limit.
+
+A stage call is identified by ``<stage>:<parent id>`` (``epics:root`` for the vision). Its request
+carries the parent chain (vision → epic → feature → story) and the titles already used among the
+siblings, never the whole backlog, so prompts stay small however big the job grows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from stages.models import OUT_MODELS, Item, ItemKind
+from stages.providers.base import ChatMessage, CompletionRequest
+from stages.vision import Sentence, Vision
+
+
+@dataclass(frozen=True)
+class StageDef:
+    name: str  # "epics"
+    kind: ItemKind  # what it produces
+    parent_kind: ItemKind | None  # what it expands (None: the vision)
+    limit: str  # the Limits attribute that caps it
+    agent: str  # shown to users as the "current agent"
+
+
+STAGES: dict[str, StageDef] = {
+    "epics": StageDef("epics", "epic", None, "max_epics", "Epic strategist"),
+    "features": StageDef("features", "feature", "epic", "max_features_per_epic", "Feature decomposer"),
+    "stories": StageDef("stories", "story", "feature", "max_stories_per_feature", "Story writer"),
+    "tasks": StageDef("tasks", "task", "story", "max_tasks_per_story", "Developer"),
+    "test_cases": StageDef("test_cases", "test_case", "story", "max_test_cases_per_story", "QA lead"),
+}
+LEVEL: dict[str, int] = {"epic": 0, "feature": 1, "story": 2, "task": 3, "test_case": 4}
+
+
+def child_stages(kind: ItemKind | None, include_qa: bool) -> list[StageDef]:
+    """The stages that run once an item of ``kind`` is committed (``None``: the vision)."""
+    return [s for s in STAGES.values() if s.parent_kind == kind and (include_qa or s.name != "test_cases")]
+
+
+def call_key(stage: str, parent_id: str | None) -> str:
+    return f"{stage}:{parent_id or 'root'}"
+
+
+def wrapper_schema(stage: StageDef, max_items: int) -> dict[str, Any]:
+    """JSON Schema of one stage answer: ``{"<stage>": [<item>, ...]}`` with 1..max_items items."""
+    item_schema = OUT_MODELS[stage.kind].model_json_schema()
+    defs = item_schema.pop("$defs", {})
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            stage.name: {"type": "array", "items": item_schema, "minItems": 1, "maxItems": max_items}
+        },
+        "required": [stage.name],
+        "additionalProperties": False,
+    }
+    if defs:
+        schema["$defs"] = defs
+    return schema
+
+
+def _template(name: str) -> str:
+    return resources.files("stages").joinpath(f"prompts/{name}.txt").read_text(encoding="utf-8")
+
+
+def _describe_parent(item: Item) -> str:
+    body = item.body
+    lines = [f"{item.kind.replace('_', ' ').title()}: {item.title}", f"  {body.get('description', '')}"]
+    if item.kind == "story":
+        lines.append(f"  Story: {body.get('user_story', '')}")
+        lines += [f"  - {c}" for c in body.get("acceptance_criteria", [])]
+    return "\n".join(lines)
+
+
+def build_request(
+    stage: StageDef,
+    vision: Vision,
+    chain: list[Item],
+    siblings: list[str],
+    max_items: int,
+    *,
+    repair: list[str] | None = None,
+    previous: str = "",
+) -> CompletionRequest:
+    """Render the stage's prompt template. ``repair`` adds a repair turn with the validation errors."""
+    values = {
+        "max_items": str(max_items),
+        "title": vision.title or "(untitled)",
+        "domain": vision.domain or "(unspecified)",
+        "sentences": "\n".join(f"[{s.id}] {s.text}" for s in _relevant(vision, chain)),
+        "users": ", ".join(vision.target_users) or "(infer them from the vision)",
+        "parents": "\n".join(_describe_parent(p) for p in chain) or "(none: start from the vision)",
+        "siblings": "\n".join(f"- {t}" for t in siblings) or "(none yet)",
+    }
+    system = _template("system").format_map(values)
+    user = _template(stage.name).format_map(values)
+    messages = [ChatMessage(role="system", content=system), ChatMessage(role="user", content=user)]
+    if repair:
+        messages.append(ChatMessage(role="assistant", content=previous or "(no usable answer)"))
+        fix = "\n".join(f"- {p}" for p in repair[:20])
+        messages.append(
+            ChatMessage(
+                role="user",
+                content=f"Your answer was not accepted:\n{fix}\nAnswer again with the whole corrected JSON, "
+                f"at most {max_items} items.",
+            )
+        )
+    context = {
+        "stage": stage.name,
+        "vision": vision.model_dump(mode="json"),
+        "chain": [p.model_dump(mode="json") for p in chain],
+        "siblings": siblings,
+        "max_items": max_items,
+        "repair": repair or [],
+    }
+    return CompletionRequest(
+        stage=stage.name,
+        messages=tuple(messages),
+        schema_name=f"backlog_{stage.name}",
+        json_schema=wrapper_schema(stage, max_items),
+        max_items=max_items,
+        context=context,
+    )
+
+
+def _relevant(vision: Vision, chain: list[Item]) -> list[Sentence]:
+    """All sentences for the epics call; below it only those the parent chain cites (small prompts)."""
+    if not chain:
+        return list(vision.sentences)
+    cited = {sid for item in chain for sid in item.sources}
+    return [s for s in vision.sentences if s.id in cited] or list(vision.sentences)
+
+
+def prompt_hash(request: CompletionRequest) -> str:
+    text = json.dumps([m.model_dump() for m in request.messages], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

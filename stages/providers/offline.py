@@ -1,0 +1,267 @@
+"""The offline provider: a deterministic generator that builds the backlog from the vision's own
+sentences, personas, features, metrics and constraints. No network; the same input gives the same
+output. The generation is CPU work, so it runs in the process pool the provider is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from concurrent.futures import Executor
+from typing import Any
+
+from stages.providers.base import Completion, CompletionRequest
+
+_CLAUSE_SPLIT = re.compile(r";\s+|,\s+(?:and\s+|while\s+|so\s+)?|\s+and\s+(?=[a-z]+s?\s)|\s+while\s+")
+_PERSONA_HINT = re.compile(r"\b(?:lets|helps|allows|enables|gives|for)\s+([a-z][a-z -]{2,40}?)(?:\s+(?:to|who|that|keep|lend|find|book|run|manage|fill|cut)\b|[,.])", re.I)
+_ARTICLE = re.compile(r"^(?:a|an|the|our|its)\s+", re.I)
+FIB = (2, 3, 5, 8)
+
+
+class OfflineProvider:
+    name = "offline"
+
+    def __init__(self, pool: Executor | None = None) -> None:
+        self._pool = pool
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        loop = asyncio.get_running_loop()
+        content = await loop.run_in_executor(self._pool, generate_json, request.stage, request.context)
+        prompt_chars = sum(len(m.content) for m in request.messages)
+        return Completion(
+            content=content,
+            finish_reason="stop",
+            prompt_tokens=prompt_chars // 4,
+            completion_tokens=len(content) // 4,
+            model="offline",
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+
+def generate_json(stage: str, context: dict[str, Any]) -> str:
+    """Module-level so a process pool can run it; returns the stage answer as JSON text."""
+    items = GENERATORS[stage](context)[: int(context["max_items"])]
+    return json.dumps({stage: items})
+
+
+# ----- text helpers -------------------------------------------------------------------------------
+
+
+def _words(text: str) -> list[str]:
+    return text.strip().rstrip(".!?").split()
+
+
+def phrase(text: str, max_words: int = 9) -> str:
+    words = _words(_ARTICLE.sub("", text.strip()))
+    out = " ".join(words[:max_words]).rstrip(",;:")
+    return out[:1].upper() + out[1:] if out else text.strip()
+
+
+def lower_first(text: str) -> str:
+    text = text.strip().rstrip(".!?")
+    return text[:1].lower() + text[1:] if text[1:2].islower() or len(text) < 2 else text
+
+
+def clauses(text: str) -> list[str]:
+    parts = [p.strip(" .") for p in _CLAUSE_SPLIT.split(text) if p and p.strip(" .")]
+    good = [p for p in parts if len(p.split()) >= 3]
+    return good or [text.strip(" .")]
+
+
+def singular_persona(user: str) -> str:
+    """'Front-desk coordinators' -> 'front-desk coordinator'; 'Patients booking x' -> 'patient booking x'."""
+    words = user.strip().split()
+    for i, w in enumerate(words[:3]):
+        low = w.lower()
+        if low.endswith("ies"):
+            words[i] = w[:-3] + "y"
+            break
+        if low.endswith("s") and not low.endswith("ss"):
+            words[i] = w[:-1]
+            break
+    text = " ".join(words)
+    return text[:1].lower() + text[1:]
+
+
+def article(noun: str) -> str:
+    return "an" if noun[:1].lower() in "aeiou" else "a"
+
+
+def _overlap(a: str, b: str) -> int:
+    wa = {w.lower().strip(",.") for w in a.split() if len(w) > 3}
+    wb = {w.lower().strip(",.") for w in b.split() if len(w) > 3}
+    return len(wa & wb)
+
+
+# ----- per-stage generators -----------------------------------------------------------------------
+
+
+def _sentences(ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(ctx["vision"]["sentences"])
+
+
+def _personas(ctx: dict[str, Any]) -> list[str]:
+    users = [singular_persona(u) for u in ctx["vision"].get("target_users", [])]
+    if users:
+        return users
+    found = [singular_persona(m.group(1)) for s in _sentences(ctx) for m in _PERSONA_HINT.finditer(s["text"])]
+    domain = ctx["vision"].get("domain") or ""
+    return found[:3] or [f"{domain} customer".strip() if domain else "customer"]
+
+
+def _benefits(ctx: dict[str, Any]) -> list[str]:
+    metrics = [lower_first(m) for m in ctx["vision"].get("success_metrics", [])]
+    if metrics:
+        return [f"we reach the goal of {m}" for m in metrics]
+    vision = [s["text"] for s in _sentences(ctx) if s["section"] == "vision"]
+    return [lower_first(clauses(vision[0])[-1])] if vision else ["the product delivers on its vision"]
+
+
+def epics(ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    sents = _sentences(ctx)
+    themes = [s for s in sents if s["section"] == "key_features"] or [s for s in sents if s["section"] == "vision"]
+    n = max(1, min(int(ctx["max_items"]), len(themes)))
+    groups: list[list[dict[str, Any]]] = [themes[i::n] for i in range(n)]
+    for s in sents:  # every sentence lands in the epic whose themes it resembles most
+        if s not in themes:
+            best = max(range(n), key=lambda g: sum(_overlap(s["text"], t["text"]) for t in groups[g]))
+            groups[best].append(s)
+    out = []
+    for i, group in enumerate(groups):
+        lead = group[0]["text"]
+        out.append(
+            {
+                "title": phrase(clauses(lead)[0], 8),
+                "description": "Deliver the outcome described by: " + " ".join(s["text"] for s in group),
+                "sources": [s["id"] for s in group],
+                "priority": min(4, 1 + (i * 4) // n),
+                "business_value": max(10, 100 - i * 15),
+            }
+        )
+    return out
+
+
+def features(ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    epic = ctx["chain"][-1]
+    by_id = {s["id"]: s for s in _sentences(ctx)}
+    out = []
+    for sid in epic["body"]["sources"]:
+        sentence = by_id[sid]
+        # key features are already one capability each; long vision sentences hold several
+        parts = [sentence["text"]] if sentence["section"] != "vision" else clauses(sentence["text"])
+        for clause in parts:
+            out.append(
+                {
+                    "title": phrase(clause, 8),
+                    "description": f"{clause.rstrip('.')}. Part of the epic '{epic['title']}'.",
+                    "sources": [sid],
+                    "priority": min(4, 1 + len(out) // 2),
+                }
+            )
+    return out
+
+
+_ASPECTS = (
+    ("{goal}", "{benefit}"),
+    ("to see at a glance the current state of {topic}", "I can act before problems grow"),
+    ("to correct a mistake in {topic} without calling support", "errors never block my work"),
+    ("to be notified when something changes in {topic}", "I never miss an update that affects me"),
+    ("to review the history of {topic}", "I can explain every decision later"),
+)
+
+
+def stories(ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    feature = ctx["chain"][-1]
+    topic = lower_first(feature["title"])
+    goal = lower_first(feature["body"]["description"].split(". Part of the epic")[0])
+    personas, benefits = _personas(ctx), _benefits(ctx)
+    constraints = list(ctx["vision"].get("constraints", []))
+    out = []
+    for i, (want, why) in enumerate(_ASPECTS):
+        persona = personas[(i + len(topic)) % len(personas)]
+        g = want.format(goal=goal, topic=topic)
+        benefit = why.format(benefit=benefits[i % len(benefits)])
+        action = g[3:] if g.startswith("to ") else f"use {topic}"
+        rule = constraints[i % len(constraints)] if constraints else f"the rules that apply to {topic}"
+        out.append(
+            {
+                "title": phrase(f"{persona}: {action}", 12),
+                "user_story": f"As {article(persona)} {persona}, I want {g}, so that {benefit}",
+                "description": f"The {persona} needs {topic}. {feature['body']['description']}",
+                "acceptance_criteria": [
+                    f"Given {article(persona)} {persona} is signed in, When they {action}, "
+                    f"Then the result is saved and shown to them at once",
+                    f"Given incomplete or invalid input for {topic}, When the {persona} submits it, "
+                    f"Then a message names the problem and nothing is saved",
+                    f"Given {lower_first(rule)}, When the {persona} uses {topic}, Then the behaviour complies with it",
+                ],
+                "story_points": FIB[(len(_words(goal)) + i) % len(FIB)],
+                "priority": min(4, 1 + i),
+                "sources": feature["body"]["sources"],
+            }
+        )
+    return out
+
+
+_TASKS = (
+    ("Design", "Design the interaction and data model for: {title}", 0.25),
+    ("Development", "Implement the service logic and API for: {title}", 0.35),
+    ("Development", "Build the screens for: {title}", 0.25),
+    ("Testing", "Automate the acceptance tests for: {title}", 0.15),
+    ("Documentation", "Document for users: {title}", 0.1),
+    ("Deployment", "Roll out behind a feature flag: {title}", 0.1),
+)
+
+
+def tasks(ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    story = ctx["chain"][-1]
+    hours = story["body"]["story_points"] * 4
+    out = []
+    for activity, template, share in _TASKS:
+        out.append(
+            {
+                "title": template.format(title=story["title"]),
+                "description": f"{template.format(title=story['title'])}. Story: {story['body']['user_story']}",
+                "estimate_hours": max(1.0, round(hours * share * 2) / 2),
+                "activity": activity,
+                "sources": story["body"]["sources"],
+            }
+        )
+    return out
+
+
+_GWT = re.compile(r"^Given (?P<given>.+?),?\s+When (?P<when>.+?),?\s+Then (?P<then>.+)$", re.I | re.S)
+
+
+def test_cases(ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    story = ctx["chain"][-1]
+    out = []
+    for i, criterion in enumerate(story["body"]["acceptance_criteria"]):
+        m = _GWT.match(criterion)
+        given, when, then = (m["given"], m["when"], m["then"]) if m else (criterion, "they act", "it works")
+        out.append(
+            {
+                "title": phrase(f"Verify {story['title']}: {then}", 14),
+                "description": f"Checks the acceptance criterion: {criterion}",
+                "preconditions": given[:1].upper() + given[1:] + ".",
+                "steps": [
+                    {"action": f"Open '{story['title']}'", "expected": "The screen for the story is shown"},
+                    {"action": when[:1].upper() + when[1:] + ".", "expected": then[:1].upper() + then[1:] + "."},
+                ],
+                "priority": min(4, 1 + i),
+                "sources": story["body"]["sources"],
+            }
+        )
+    return out
+
+
+GENERATORS = {
+    "epics": epics,
+    "features": features,
+    "stories": stories,
+    "tasks": tasks,
+    "test_cases": test_cases,
+}

@@ -1,0 +1,62 @@
+"""Quality checks across a job: near-duplicate detection and traceability to the vision.
+
+Pure functions of plain data so they can run in a process pool (the runner sends them there:
+comparing every new story with every story of the job is quadratic work on big backlogs).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset("a an the to of for in on and or with as i we so that want be is are my our their".split())
+
+
+def _shingles(text: str) -> frozenset[str]:
+    words = [w for w in _WORD.findall(text.lower()) if w not in _STOP]
+    if len(words) < 2:
+        return frozenset(words)
+    return frozenset(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))
+
+
+def similarity(a: str, b: str) -> float:
+    """Jaccard similarity of word bigrams (stop words removed): 1.0 for the same wording."""
+    sa, sb = _shingles(a), _shingles(b)
+    if not sa or not sb:
+        return 0.0
+    return len(sa & sb) / len(sa | sb)
+
+
+def near_duplicates(
+    new: list[tuple[str, str]], existing: list[tuple[str, str]], threshold: float
+) -> list[str]:
+    """Problems for each new (title, text) that nearly repeats an existing one elsewhere in the job."""
+    problems = []
+    for i, (title, text) in enumerate(new):
+        for other_title, other_text in existing:
+            score = similarity(f"{title} {text}", f"{other_title} {other_text}")
+            if score >= threshold:
+                problems.append(
+                    f"item {i} '{title}' nearly repeats '{other_title}' elsewhere in the backlog "
+                    f"(similarity {score:.2f}); make it distinct"
+                )
+                break
+    return problems
+
+
+def traceability(sentences: list[dict[str, Any]], stories: list[dict[str, Any]]) -> dict[str, Any]:
+    """Which vision sentences no story covers (by the stories' ``sources``)."""
+    covered: dict[str, int] = {}
+    for story in stories:
+        for sid in story.get("sources", []):
+            covered[sid] = covered.get(sid, 0) + 1
+    uncovered = [
+        {"id": s["id"], "section": s["section"], "text": s["text"]} for s in sentences if s["id"] not in covered
+    ]
+    return {
+        "sentences": len(sentences),
+        "covered": len(sentences) - len(uncovered),
+        "uncovered": uncovered,
+        "stories_per_sentence": covered,
+    }
