@@ -1,0 +1,61 @@
+"""Wire compatibility: Microsoft's own azure-devops Python SDK drives the emulator unmodified."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from tests.outbox.conftest import PAT
+
+
+def _sdk_client(url: str, monkeypatch: pytest.MonkeyPatch, cache_dir: Path) -> Any:
+    """A v7.1 work item tracking client; the SDK's on-disk location caches are kept in memory."""
+    monkeypatch.setenv("AZURE_DEVOPS_CACHE_DIR", str(cache_dir))
+    from azure.devops import client as sdk_client
+    from azure.devops import connection as sdk_connection
+    from azure.devops.connection import Connection
+    from msrest.authentication import BasicAuthentication
+
+    monkeypatch.setattr(sdk_client, "OPTIONS_FILE_CACHE", collections.defaultdict(lambda: None))
+    monkeypatch.setattr(sdk_connection, "RESOURCE_FILE_CACHE", collections.defaultdict(lambda: None))
+    connection = Connection(base_url=url, creds=BasicAuthentication("", PAT))
+    return connection.clients_v7_1.get_work_item_tracking_client()
+
+
+async def test_official_sdk_creates_links_queries_and_reads(
+    emu_server: TestServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The SDK creates a parent and a linked child, finds the child by WIQL and reads its relations."""
+    from azure.devops.v7_1.work_item_tracking.models import JsonPatchOperation, TeamContext, Wiql
+
+    org_url = str(emu_server.make_url("/backlogd"))
+    wit = await asyncio.to_thread(_sdk_client, org_url, monkeypatch, tmp_path)
+
+    def create(type_name: str, title: str, parent_url: str | None = None) -> Any:
+        ops = [JsonPatchOperation(op="add", path="/fields/System.Title", value=title)]
+        ops.append(JsonPatchOperation(op="add", path="/fields/System.Tags", value=f"bk:{title}"))
+        if parent_url:
+            link = {"rel": "System.LinkTypes.Hierarchy-Reverse", "url": parent_url}
+            ops.append(JsonPatchOperation(op="add", path="/relations/-", value=link))
+        return wit.create_work_item(document=ops, project="Backlogd", type=type_name)
+
+    feature = await asyncio.to_thread(create, "Feature", "F1")
+    story = await asyncio.to_thread(create, "User Story", "S1", feature.url)
+    assert story.fields["System.Parent"] == feature.id
+
+    query = Wiql(
+        query="SELECT [System.Id] FROM WorkItems WHERE [System.TeamProject] = @project "
+        "AND [System.Tags] CONTAINS 'bk:S1' ORDER BY [System.Id]"
+    )
+    result = await asyncio.to_thread(wit.query_by_wiql, query, TeamContext(project="Backlogd"))
+    assert [ref.id for ref in result.work_items] == [story.id]
+
+    fetched = await asyncio.to_thread(wit.get_work_item, story.id, "Backlogd", None, None, "Relations")
+    assert fetched.fields["System.Title"] == "S1"
+    assert fetched.relations[0].rel == "System.LinkTypes.Hierarchy-Reverse"
+    assert fetched.relations[0].url.endswith(f"/workItems/{feature.id}")
