@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import json
 import random
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from tests.fakes.schema_faker import Faker
 Fault = str | tuple[str, float]
 """``"fenced" | "prose" | "invalid_json" | "truncated" | "wrong_schema" | "500" | "reset" | "401"``
 or ``("429", retry_after_seconds)`` or ``("sleep", seconds)`` (extra latency for that request)."""
+_VISION_LINE = re.compile(r"^\s*\[S\d+\]")
 Responder = Callable[[dict[str, Any]], "str | dict[str, Any]"]
 
 
@@ -205,10 +207,19 @@ class FakeLLM:
 
 def default_responder(body: dict[str, Any]) -> dict[str, Any]:
     """Schema-valid JSON for the request: the schema comes from ``response_format`` or, failing
-    that, from the JSON Schema text in the messages; text comes from the user messages' words."""
+    that, from the JSON Schema text in the messages. Text and ``sources`` ids come from the user
+    messages and from the ``[S1] ...`` vision lines of any message (the system prompt may list them)."""
     schema = request_schema(body)
     messages = [m for m in body.get("messages", []) if isinstance(m, dict)]
     user_text = "\n".join(str(m.get("content", "")) for m in messages if m.get("role") == "user")
+    vision_lines = [
+        line
+        for m in messages
+        if m.get("role") != "user"
+        for line in str(m.get("content", "")).splitlines()
+        if _VISION_LINE.match(line)
+    ]
+    user_text = "\n".join([*vision_lines, user_text])
     seed = int.from_bytes(hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()[:8], "big")
     if schema is None:
         return {"answer": user_text[:80] or "ok"}

@@ -11,14 +11,23 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from stages.answers import parse_answer
+from stages.definitions import STAGES, build_request
+from stages.providers.openai import OpenAIProvider, StructuredOutput
+from stages.vision import from_text
 from tests.fakes.openai_server import FakeLLM, default_responder
 from tests.fakes.schema_faker import Faker
 
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
 ROOT = Path(__file__).resolve().parents[2]
+VISION_TEXT = (
+    "Shoppers search the catalog by keyword and category. Shoppers pay by card or voucher at checkout. "
+    "Merchants export monthly sales reports as spreadsheets. Support agents refund orders within a day."
+)
 
 
 def chat(content: str = "[S1] Shoppers search the catalog.", **extra: Any) -> dict[str, Any]:
@@ -137,3 +146,32 @@ async def test_runs_as_a_separate_process() -> None:
         proc.send_signal(signal.SIGTERM)
         rest = (await asyncio.wait_for(proc.communicate(), 20))[0].decode()
     assert json.loads(rest.split("STATS ", 1)[1])["requests"] == 1 and proc.returncode == 0
+
+
+@pytest.mark.parametrize("mode", ["json_schema", "prompt"])
+@pytest.mark.parametrize("stage_name", list(STAGES))
+async def test_default_answers_pass_the_real_stage_checks(
+    aiohttp_server: ServerFactory, stage_name: str, mode: StructuredOutput
+) -> None:
+    """For every stage's real prompt and schema, the fake's default answer passes parse_answer with
+    max_items items whose sources exist in the vision."""
+    vision = from_text(VISION_TEXT)
+    stage = STAGES[stage_name]
+    request = build_request(stage, vision, [], [], 4)
+    server = await aiohttp_server(FakeLLM().app)
+    provider = OpenAIProvider(
+        base_url=str(server.make_url("/v1")),
+        model="m",
+        api_key=None,
+        structured_output=mode,
+        timeout_seconds=2,
+        max_tokens=2000,
+        temperature=0,
+    )
+    try:
+        completion = await provider.complete(request)
+    finally:
+        await provider.aclose()
+    items = parse_answer(stage, completion, vision, 4, [])
+    assert len(items) == 4
+    assert {s for item in items for s in item["sources"]} <= {s.id for s in vision.sentences}
