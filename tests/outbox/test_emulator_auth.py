@@ -46,7 +46,7 @@ async def test_patch_with_bad_pat_is_401_even_without_suppress(emu: Ado) -> None
 
 
 async def test_bare_pat_encoding_and_missing_header_refused(emu: Ado) -> None:
-    """Base64 of the bare PAT (no colon) and a missing Authorization header are both refused; nothing is written."""
+    """Base64 of the bare PAT (no colon) and a missing Authorization header are refused; nothing written."""
     bare = "Basic " + base64.b64encode(PAT.encode()).decode()
     assert (await emu.request("GET", PROJECT_URL, headers={"Authorization": bare})).status == 401
     emu.headers.pop("Authorization")

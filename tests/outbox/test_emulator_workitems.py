@@ -12,7 +12,7 @@ CHILD = "System.LinkTypes.Hierarchy-Forward"
 
 
 async def test_create_returns_200_with_defaults_and_org_wide_ids(emu: Ado) -> None:
-    """Create answers 200 (not 201) and fills State/Reason/Priority/ValueArea/Area/Iteration defaults; ids are org-wide."""
+    """Create answers 200 (not 201), fills State/Reason/Priority/ValueArea/path defaults; ids are org-wide."""
     first = await emu.create("User Story", {TITLE: "Sign in"})
     second = await emu.create("Product Backlog Item", {TITLE: "Scrum item"}, project="ScrumProj")
     assert first.status == 200 and second.status == 200
@@ -147,7 +147,7 @@ async def test_tree_paths_must_be_project_rooted_backslash_paths(emu: Ado) -> No
 
 
 async def test_tag_rules_and_merge_vs_replace(emu: Ado) -> None:
-    """Tags are joined with '; '; add merges on update, replace overwrites; commas and >100 tags are refused."""
+    """Tags are joined by '; '; add merges on update, replace overwrites; commas and >100 tags are refused."""
     item = (await emu.create("Task", {TITLE: "x", "System.Tags": "a;b"})).json
     assert item["fields"]["System.Tags"] == "a; b"
     merged = await emu.patch(item["id"], [{"op": "add", "path": "/fields/System.Tags", "value": "c; A"}])
@@ -223,7 +223,7 @@ async def test_rev_test_op_and_field_update_bumps_rev(emu: Ado) -> None:
 
 
 async def test_get_items_list_fields_expand_and_limits(emu: Ado) -> None:
-    """`workitems?ids=` wraps in {count,value}, honours fields, caps at 200 ids, 404s unless errorPolicy=omit."""
+    """`workitems?ids=` is {count,value}, honours fields, caps at 200 ids, 404s unless errorPolicy=omit."""
     item = (await emu.create("Task", {TITLE: "x", "System.Tags": "k"})).json["id"]
     listed = await emu.request("GET", f"/backlogd/Backlogd/_apis/wit/workitems?ids={item}&fields=System.Tags")
     assert listed.json["count"] == 1 and listed.json["value"][0]["fields"] == {"System.Tags": "k"}
