@@ -75,6 +75,8 @@ class TaskOut(_Out):
 
 
 class TestStep(BaseModel):
+    __test__ = False  # not a pytest test class despite the name
+
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
     action: str = Field(min_length=1)
@@ -82,6 +84,8 @@ class TestStep(BaseModel):
 
 
 class TestCaseOut(_Out):
+    __test__ = False  # not a pytest test class despite the name
+
     preconditions: str = Field(min_length=1)
     steps: list[TestStep] = Field(min_length=2)
     priority: int = Field(ge=1, le=4)
