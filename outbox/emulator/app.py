@@ -8,7 +8,15 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler as NextHandler
 
-from outbox.emulator import browse, control, routes_meta, routes_nodes, routes_testplan, routes_wit
+from outbox.emulator import (
+    browse,
+    control,
+    routes_batch,
+    routes_meta,
+    routes_nodes,
+    routes_testplan,
+    routes_wit,
+)
 from outbox.emulator.auth import auth_middleware
 from outbox.emulator.config import EmulatorConfig
 from outbox.emulator.errors import AdoError, error_response
@@ -25,6 +33,7 @@ def build_router() -> Router:
     routes_wit.add_routes(router)
     routes_nodes.add_routes(router)
     routes_testplan.add_routes(router)
+    routes_batch.add_routes(router)
     return router
 
 

@@ -53,6 +53,9 @@ class FaultConfig(BaseModel):
     early_grace_seconds: float = 0.0  # arrivals this soon after an announcement are not "early"
     seed: int = 0
     routes: frozenset[str] = frozenset({"create"})
+    # $batch atomicity: each item on its own, or one failure fails (and rolls back) the whole batch.
+    batch_mode: Literal["independent", "whole-bulk-fails"] = "independent"
+    batch_missing_entries: int = 0  # drop this many trailing entries from a $batch response
 
 
 class EmulatorConfig(BaseModel):

@@ -39,7 +39,7 @@ def _require_patch_media(request: web.Request) -> None:
         )
 
 
-def _type_of(project: Project, name: str) -> TypeDef:
+def type_of(project: Project, name: str) -> TypeDef:
     type_def = find_type(project.process, name)
     if type_def is None:
         raise AdoError(
@@ -58,7 +58,7 @@ def _expand_relations(request: web.Request) -> bool:
 async def create(request: web.Request, match: RouteMatch) -> web.StreamResponse:
     project = project_of(request, match.params)
     _require_patch_media(request)
-    type_def = _type_of(project, match.params["type"])
+    type_def = type_of(project, match.params["type"])
     ops = patching.parse_ops(await read_json(request))
     state = state_of(request)
     item = patching.create_item(
@@ -97,7 +97,7 @@ async def update(request: web.Request, match: RouteMatch) -> web.StreamResponse:
     patching.update_item(
         state,
         project,
-        _type_of(project, item.type_name),
+        type_of(project, item.type_name),
         item,
         ops,
         bypass=flag(request, "bypassRules"),
