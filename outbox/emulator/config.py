@@ -56,6 +56,7 @@ class FaultConfig(BaseModel):
     # $batch atomicity: each item on its own, or one failure fails (and rolls back) the whole batch.
     batch_mode: Literal["independent", "whole-bulk-fails"] = "independent"
     batch_missing_entries: int = 0  # drop this many trailing entries from a $batch response
+    wiql_lag_seconds: float = 0.0  # new items stay invisible to WIQL this long (eventual visibility)
 
 
 class EmulatorConfig(BaseModel):

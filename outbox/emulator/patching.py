@@ -187,6 +187,7 @@ def create_item(
         item.relations = list(draft.new_relations)
         return item
     item.id = state.allocate_id()
+    item.created_at = state.clock()
     item.fields["System.Id"] = item.id
     state.items[item.id] = item
     for relation in draft.new_relations:

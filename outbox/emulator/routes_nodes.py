@@ -162,3 +162,34 @@ def add_routes(router: Router) -> None:
     router.add("GET", base, get_roots, "nodes")
     router.add("GET", base + "/{group}(?:/(?P<path>.+?))?", get_node, "nodes")
     router.add("POST", base + "/{group}(?:/(?P<path>.+?))?", create_node, "nodes")
+    router.add(
+        "POST", "/{org}/{project}/{team}/_apis/work/teamsettings/iterations", assign_team_iteration, "nodes"
+    )
+
+
+async def assign_team_iteration(request: web.Request, match: RouteMatch) -> web.StreamResponse:
+    """E10: a sprint shows on a team's backlog once assigned by its node identifier."""
+    project = project_of(request, match.params)
+    state = state_of(request)
+    body = await read_json(request)
+    identifier = str(body.get("id", "")) if isinstance(body, dict) else ""
+    found = _by_identifier(state.nodes[(project.name, "iteration")], identifier, [])
+    if found is None:
+        raise AdoError(
+            400, "InvalidTeamSettingsIterationException", f"TF400499: Iteration {identifier} not found."
+        )
+    node, segments = found
+    path = "\\".join([project.name, *segments])
+    return json_response(
+        {"id": node.identifier, "name": node.name, "path": path, "attributes": node.attributes, "url": ""}
+    )
+
+
+def _by_identifier(root: Node, identifier: str, segments: list[str]) -> tuple[Node, list[str]] | None:
+    if root.identifier == identifier:
+        return root, segments
+    for child in root.children:
+        found = _by_identifier(child, identifier, [*segments, child.name])
+        if found is not None:
+            return found
+    return None

@@ -209,7 +209,12 @@ async def run_wiql(request: web.Request, match: RouteMatch) -> web.StreamRespons
         )
     state = state_of(request)
     name = project.name if project else None
-    found = [i for i in state.items.values() if wiql.matches(query.where, i.fields, name)]
+    visible_before = state.clock() - state.faults.wiql_lag_seconds
+    found = [
+        i
+        for i in state.items.values()
+        if i.created_at <= visible_before and wiql.matches(query.where, i.fields, name)
+    ]
     if len(found) > state.config.max_wiql_results:
         raise AdoError(
             400,

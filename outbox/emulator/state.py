@@ -47,6 +47,7 @@ class WorkItem:
     rev: int
     fields: dict[str, Any]
     relations: list[Relation] = field(default_factory=list)
+    created_at: float = 0.0  # state clock at commit, for the WIQL visibility lag
 
     @property
     def tags(self) -> list[str]:

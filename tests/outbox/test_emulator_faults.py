@@ -167,3 +167,15 @@ async def test_fault_knob_validation_and_reset(emu: Ado) -> None:
     await emu.request("POST", "/_emulator/reset")
     assert (await emu.state())["work_items"] == []
     assert (await _create(emu)).json["id"] == 1
+
+
+async def test_wiql_visibility_lag(emu: Ado, emu_server: TestServer) -> None:
+    """With a WIQL lag, a fresh item is invisible to WIQL until the lag has passed, yet GET finds it."""
+    now = [50.0]
+    emu_server.app[EMULATOR_STATE].clock = lambda: now[0]
+    await emu.set_faults(wiql_lag_seconds=1.0)
+    await _create(emu)
+    assert (await emu.wiql(TAG_QUERY)).json["workItems"] == []
+    assert (await emu.request("GET", "/backlogd/_apis/wit/workitems/1")).status == 200
+    now[0] = 51.0
+    assert len((await emu.wiql(TAG_QUERY)).json["workItems"]) == 1

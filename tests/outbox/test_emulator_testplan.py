@@ -151,3 +151,18 @@ async def test_classification_node_move_by_id(emu: Ado) -> None:
     assert moved.status == 201 and moved.json["path"] == "\\Backlogd\\Iteration\\R\\Sprint 2"
     assert (await emu.request("GET", f"{base}/Sprint%202")).status == 404
     assert release["hasChildren"] is False
+
+
+async def test_team_iteration_assignment_by_identifier(emu: Ado) -> None:
+    """A new sprint is assigned to a team by its node identifier; an unknown identifier is 400."""
+    node = (
+        await emu.request(
+            "POST",
+            "/backlogd/Backlogd/_apis/wit/classificationnodes/Iterations?api-version=7.1",
+            {"name": "S9"},
+        )
+    ).json
+    url = "/backlogd/Backlogd/Backlogd%20Team/_apis/work/teamsettings/iterations?api-version=7.1"
+    reply = await emu.request("POST", url, {"id": node["identifier"]})
+    assert reply.status == 200 and reply.json["path"] == "Backlogd\\S9"
+    assert (await emu.request("POST", url, {"id": "00000000-0000-0000-0000-000000000000"})).status == 400

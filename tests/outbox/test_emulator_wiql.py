@@ -77,7 +77,9 @@ async def _seed(emu: Ado) -> list[int]:
     ids = []
     for title, tags in (("A", "bi:r; bk:1"), ("B", "bi:r; bk:2"), ("C", "other")):
         ids.append((await emu.create("User Story", {"System.Title": title, "System.Tags": tags})).json["id"])
-    await emu.create("Product Backlog Item", {"System.Title": "elsewhere", "System.Tags": "bi:r"}, project="ScrumProj")
+    await emu.create(
+        "Product Backlog Item", {"System.Title": "elsewhere", "System.Tags": "bi:r"}, project="ScrumProj"
+    )
     return ids
 
 
@@ -96,9 +98,13 @@ async def test_wiql_endpoint_returns_ids_only_scoped_to_project(emu: Ado) -> Non
 async def test_wiql_org_endpoint_rejects_project_macro_and_spans_projects(emu: Ado) -> None:
     """On the org endpoint @project is a 400; without it the query spans every project."""
     await _seed(emu)
-    scoped = await emu.wiql("SELECT [System.Id] FROM WorkItems WHERE [System.TeamProject] = @project", project=None)
+    scoped = await emu.wiql(
+        "SELECT [System.Id] FROM WorkItems WHERE [System.TeamProject] = @project", project=None
+    )
     assert scoped.status == 400 and "@project" in scoped.json["message"]
-    spanning = await emu.wiql("SELECT [System.Id] FROM WorkItems WHERE [System.Tags] CONTAINS 'bi:r'", project=None)
+    spanning = await emu.wiql(
+        "SELECT [System.Id] FROM WorkItems WHERE [System.Tags] CONTAINS 'bi:r'", project=None
+    )
     assert len(spanning.json["workItems"]) == 3
 
 
