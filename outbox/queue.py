@@ -60,8 +60,15 @@ async def claim(
                 (owner, now + lease_seconds, int(reclaimed), now, row.id),
             )
     return [
-        row.model_copy(update={"state": "in_flight", "lease_owner": owner, "fence": row.fence + 1,
-                               "attempts": row.attempts + 1, "reconcile": row.reconcile or row.state == "in_flight"})
+        row.model_copy(
+            update={
+                "state": "in_flight",
+                "lease_owner": owner,
+                "fence": row.fence + 1,
+                "attempts": row.attempts + 1,
+                "reconcile": row.reconcile or row.state == "in_flight",
+            }
+        )
         for row in rows
     ]
 
@@ -87,8 +94,9 @@ async def mark_retry(
 ) -> list[EventRow]:
     async with store.transaction() as db:
         cur = await db.execute(
-            "UPDATE items SET state = 'retry_wait', next_attempt_at = ?, error = ?, reconcile = reconcile OR ?,"
-            " ado_id = COALESCE(?, ado_id), lease_owner = NULL, lease_until = NULL, updated_at = ?"
+            "UPDATE items SET state = 'retry_wait', next_attempt_at = ?, error = ?,"
+            " reconcile = reconcile OR ?, ado_id = COALESCE(?, ado_id), lease_owner = NULL,"
+            " lease_until = NULL, updated_at = ?"
             " WHERE id = ? AND fence = ? AND state = 'in_flight'",
             (next_at, error[:2000], int(reconcile), created_id, store.now(), item.id, item.fence),
         )

@@ -10,6 +10,7 @@ was told. An ambiguous failure is never retried blindly: the next attempt reconc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,7 @@ import structlog
 
 from outbox import queue
 from outbox.ado.errors import AdoAmbiguous, AdoError, AdoPermanent, AdoTransient
-from outbox.ado.types import UploadItem, Uploaded
+from outbox.ado.types import Uploaded, UploadItem
 from outbox.records import EventRow, ItemRow
 from outbox.store import Store
 
@@ -95,10 +96,8 @@ class Relay:
                 busy = any(t for t in self._inflight if t.startswith(job_id))
                 if not busy and await queue.open_count(self.store, job_id) == 0:
                     return
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), timeout=self.poll_seconds * 4)
-                except TimeoutError:
-                    pass
 
     # ----- the loop ---------------------------------------------------------------------------
 
@@ -108,10 +107,8 @@ class Relay:
             while True:
                 self._wake.clear()
                 await self._claim_some()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-                except TimeoutError:
-                    pass
         finally:
             self.alive = False
 
@@ -119,8 +116,9 @@ class Relay:
         free = self.concurrency - len(self._inflight)
         if not self._claiming or free <= 0 or not self._active:
             return
-        rows = await queue.claim(self.store, sorted(self._active), self.owner, self.clock(),
-                                 self.lease_seconds, free)
+        rows = await queue.claim(
+            self.store, sorted(self._active), self.owner, self.clock(), self.lease_seconds, free
+        )
         for row in rows:
             if f"{row.job_id}/{row.id}" in self._inflight:
                 continue
@@ -154,8 +152,15 @@ class Relay:
         with structlog.contextvars.bound_contextvars(job_id=row.job_id, item_id=row.id, kind=row.kind):
             client = await self.clients(row.job_id)
             if client is None:
-                await self._record(queue.mark_retry(self.store, row, self.clock() + self.backoff_cap,
-                                                    "no Azure DevOps credentials for this job", reconcile=False))
+                await self._record(
+                    queue.mark_retry(
+                        self.store,
+                        row,
+                        self.clock() + self.backoff_cap,
+                        "no Azure DevOps credentials for this job",
+                        reconcile=False,
+                    )
+                )
                 return
             try:
                 item = await self._request(row)
@@ -167,11 +172,16 @@ class Relay:
                 await self._retry(row, exc, reconcile=True)
             except AdoTransient as exc:
                 await self._retry(row, exc, reconcile=False)
-            except (aiohttp.ClientError, TimeoutError) as exc:  # unexpected transport error: assume it may have landed
+            except (
+                aiohttp.ClientError,
+                TimeoutError,
+            ) as exc:  # unexpected transport error: assume it may have landed
                 await self._retry(row, AdoAmbiguous(f"{type(exc).__name__}: {exc}"), reconcile=True)
             else:
                 extra = {**item.refs, **result.extra} if row.kind == "test_suite" else dict(result.extra)
-                await self._record(queue.mark_uploaded(self.store, row, result.ado_id, result.url, result.rev, extra))
+                await self._record(
+                    queue.mark_uploaded(self.store, row, result.ado_id, result.url, result.rev, extra)
+                )
 
     async def _retry(self, row: ItemRow, exc: AdoError, *, reconcile: bool) -> None:
         if row.attempts >= self.max_attempts:
@@ -181,8 +191,11 @@ class Relay:
         backoff = min(self.backoff_cap, self.backoff_base * 2 ** (row.attempts - 1))
         delay = max(backoff, exc.retry_after or 0.0)
         log.info("upload_retry", error=str(exc), delay=round(delay, 3), reconcile=reconcile)
-        await self._record(queue.mark_retry(self.store, row, self.clock() + delay, str(exc),
-                                            reconcile=reconcile, created_id=_created(exc)))
+        await self._record(
+            queue.mark_retry(
+                self.store, row, self.clock() + delay, str(exc), reconcile=reconcile, created_id=_created(exc)
+            )
+        )
 
     async def _record(self, change: Awaitable[list[EventRow]]) -> None:
         # Shielded: a shutdown must not cut a commit in half-way through the bookkeeping.
@@ -201,9 +214,16 @@ class Relay:
             elif dep.kind == "test_suite" and dep.ado_id is not None:
                 refs = {"plan_id": dep.ado_extra.get("plan_id", 0), "suite_id": dep.ado_id}
         return UploadItem(
-            id=row.id, job_id=row.job_id, kind=row.kind, title=row.title, body=row.body,
-            key=idempotency_key(row.id), run_tag=run_tag(row.job_id),
-            parent_ado_id=parent.ado_id if parent else None, refs=refs, existing_ado_id=row.ado_id,
+            id=row.id,
+            job_id=row.job_id,
+            kind=row.kind,
+            title=row.title,
+            body=row.body,
+            key=idempotency_key(row.id),
+            run_tag=run_tag(row.job_id),
+            parent_ado_id=parent.ado_id if parent else None,
+            refs=refs,
+            existing_ado_id=row.ado_id,
         )
 
 

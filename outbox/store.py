@@ -191,8 +191,8 @@ class Store:
         now = self.now()
         async with self.transaction() as db:
             await db.execute(
-                "INSERT OR REPLACE INTO llm_calls(job_id, call_key, stage, parent_id, status, prompt_hash, attempts,"
-                " prompt_tokens, completion_tokens, latency_ms, error, created_at)"
+                "INSERT OR REPLACE INTO llm_calls(job_id, call_key, stage, parent_id, status, prompt_hash,"
+                " attempts, prompt_tokens, completion_tokens, latency_ms, error, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     call.job_id,

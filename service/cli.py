@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,14 @@ from service.settings import Settings, load_settings
 from stages.errors import VisionError
 from stages.vision import parse_bytes
 
-Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
-COUNT_KEYS = {"epic": "epics", "feature": "features", "story": "stories", "task": "tasks", "test_case": "test_cases"}
+Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+COUNT_KEYS = {
+    "epic": "epics",
+    "feature": "features",
+    "story": "stories",
+    "task": "tasks",
+    "test_case": "test_cases",
+}
 
 
 def build_parser(extra: dict[str, tuple[str, Command]] | None = None) -> argparse.ArgumentParser:
@@ -67,8 +73,14 @@ def _job_options(p: argparse.ArgumentParser, vision: bool = True) -> None:
 
 
 def main(argv: Sequence[str] | None = None, extra: dict[str, tuple[str, Command]] | None = None) -> int:
-    commands: dict[str, Command] = {"run": cmd_run, "resume": cmd_resume, "status": cmd_status,
-                                    "retry": cmd_retry, "export": cmd_export, "emulator": cmd_emulator}
+    commands: dict[str, Command] = {
+        "run": cmd_run,
+        "resume": cmd_resume,
+        "status": cmd_status,
+        "retry": cmd_retry,
+        "export": cmd_export,
+        "emulator": cmd_emulator,
+    }
     parser = build_parser(extra)
     args = parser.parse_args(argv)
     env = dict(os.environ)
@@ -82,8 +94,10 @@ def main(argv: Sequence[str] | None = None, extra: dict[str, tuple[str, Command]
         print(f"backlogd: bad settings: {exc}", file=sys.stderr)
         return 2
     quiet = args.command in ("run", "resume", "retry", "export", "status")
-    logs.configure("warning" if quiet and settings.logging.level == "info" else settings.logging.level,
-                   settings.logging.format)
+    logs.configure(
+        "warning" if quiet and settings.logging.level == "info" else settings.logging.level,
+        settings.logging.format,
+    )
     handler = {**commands, **{k: v[1] for k, v in (extra or {}).items()}}[args.command]
     try:
         return asyncio.run(handler(args, settings))
@@ -101,7 +115,7 @@ def main(argv: Sequence[str] | None = None, extra: dict[str, tuple[str, Command]
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     path = Path(args.vision_file)
     try:
-        raw = path.read_bytes()
+        raw = await asyncio.to_thread(path.read_bytes)
         vision = parse_bytes(raw, path.name)
     except OSError as exc:
         print(f"backlogd: cannot read {path}: {exc.strerror}", file=sys.stderr)
@@ -109,9 +123,20 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     except VisionError as exc:
         print(f"backlogd: bad vision: {exc}", file=sys.stderr)
         return 2
-    request = JobRequest(vision=vision.model_dump(include={"title", "domain", "vision", "target_users",
-                                                           "key_features", "success_metrics", "constraints"}),
-                         include_qa=False if args.no_qa else None)
+    request = JobRequest(
+        vision=vision.model_dump(
+            include={
+                "title",
+                "domain",
+                "vision",
+                "target_users",
+                "key_features",
+                "success_metrics",
+                "constraints",
+            }
+        ),
+        include_qa=False if args.no_qa else None,
+    )
     started = time.monotonic()
     async with build_services(settings, os.environ) as services:
         job_id = await services.jobs.submit(request, start=False)
@@ -140,8 +165,15 @@ async def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
         return await _follow(services, job.id, args, started, already_started=True, sub=sub)
 
 
-async def _follow(services: Services, job_id: str, args: argparse.Namespace, started: float,
-                  *, already_started: bool = False, sub: Any = None) -> int:
+async def _follow(
+    services: Services,
+    job_id: str,
+    args: argparse.Namespace,
+    started: float,
+    *,
+    already_started: bool = False,
+    sub: Any = None,
+) -> int:
     sub = sub or services.broadcaster.subscribe(job_id)
     view = ProgressView()
     follower = asyncio.create_task(view.follow(sub))
@@ -155,7 +187,7 @@ async def _follow(services: Services, job_id: str, args: argparse.Namespace, sta
     summary = await _summary(services, job, time.monotonic() - started)
     _print_outcome(job, summary, services)
     if getattr(args, "json_out", None):
-        Path(args.json_out).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        await asyncio.to_thread(Path(args.json_out).write_text, json.dumps(summary, indent=2), "utf-8")
     return 0 if job.status == "completed" else 1
 
 
@@ -170,19 +202,23 @@ async def _summary(services: Services, job: JobRow, duration: float) -> dict[str
         "counts": generated,
         "uploads": {"uploaded": uploaded, "states": counts},
         "duration_seconds": round(duration, 3),
-        "llm": {"calls": sum(1 for c in calls if c.status == "done"),
-                "failed_calls": sum(1 for c in calls if c.status == "failed"),
-                "prompt_tokens": sum(c.prompt_tokens for c in calls),
-                "completion_tokens": sum(c.completion_tokens for c in calls)},
+        "llm": {
+            "calls": sum(1 for c in calls if c.status == "done"),
+            "failed_calls": sum(1 for c in calls if c.status == "failed"),
+            "prompt_tokens": sum(c.prompt_tokens for c in calls),
+            "completion_tokens": sum(c.completion_tokens for c in calls),
+        },
         "error": job.error,
     }
 
 
 def _print_outcome(job: JobRow, summary: dict[str, Any], services: Services) -> None:
     c = summary["counts"]
-    print(f"status: {job.status} in {summary['duration_seconds']:.1f}s — {c['epics']} epics, {c['features']} "
-          f"features, {c['stories']} stories, {c['tasks']} tasks, {c['test_cases']} test cases; "
-          f"{summary['uploads']['uploaded']} items uploaded; {summary['llm']['calls']} LLM calls")
+    print(
+        f"status: {job.status} in {summary['duration_seconds']:.1f}s — {c['epics']} epics, {c['features']} "
+        f"features, {c['stories']} stories, {c['tasks']} tasks, {c['test_cases']} test cases; "
+        f"{summary['uploads']['uploaded']} items uploaded; {summary['llm']['calls']} LLM calls"
+    )
     if job.error:
         print(f"error: {job.error}")
     report = job.metadata.get("traceability")
@@ -191,18 +227,28 @@ def _print_outcome(job: JobRow, summary: dict[str, Any], services: Services) -> 
         for s in report["uncovered"][:5]:
             print(f"  [{s['id']}] {s['text'][:100]}")
     if services.emulator is not None and summary["uploads"]["uploaded"]:
-        print(f"uploaded to the embedded emulator (gone when this command exits); run `backlogd serve` or "
-              f"`backlogd emulator` to browse uploads at {services.emulator.base_url}/.../_backlogs")
+        print(
+            f"uploaded to the embedded emulator (gone when this command exits); run `backlogd serve` or "
+            f"`backlogd emulator` to browse uploads at {services.emulator.base_url}/.../_backlogs"
+        )
 
 
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    async with build_services(settings.model_copy(update={"azure_devops": settings.azure_devops.model_copy(
-            update={"target": "none"})}), os.environ, with_relay=False) as services:
+    async with build_services(
+        settings.model_copy(
+            update={"azure_devops": settings.azure_devops.model_copy(update={"target": "none"})}
+        ),
+        os.environ,
+        with_relay=False,
+    ) as services:
         if args.job_id:
             job = await _job(services, args.job_id)
             counts = await services.store.item_counts(job.id)
-            print(json.dumps({"job_id": job.id, "status": job.status, "error": job.error,
-                              "items": counts}, indent=2))
+            print(
+                json.dumps(
+                    {"job_id": job.id, "status": job.status, "error": job.error, "items": counts}, indent=2
+                )
+            )
             return 0
         for job in await services.store.list_jobs(50):
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created_at))
@@ -212,12 +258,17 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    async with build_services(settings.model_copy(update={"azure_devops": settings.azure_devops.model_copy(
-            update={"target": "none"})}), os.environ, with_relay=False) as services:
+    async with build_services(
+        settings.model_copy(
+            update={"azure_devops": settings.azure_devops.model_copy(update={"target": "none"})}
+        ),
+        os.environ,
+        with_relay=False,
+    ) as services:
         job = await _job(services, args.job_id)
         text = render(await services.store.items(job.id), args.format, job.vision.get("title") or "Backlog")
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        await asyncio.to_thread(Path(args.output).write_text, text, "utf-8")
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
@@ -228,9 +279,14 @@ async def cmd_emulator(args: argparse.Namespace, settings: Settings) -> int:
     from outbox.emulator.server import serve
 
     ado = settings.azure_devops
-    emulator = await serve(EmulatorConfig(projects=((ado.project, ado.emulator_process),)), args.host, args.port)
-    print(f"emulator: {emulator.url}  (project {ado.project!r}, any non-empty PAT; browse "
-          f"{emulator.url}/{ado.project}/_backlogs)", flush=True)
+    emulator = await serve(
+        EmulatorConfig(projects=((ado.project, ado.emulator_process),)), args.host, args.port
+    )
+    print(
+        f"emulator: {emulator.url}  (project {ado.project!r}, any non-empty PAT; browse "
+        f"{emulator.url}/{ado.project}/_backlogs)",
+        flush=True,
+    )
     try:
         await asyncio.Event().wait()
     finally:

@@ -47,14 +47,21 @@ def make_provider(settings: Settings, pool: ProcessPoolExecutor | None, env: Map
     if llm.provider == "offline":
         return OfflineProvider(pool)
     return OpenAIProvider(
-        base_url=llm.base_url, model=llm.model, api_key=read_secret(llm.api_key_env, env),
-        structured_output=llm.structured_output, timeout_seconds=llm.timeout_seconds,
-        max_tokens=llm.max_tokens, temperature=llm.temperature, azure_api_version=llm.azure_api_version,
+        base_url=llm.base_url,
+        model=llm.model,
+        api_key=read_secret(llm.api_key_env, env),
+        structured_output=llm.structured_output,
+        timeout_seconds=llm.timeout_seconds,
+        max_tokens=llm.max_tokens,
+        temperature=llm.temperature,
+        azure_api_version=llm.azure_api_version,
     )
 
 
-def llm_limiter(settings: Settings) -> AdaptiveLimiter:
+def llm_limiter(settings: Settings, pool_size: int) -> AdaptiveLimiter:
     pp = settings.workflow.parallel_processing
+    if settings.llm.provider == "offline":  # local CPU work: no provider quota to respect
+        return AdaptiveLimiter(pool_size * 2 if pp.enabled else 1, name="llm")
     ceiling = 1 if not pp.enabled else (pp.max_workers or settings.llm.max_concurrency)
     rate = pp.rate_limit_per_second or settings.llm.requests_per_minute / 60.0
     return AdaptiveLimiter(ceiling, rate_per_second=rate, name="llm")
@@ -82,20 +89,33 @@ async def build_services(
         if settings.azure_devops.target != "none" or emulator is not None:
             ado = settings.azure_devops
             uploads = UploadCoordinator(
-                store=store, session=session, settings=ado, publish=broadcaster.publish,
+                store=store,
+                session=session,
+                settings=ado,
+                publish=broadcaster.publish,
                 gate_factory=lambda name: AdaptiveLimiter(ado.max_concurrency, name=f"ado-{name}"),
                 emulator_url=emulator.url if emulator else None,
                 emulator_pat=emulator_pat,
                 env=env,
             )
             stack.push_async_callback(uploads.close)
-        limiter = llm_limiter(settings)
-        jobs = JobManager(settings=settings, store=store, broadcaster=broadcaster, provider=provider,
-                          limiter=limiter, pool=pool, uploads=uploads, backoff_base=backoff_base)
+        limiter = llm_limiter(settings, pool_size)
+        jobs = JobManager(
+            settings=settings,
+            store=store,
+            broadcaster=broadcaster,
+            provider=provider,
+            limiter=limiter,
+            pool=pool,
+            uploads=uploads,
+            backoff_base=backoff_base,
+        )
         stack.push_async_callback(jobs.close)
         if uploads is not None and with_relay:
             relay_task = asyncio.create_task(uploads.relay.run(), name="relay")
-            stack.push_async_callback(_stop_relay, uploads, relay_task, settings.server.shutdown_grace_seconds)
+            stack.push_async_callback(
+                _stop_relay, uploads, relay_task, settings.server.shutdown_grace_seconds
+            )
         yield Services(settings, store, broadcaster, jobs, limiter, uploads, emulator)
 
 

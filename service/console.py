@@ -29,8 +29,10 @@ class ProgressView:
             if event is None:
                 return
             self.show(event)
-            if event.type == "final" or (event.type == "stage" and event.payload.get("status") in (
-                    "awaiting_upload", "needs_credentials")):
+            if event.type == "final" or (
+                event.type == "stage"
+                and event.payload.get("status") in ("awaiting_upload", "needs_credentials")
+            ):
                 return
 
     def show(self, event: EventRow) -> None:
@@ -98,4 +100,3 @@ def _mark(item: ItemRow) -> str:
     if item.ado_id is not None and item.state == "uploaded":
         return f"  (#{item.ado_id})"
     return "" if item.state in ("held", "uploaded") else f"  ({item.state})"
-

@@ -1,9 +1,9 @@
 """Errors of the composition root.
 
-    ServiceError
-    ├── SettingsError     the settings file or an override is invalid (CLI exit code 2)
-    ├── JobNotFound       no job with that id
-    └── JobStateError     the job cannot do that now (e.g. upload a job that is still generating)
+ServiceError
+├── SettingsError     the settings file or an override is invalid (CLI exit code 2)
+├── JobNotFound       no job with that id
+└── JobStateError     the job cannot do that now (e.g. upload a job that is still generating)
 """
 
 from __future__ import annotations

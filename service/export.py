@@ -12,11 +12,25 @@ from typing import Any
 
 from outbox.records import ItemRow
 
-_TYPE_NAMES = {"epic": "Epic", "feature": "Feature", "story": "User Story", "task": "Task",
-               "test_case": "Test Case"}
+_TYPE_NAMES = {
+    "epic": "Epic",
+    "feature": "Feature",
+    "story": "User Story",
+    "task": "Task",
+    "test_case": "Test Case",
+}
 _CHILD_KEYS = {"epic": "features", "feature": "stories", "story": None}
-_FIELDS = ("user_story", "acceptance_criteria", "story_points", "priority", "business_value", "estimate_hours",
-           "activity", "preconditions", "steps")
+_FIELDS = (
+    "user_story",
+    "acceptance_criteria",
+    "story_points",
+    "priority",
+    "business_value",
+    "estimate_hours",
+    "activity",
+    "preconditions",
+    "steps",
+)
 
 
 def tree(items: list[ItemRow]) -> dict[str, Any]:
@@ -27,8 +41,13 @@ def tree(items: list[ItemRow]) -> dict[str, Any]:
             children.setdefault(it.parent_id, []).append(it)
 
     def node(it: ItemRow) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": it.id, "type": it.kind, "title": it.title,
-                               "description": it.body.get("description", ""), "sources": it.body.get("sources", [])}
+        out: dict[str, Any] = {
+            "id": it.id,
+            "type": it.kind,
+            "title": it.title,
+            "description": it.body.get("description", ""),
+            "sources": it.body.get("sources", []),
+        }
         out.update({k: it.body[k] for k in _FIELDS if k in it.body})
         out["upload"] = {"state": it.state, "ado_id": it.ado_id, "url": it.ado_url, "error": it.error}
         kids = sorted(children.get(it.id, []), key=lambda c: c.position)
@@ -51,16 +70,40 @@ def to_csv(items: list[ItemRow]) -> str:
     """Azure Boards import: one row per item, the title in the column of its depth (Title 1..4)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["ID", "Work Item Type", "Title 1", "Title 2", "Title 3", "Title 4", "Description",
-                     "Acceptance Criteria", "Story Points", "Original Estimate", "Priority", "Steps"])
+    writer.writerow(
+        [
+            "ID",
+            "Work Item Type",
+            "Title 1",
+            "Title 2",
+            "Title 3",
+            "Title 4",
+            "Description",
+            "Acceptance Criteria",
+            "Story Points",
+            "Original Estimate",
+            "Priority",
+            "Steps",
+        ]
+    )
 
     def walk(node: dict[str, Any], depth: int) -> None:
         titles = [""] * 4
         titles[min(depth, 3)] = node["title"]
         steps = " | ".join(f"{s['action']} => {s['expected']}" for s in node.get("steps", []))
-        writer.writerow(["", _TYPE_NAMES[node["type"]], *titles, node["description"],
-                         "\n".join(node.get("acceptance_criteria", [])), node.get("story_points", ""),
-                         node.get("estimate_hours", ""), node.get("priority", ""), steps])
+        writer.writerow(
+            [
+                "",
+                _TYPE_NAMES[node["type"]],
+                *titles,
+                node["description"],
+                "\n".join(node.get("acceptance_criteria", [])),
+                node.get("story_points", ""),
+                node.get("estimate_hours", ""),
+                node.get("priority", ""),
+                steps,
+            ]
+        )
         for key in ("features", "stories", "tasks", "test_cases"):
             for child in node.get(key, []):
                 walk(child, depth + 1)
@@ -77,16 +120,30 @@ def to_markdown(items: list[ItemRow], title: str = "Backlog") -> str:
         for f in e["features"]:
             lines += [f"### Feature: {f['title']}", "", f["description"], ""]
             for s in f["stories"]:
-                lines += [f"#### Story: {s['title']} ({s.get('story_points', '?')} points)", "",
-                          f"> {s.get('user_story', '')}", "", "Acceptance criteria:", ""]
+                lines += [
+                    f"#### Story: {s['title']} ({s.get('story_points', '?')} points)",
+                    "",
+                    f"> {s.get('user_story', '')}",
+                    "",
+                    "Acceptance criteria:",
+                    "",
+                ]
                 lines += [f"- {c}" for c in s.get("acceptance_criteria", [])] + [""]
                 if s["tasks"]:
-                    lines += ["Tasks:", ""] + [f"- [ ] {t['title']} ({t.get('estimate_hours', '?')} h, "
-                                                f"{t.get('activity', '')})" for t in s["tasks"]] + [""]
+                    lines += (
+                        ["Tasks:", ""]
+                        + [
+                            f"- [ ] {t['title']} ({t.get('estimate_hours', '?')} h, {t.get('activity', '')})"
+                            for t in s["tasks"]
+                        ]
+                        + [""]
+                    )
                 for tc in s["test_cases"]:
                     lines += [f"Test case: **{tc['title']}** — {tc.get('preconditions', '')}", ""]
-                    lines += [f"{n}. {st['action']} → {st['expected']}" for n, st in
-                              enumerate(tc.get("steps", []), 1)] + [""]
+                    lines += [
+                        f"{n}. {st['action']} → {st['expected']}"
+                        for n, st in enumerate(tc.get("steps", []), 1)
+                    ] + [""]
     return "\n".join(lines)
 
 

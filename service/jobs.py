@@ -51,8 +51,13 @@ class JobManager:
         # Uploads see every committed event first (new items wake the relay), then the broadcaster.
         self.publish = uploads.observe if uploads is not None else broadcaster.publish
         self._runner = GenerationRunner(
-            store=store, provider=provider, limiter=limiter, llm=settings.llm,
-            quality_settings=settings.workflow.quality, publish=self.publish, pool=pool,
+            store=store,
+            provider=provider,
+            limiter=limiter,
+            llm=settings.llm,
+            quality_settings=settings.workflow.quality,
+            publish=self.publish,
+            pool=pool,
             backoff_base=backoff_base,
         )
         self._tasks: dict[str, asyncio.Task[JobRow]] = {}
@@ -107,9 +112,14 @@ class JobManager:
         progress = self._progress_for(job, options)
         progress.status = "running"
         await self._set_status(job.id, "running", stage="generation")
-        ctx = JobContext(job_id=job.id, vision=vision, limits=options.limits.model_dump(),
-                         include_qa=options.include_qa, progress=progress,
-                         item_state="pending" if options.uploading and options.upload_mode == "streaming" else "held")
+        ctx = JobContext(
+            job_id=job.id,
+            vision=vision,
+            limits=options.limits.model_dump(),
+            include_qa=options.include_qa,
+            progress=progress,
+            item_state="pending" if options.uploading and options.upload_mode == "streaming" else "held",
+        )
         if options.uploading and self.uploads is not None:
             self.uploads.begin(job.id, options, progress)
         try:
@@ -120,8 +130,11 @@ class JobManager:
         report = await self._traceability(job.id, vision)
         await self.store.merge_metadata(job.id, {"traceability": report, "failed_calls": ctx.failed_calls})
         if not ctx.items:
-            return await self._finish(job.id, "failed", error="no epics could be generated: "
-                                      + "; ".join(ctx.failed_calls.values())[:500])
+            return await self._finish(
+                job.id,
+                "failed",
+                error="no epics could be generated: " + "; ".join(ctx.failed_calls.values())[:500],
+            )
         if options.uploading and self.uploads is not None:
             if options.upload_mode == "manual":
                 return await self._finish(job.id, "awaiting_upload")
@@ -142,8 +155,13 @@ class JobManager:
     def _progress_for(self, job: JobRow, options: JobOptions) -> Progress:
         progress = self._progress.get(job.id)
         if progress is None:
-            progress = Progress(job_id=job.id, limits=options.limits.model_dump(), include_qa=options.include_qa,
-                                uploading=options.uploading, started_at=time.monotonic())
+            progress = Progress(
+                job_id=job.id,
+                limits=options.limits.model_dump(),
+                include_qa=options.include_qa,
+                uploading=options.uploading,
+                started_at=time.monotonic(),
+            )
             self._progress[job.id] = progress
         return progress
 
@@ -159,15 +177,17 @@ class JobManager:
         payload: dict[str, Any] = {"status": status, "error": error}
         if progress is not None:
             progress.status = status
-            progress.current_action = {"awaiting_upload": "Waiting for a manual upload",
-                                       "needs_credentials": "Waiting for Azure DevOps credentials"}.get(
-                status, "Finished")
+            progress.current_action = {
+                "awaiting_upload": "Waiting for a manual upload",
+                "needs_credentials": "Waiting for Azure DevOps credentials",
+            }.get(status, "Finished")
             final = status in TERMINAL_JOB_STATES
             progress.update_percent(final=final)
             payload["progress"] = progress.snapshot(time.monotonic(), time.time())
         kind = "final" if status in TERMINAL_JOB_STATES else "stage"
-        events = await self.store.set_job_status(job_id, status, error=error,
-                                                 events=[NewEvent(type=kind, payload=payload)])
+        events = await self.store.set_job_status(
+            job_id, status, error=error, events=[NewEvent(type=kind, payload=payload)]
+        )
         self.publish(events)
         log.info("job_finished", job_id=job_id, status=status)
         return await self._job(job_id)
@@ -217,8 +237,9 @@ class JobManager:
         outcome = await self.uploads.upload(job_id, options, progress)
         if outcome == "needs_credentials":
             return await self._finish(job_id, "needs_credentials")
-        return await self._finish(job_id, "completed" if outcome == "uploaded" and not failed_calls
-                                  else "completed_with_errors")
+        return await self._finish(
+            job_id, "completed" if outcome == "uploaded" and not failed_calls else "completed_with_errors"
+        )
 
     # ----- queries ----------------------------------------------------------------------------
 

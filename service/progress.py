@@ -67,7 +67,11 @@ class Progress:
 
     def snapshot(self, now: float, timestamp: float) -> dict[str, Any]:
         counts = {
-            kind: {"generated": self.generated[kind], "uploaded": self.uploaded[kind], "failed": self.failed[kind]}
+            kind: {
+                "generated": self.generated[kind],
+                "uploaded": self.uploaded[kind],
+                "failed": self.failed[kind],
+            }
             for kind in KINDS
         }
         return {

@@ -81,8 +81,11 @@ class JobContext:
     def neighbours(self, parent: Item | None) -> list[str]:
         if parent is None:
             return []
-        return [i.title for i in self.items.values() if i.kind == parent.kind and i.id != parent.id
-                and i.parent_id == parent.parent_id]
+        return [
+            i.title
+            for i in self.items.values()
+            if i.kind == parent.kind and i.id != parent.id and i.parent_id == parent.parent_id
+        ]
 
 
 class GenerationRunner:
@@ -116,11 +119,19 @@ class GenerationRunner:
         done = {c.call_key: c for c in await self.store.calls(ctx.job_id)}
         for row in await self.store.items(ctx.job_id):
             if row.kind in STAGES_BY_KIND:
-                ctx.items[row.id] = Item(id=row.id, job_id=row.job_id, parent_id=row.parent_id, kind=row.kind,  # type: ignore[arg-type]
-                                         position=row.position, title=row.title, body=row.body)
+                ctx.items[row.id] = Item(
+                    id=row.id,
+                    job_id=row.job_id,
+                    parent_id=row.parent_id,
+                    kind=row.kind,
+                    position=row.position,
+                    title=row.title,
+                    body=row.body,
+                )
                 ctx.progress.generated[row.kind] += 1
         ctx.progress.calls_done = sum(1 for c in done.values() if c.status == "done")
         async with asyncio.TaskGroup() as tg:
+
             def spawn(stage: StageDef, parent: Item | None) -> None:
                 key = call_key(stage.name, parent.id if parent else None)
                 if key in done and done[key].status == "done":
@@ -137,17 +148,23 @@ class GenerationRunner:
 
     def _children_of(self, ctx: JobContext, parent: Item | None) -> list[Item]:
         pid = parent.id if parent else None
-        return sorted((i for i in ctx.items.values() if i.parent_id == pid), key=lambda i: (i.kind, i.position))
+        return sorted(
+            (i for i in ctx.items.values() if i.parent_id == pid), key=lambda i: (i.kind, i.position)
+        )
 
     async def _run_call(
-        self, ctx: JobContext, stage: StageDef, parent: Item | None,
+        self,
+        ctx: JobContext,
+        stage: StageDef,
+        parent: Item | None,
         spawn: Callable[[StageDef, Item | None], None],
     ) -> None:
         key = call_key(stage.name, parent.id if parent else None)
         bound = structlog.contextvars.bound_contextvars(job_id=ctx.job_id, stage=stage.name, call=key)
         with bound:
             ctx.progress.current_action = f"Generating {stage.name.replace('_', ' ')}" + (
-                f" for '{parent.title[:60]}'" if parent else " from the vision")
+                f" for '{parent.title[:60]}'" if parent else " from the vision"
+            )
             ctx.progress.current_agent = stage.agent
             try:
                 outcome = await self._attempts(ctx, stage, parent)
@@ -158,7 +175,7 @@ class GenerationRunner:
             await self._commit(ctx, stage, parent, key, outcome, items)
         for item in items:
             if item.kind in STAGES_BY_KIND:
-                for sub in child_stages(item.kind, ctx.include_qa):  # type: ignore[arg-type]
+                for sub in child_stages(item.kind, ctx.include_qa):
                     spawn(sub, ctx.items[item.id])
 
     async def _attempts(self, ctx: JobContext, stage: StageDef, parent: Item | None) -> CallOutcome:
@@ -168,8 +185,9 @@ class GenerationRunner:
         throttles, attempts, regenerations = 0, 0, 0
         tokens = [0, 0]
         while True:
-            request = build_request(stage, ctx.vision, chain, ctx.neighbours(parent), max_items,
-                                    repair=repair, previous=previous)
+            request = build_request(
+                stage, ctx.vision, chain, ctx.neighbours(parent), max_items, repair=repair, previous=previous
+            )
             attempts += 1
             try:
                 completion, latency = await self._complete(request)
@@ -219,7 +237,9 @@ class GenerationRunner:
         if stage.kind != "story":
             return []
         new = [(b["title"], b["user_story"]) for b in bodies]
-        existing = [(i.title, str(i.body.get("user_story", ""))) for i in ctx.items.values() if i.kind == "story"]
+        existing = [
+            (i.title, str(i.body.get("user_story", ""))) for i in ctx.items.values() if i.kind == "story"
+        ]
         if not existing:
             return []
         loop = asyncio.get_running_loop()
@@ -236,9 +256,19 @@ class GenerationRunner:
             depends: tuple[str, ...] = ()
             if stage.kind == "test_case" and parent is not None:
                 depends = (derived_id(parent.id, "test_suite"),)
-            out.append(NewItem(id=item_id, parent_id=parent.id if parent else None, depends_on=depends,
-                               kind=stage.kind, level=LEVELS[stage.kind], position=pos, title=body["title"],
-                               body=body, state=ctx.item_state))
+            out.append(
+                NewItem(
+                    id=item_id,
+                    parent_id=parent.id if parent else None,
+                    depends_on=depends,
+                    kind=stage.kind,
+                    level=LEVELS[stage.kind],
+                    position=pos,
+                    title=body["title"],
+                    body=body,
+                    state=ctx.item_state,
+                )
+            )
             if ctx.include_qa and stage.kind in ("feature", "story"):
                 out.append(self._derived(ctx, stage.kind, item_id, body["title"], parent))
         return out
@@ -246,57 +276,131 @@ class GenerationRunner:
     def _derived(self, ctx: JobContext, kind: str, owner_id: str, title: str, parent: Item | None) -> NewItem:
         """The test plan of a feature, or the requirement-based test suite of a story."""
         if kind == "feature":
-            return NewItem(id=derived_id(owner_id, "test_plan"), parent_id=owner_id, kind="test_plan",
-                           level=LEVELS["test_plan"], position=0, title=f"Test plan: {title}"[:255],
-                           body={"title": f"Test plan: {title}"[:255],
-                                 "description": f"Tests for the feature '{title}'."}, state=ctx.item_state)
+            return NewItem(
+                id=derived_id(owner_id, "test_plan"),
+                parent_id=owner_id,
+                kind="test_plan",
+                level=LEVELS["test_plan"],
+                position=0,
+                title=f"Test plan: {title}"[:255],
+                body={
+                    "title": f"Test plan: {title}"[:255],
+                    "description": f"Tests for the feature '{title}'.",
+                },
+                state=ctx.item_state,
+            )
         assert parent is not None
-        return NewItem(id=derived_id(owner_id, "test_suite"), parent_id=owner_id,
-                       depends_on=(derived_id(parent.id, "test_plan"),), kind="test_suite",
-                       level=LEVELS["test_suite"], position=0, title=title, body={"title": title},
-                       state=ctx.item_state)
+        return NewItem(
+            id=derived_id(owner_id, "test_suite"),
+            parent_id=owner_id,
+            depends_on=(derived_id(parent.id, "test_plan"),),
+            kind="test_suite",
+            level=LEVELS["test_suite"],
+            position=0,
+            title=title,
+            body={"title": title},
+            state=ctx.item_state,
+        )
 
-    async def _commit(self, ctx: JobContext, stage: StageDef, parent: Item | None, key: str,
-                      outcome: CallOutcome, items: list[NewItem]) -> None:
-        call = CallRow(job_id=ctx.job_id, call_key=key, stage=stage.name,
-                       parent_id=parent.id if parent else None, status="done", prompt_hash=outcome.prompt_hash,
-                       attempts=outcome.attempts, prompt_tokens=outcome.prompt_tokens,
-                       completion_tokens=outcome.completion_tokens, latency_ms=outcome.latency_ms)
+    async def _commit(
+        self,
+        ctx: JobContext,
+        stage: StageDef,
+        parent: Item | None,
+        key: str,
+        outcome: CallOutcome,
+        items: list[NewItem],
+    ) -> None:
+        call = CallRow(
+            job_id=ctx.job_id,
+            call_key=key,
+            stage=stage.name,
+            parent_id=parent.id if parent else None,
+            status="done",
+            prompt_hash=outcome.prompt_hash,
+            attempts=outcome.attempts,
+            prompt_tokens=outcome.prompt_tokens,
+            completion_tokens=outcome.completion_tokens,
+            latency_ms=outcome.latency_ms,
+        )
         p = ctx.progress
         for it in items:
             p.generated[it.kind] += 1
             if it.kind in STAGES_BY_KIND:
-                ctx.items[it.id] = Item(id=it.id, job_id=ctx.job_id, parent_id=it.parent_id, kind=it.kind,  # type: ignore[arg-type]
-                                        position=it.position, title=it.title, body=it.body)
+                ctx.items[it.id] = Item(
+                    id=it.id,
+                    job_id=ctx.job_id,
+                    parent_id=it.parent_id,
+                    kind=it.kind,
+                    position=it.position,
+                    title=it.title,
+                    body=it.body,
+                )
         p.calls_done += 1
         p.calls_pending -= 1
         p.unexpanded[stage.name] -= 1
         p.update_percent()
-        events = [NewEvent(type="item", payload={"id": it.id, "kind": it.kind, "title": it.title,
-                                                  "parentId": it.parent_id, "sources": it.body.get("sources", [])})
-                  for it in items]
+        events = [
+            NewEvent(
+                type="item",
+                payload={
+                    "id": it.id,
+                    "kind": it.kind,
+                    "title": it.title,
+                    "parentId": it.parent_id,
+                    "sources": it.body.get("sources", []),
+                },
+            )
+            for it in items
+        ]
         if stage.name not in ctx.started_stages:
             ctx.started_stages.add(stage.name)
-            events.insert(0, NewEvent(type="stage", payload={"stage": stage.name, "status": "started",
-                                                             "agent": stage.agent}))
+            events.insert(
+                0,
+                NewEvent(
+                    type="stage", payload={"stage": stage.name, "status": "started", "agent": stage.agent}
+                ),
+            )
         events.append(NewEvent(type="progress", payload=p.snapshot(self.clock(), time.time())))
         self.publish(await self.store.commit_call(call, items, events))
-        log.info("llm_call_committed", items=len(items), attempts=outcome.attempts,
-                 latency_ms=round(outcome.latency_ms, 1))
+        log.info(
+            "llm_call_committed",
+            items=len(items),
+            attempts=outcome.attempts,
+            latency_ms=round(outcome.latency_ms, 1),
+        )
 
-    async def _commit_failure(self, ctx: JobContext, stage: StageDef, parent: Item | None, key: str,
-                              error: str) -> None:
+    async def _commit_failure(
+        self, ctx: JobContext, stage: StageDef, parent: Item | None, key: str, error: str
+    ) -> None:
         log.warning("llm_call_failed", error=error)
         ctx.failed_calls[key] = error
         p = ctx.progress
         p.calls_failed += 1
         p.calls_pending -= 1
         p.unexpanded[stage.name] -= 1
-        call = CallRow(job_id=ctx.job_id, call_key=key, stage=stage.name, parent_id=parent.id if parent else None,
-                       status="failed", prompt_hash="", attempts=self.llm.max_attempts, error=error[:2000])
-        events = [NewEvent(type="error", payload={"call": key, "stage": stage.name, "message": error[:500],
-                                                   "parentId": parent.id if parent else None}),
-                  NewEvent(type="progress", payload=p.snapshot(self.clock(), time.time()))]
+        call = CallRow(
+            job_id=ctx.job_id,
+            call_key=key,
+            stage=stage.name,
+            parent_id=parent.id if parent else None,
+            status="failed",
+            prompt_hash="",
+            attempts=self.llm.max_attempts,
+            error=error[:2000],
+        )
+        events = [
+            NewEvent(
+                type="error",
+                payload={
+                    "call": key,
+                    "stage": stage.name,
+                    "message": error[:500],
+                    "parentId": parent.id if parent else None,
+                },
+            ),
+            NewEvent(type="progress", payload=p.snapshot(self.clock(), time.time())),
+        ]
         self.publish(await self.store.commit_call(call, [], events))
 
 

@@ -99,9 +99,14 @@ class UploadCoordinator:
             pat = self._pats.get(job_id) or read_secret(self.settings.pat_env, self._env)
             if not pat or not org_url:
                 return None
-        return AdoTarget(organization_url=org_url, project=options.project, pat=pat,
-                         area_path=options.area_path, iteration_path=options.iteration_path,
-                         timeout_seconds=self.settings.upload_timeout_seconds)
+        return AdoTarget(
+            organization_url=org_url,
+            project=options.project,
+            pat=pat,
+            area_path=options.area_path,
+            iteration_path=options.iteration_path,
+            timeout_seconds=self.settings.upload_timeout_seconds,
+        )
 
     async def client_for(self, job_id: str) -> Uploader | None:
         client = self._clients.get(job_id)

@@ -16,6 +16,7 @@ from stages.providers.base import Completion
 from stages.providers.jsonout import extract_json
 from stages.vision import Vision
 
+
 def cut_title(title: str, limit: int = TITLE_MAX) -> str:
     """Trim to ``limit`` characters on a word boundary (never mid-word unless one word is longer)."""
     title = " ".join(title.split())

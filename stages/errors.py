@@ -1,14 +1,14 @@
 """Errors of the backlog domain and of LLM providers.
 
-    StagesError
-    ├── VisionError              bad vision input (empty, binary, not UTF-8, too big, bad structure)
-    ├── OutputError              an LLM answer that cannot be accepted as is
-    │   ├── OutputInvalid        not JSON, or violates the schema/checks (``problems`` for a repair turn)
-    │   └── OutputTruncated      finish_reason == "length": never accepted, retried asking for fewer
-    └── ProviderError            the provider call failed
-        ├── ProviderTransient    5xx, reset, timeout: retry this call after ``retry_after`` (or backoff)
-        │   └── ProviderThrottled  429 / Retry-After: the whole provider pauses until the deadline
-        └── ProviderPermanent    401/403/400-class errors: retrying will not help
+StagesError
+├── VisionError              bad vision input (empty, binary, not UTF-8, too big, bad structure)
+├── OutputError              an LLM answer that cannot be accepted as is
+│   ├── OutputInvalid        not JSON, or violates the schema/checks (``problems`` for a repair turn)
+│   └── OutputTruncated      finish_reason == "length": never accepted, retried asking for fewer
+└── ProviderError            the provider call failed
+    ├── ProviderTransient    5xx, reset, timeout: retry this call after ``retry_after`` (or backoff)
+    │   └── ProviderThrottled  429 / Retry-After: the whole provider pauses until the deadline
+    └── ProviderPermanent    401/403/400-class errors: retrying will not help
 """
 
 from __future__ import annotations

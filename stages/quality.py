@@ -6,18 +6,45 @@ comparing every new story with every story of the job is quadratic work on big b
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
 _WORD = re.compile(r"[a-z0-9]+")
-_STOP = frozenset("a an the to of for in on and or with as i we so that want be is are my our their".split())
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "to",
+        "of",
+        "for",
+        "in",
+        "on",
+        "and",
+        "or",
+        "with",
+        "as",
+        "i",
+        "we",
+        "so",
+        "that",
+        "want",
+        "be",
+        "is",
+        "are",
+        "my",
+        "our",
+        "their",
+    ]
+)
 
 
 def _shingles(text: str) -> frozenset[str]:
     words = [w for w in _WORD.findall(text.lower()) if w not in _STOP]
     if len(words) < 2:
         return frozenset(words)
-    return frozenset(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))
+    return frozenset(f"{a} {b}" for a, b in itertools.pairwise(words))
 
 
 def similarity(a: str, b: str) -> float:
@@ -52,7 +79,9 @@ def traceability(sentences: list[dict[str, Any]], stories: list[dict[str, Any]])
         for sid in story.get("sources", []):
             covered[sid] = covered.get(sid, 0) + 1
     uncovered = [
-        {"id": s["id"], "section": s["section"], "text": s["text"]} for s in sentences if s["id"] not in covered
+        {"id": s["id"], "section": s["section"], "text": s["text"]}
+        for s in sentences
+        if s["id"] not in covered
     ]
     return {
         "sentences": len(sentences),

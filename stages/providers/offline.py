@@ -14,9 +14,35 @@ from typing import Any
 from stages.providers.base import Completion, CompletionRequest
 
 _CLAUSE_SPLIT = re.compile(r";\s+|,\s+(?:and\s+|while\s+|so\s+)?|\s+and\s+(?=[a-z]+s?\s)|\s+while\s+")
-_PERSONA_HINT = re.compile(r"\b(?:lets|helps|allows|enables|gives|for)\s+([a-z][a-z -]{2,40}?)(?:\s+(?:to|who|that|keep|lend|find|book|run|manage|fill|cut)\b|[,.])", re.I)
+_PERSONA_HINT = re.compile(
+    r"\b(?:lets|helps|allows|enables|gives|for)\s+([a-z][a-z -]{2,40}?)"
+    r"(?:\s+(?:to|who|that|keep|lend|find|book|run|manage|fill|cut)\b|[,.])",
+    re.I,
+)
 _ARTICLE = re.compile(r"^(?:a|an|the|our|its)\s+", re.I)
 FIB = (2, 3, 5, 8)
+_DANGLING = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "with",
+        "of",
+        "for",
+        "per",
+        "to",
+        "in",
+        "on",
+        "by",
+        "from",
+        "that",
+        "which",
+        "their",
+        "its",
+    ]
+)
 
 
 class OfflineProvider:
@@ -55,8 +81,10 @@ def _words(text: str) -> list[str]:
 
 
 def phrase(text: str, max_words: int = 9) -> str:
-    words = _words(_ARTICLE.sub("", text.strip()))
-    out = " ".join(words[:max_words]).rstrip(",;:")
+    words = _words(_ARTICLE.sub("", text.strip()))[:max_words]
+    while len(words) > 2 and words[-1].lower().strip(",;:") in _DANGLING:
+        words.pop()  # never end a title on "and", "with", "the"...
+    out = " ".join(words).rstrip(",;:")
     return out[:1].upper() + out[1:] if out else text.strip()
 
 
@@ -112,17 +140,26 @@ def _personas(ctx: dict[str, Any]) -> list[str]:
     return found[:3] or [f"{domain} customer".strip() if domain else "customer"]
 
 
-def _benefits(ctx: dict[str, Any]) -> list[str]:
-    metrics = [lower_first(m) for m in ctx["vision"].get("success_metrics", [])]
+def _section(ctx: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    return [s for s in _sentences(ctx) if s["section"] == name]
+
+
+def _benefits(ctx: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """Each benefit with the sentence ids it comes from (a success metric, else the vision's aim)."""
+    metrics = _section(ctx, "success_metrics")
     if metrics:
-        return [f"we reach the goal of {m}" for m in metrics]
-    vision = [s["text"] for s in _sentences(ctx) if s["section"] == "vision"]
-    return [lower_first(clauses(vision[0])[-1])] if vision else ["the product delivers on its vision"]
+        return [(f"we reach the goal of {lower_first(m['text'])}", [m["id"]]) for m in metrics]
+    vision = _section(ctx, "vision")
+    if vision:
+        return [(f"{lower_first(clauses(vision[0]['text'])[-1])} becomes real", [vision[0]["id"]])]
+    return [("the product delivers on its vision", [])]
 
 
 def epics(ctx: dict[str, Any]) -> list[dict[str, Any]]:
     sents = _sentences(ctx)
-    themes = [s for s in sents if s["section"] == "key_features"] or [s for s in sents if s["section"] == "vision"]
+    themes = [s for s in sents if s["section"] == "key_features"] or [
+        s for s in sents if s["section"] == "vision"
+    ]
     n = max(1, min(int(ctx["max_items"]), len(themes)))
     groups: list[list[dict[str, Any]]] = [themes[i::n] for i in range(n)]
     for s in sents:  # every sentence lands in the epic whose themes it resembles most
@@ -147,7 +184,7 @@ def epics(ctx: dict[str, Any]) -> list[dict[str, Any]]:
 def features(ctx: dict[str, Any]) -> list[dict[str, Any]]:
     epic = ctx["chain"][-1]
     by_id = {s["id"]: s for s in _sentences(ctx)}
-    out = []
+    out: list[dict[str, Any]] = []
     for sid in epic["body"]["sources"]:
         sentence = by_id[sid]
         # key features are already one capability each; long vision sentences hold several
@@ -178,14 +215,18 @@ def stories(ctx: dict[str, Any]) -> list[dict[str, Any]]:
     topic = lower_first(feature["title"])
     goal = lower_first(feature["body"]["description"].split(". Part of the epic")[0])
     personas, benefits = _personas(ctx), _benefits(ctx)
-    constraints = list(ctx["vision"].get("constraints", []))
+    constraints = _section(ctx, "constraints")
     out = []
     for i, (want, why) in enumerate(_ASPECTS):
         persona = personas[(i + len(topic)) % len(personas)]
         g = want.format(goal=goal, topic=topic)
-        benefit = why.format(benefit=benefits[i % len(benefits)])
+        benefit_text, benefit_ids = benefits[(i + len(topic)) % len(benefits)]
+        benefit = why.format(benefit=benefit_text)
         action = g[3:] if g.startswith("to ") else f"use {topic}"
-        rule = constraints[i % len(constraints)] if constraints else f"the rules that apply to {topic}"
+        constraint = constraints[i % len(constraints)] if constraints else None
+        rule = constraint["text"] if constraint else f"the rules that apply to {topic}"
+        cited = benefit_ids if "{benefit}" in why else []
+        extra = cited + ([constraint["id"]] if constraint else [])
         out.append(
             {
                 "title": phrase(f"{persona}: {action}", 12),
@@ -196,11 +237,12 @@ def stories(ctx: dict[str, Any]) -> list[dict[str, Any]]:
                     f"Then the result is saved and shown to them at once",
                     f"Given incomplete or invalid input for {topic}, When the {persona} submits it, "
                     f"Then a message names the problem and nothing is saved",
-                    f"Given {lower_first(rule)}, When the {persona} uses {topic}, Then the behaviour complies with it",
+                    f"Given {lower_first(rule)}, When the {persona} uses {topic}, "
+                    f"Then the behaviour complies with it",
                 ],
                 "story_points": FIB[(len(_words(goal)) + i) % len(FIB)],
                 "priority": min(4, 1 + i),
-                "sources": feature["body"]["sources"],
+                "sources": list(dict.fromkeys([*feature["body"]["sources"], *extra])),
             }
         )
     return out
@@ -224,7 +266,8 @@ def tasks(ctx: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             {
                 "title": template.format(title=story["title"]),
-                "description": f"{template.format(title=story['title'])}. Story: {story['body']['user_story']}",
+                "description": f"{template.format(title=story['title'])}. "
+                f"Story: {story['body']['user_story']}",
                 "estimate_hours": max(1.0, round(hours * share * 2) / 2),
                 "activity": activity,
                 "sources": story["body"]["sources"],
@@ -249,7 +292,10 @@ def test_cases(ctx: dict[str, Any]) -> list[dict[str, Any]]:
                 "preconditions": given[:1].upper() + given[1:] + ".",
                 "steps": [
                     {"action": f"Open '{story['title']}'", "expected": "The screen for the story is shown"},
-                    {"action": when[:1].upper() + when[1:] + ".", "expected": then[:1].upper() + then[1:] + "."},
+                    {
+                        "action": when[:1].upper() + when[1:] + ".",
+                        "expected": then[:1].upper() + then[1:] + ".",
+                    },
                 ],
                 "priority": min(4, 1 + i),
                 "sources": story["body"]["sources"],
