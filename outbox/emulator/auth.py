@@ -13,6 +13,7 @@ import hashlib
 from aiohttp import web
 from aiohttp.typedefs import Handler as NextHandler
 
+from outbox.emulator.errors import AdoError
 from outbox.emulator.routing import EMULATOR_STATE, IDENTITY_KEY, ROUTE_KEY, RouteMatch
 
 SIGN_IN_PAGE = (
@@ -55,8 +56,15 @@ async def auth_middleware(request: web.Request, handler: NextHandler) -> web.Str
     if match is None or match.route.public:
         return await handler(request)
     token = token_of(request.headers.get("Authorization", ""))
-    pats = request.app[EMULATOR_STATE].config.pats
-    if token is None or (pats is not None and token not in pats):
+    config = request.app[EMULATOR_STATE].config
+    if token is not None and token in config.expired_pats:
+        raise AdoError(
+            401,
+            "AccessCheckException",
+            "Access Denied: The Personal Access Token used has expired.",
+            custom_properties={"Descriptor": None, "NamespaceId": "00000000-0000-0000-0000-000000000000"},
+        )
+    if token is None or (config.pats is not None and token not in config.pats):
         return rejection(request)
     request[IDENTITY_KEY] = identity_of(token)
     return await handler(request)

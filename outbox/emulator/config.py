@@ -51,6 +51,7 @@ class FaultConfig(BaseModel):
     slow_seconds: float = 1.0
     latency_seconds: float = 0.0  # added to every API request (benchmarks)
     early_grace_seconds: float = 0.0  # arrivals this soon after an announcement are not "early"
+    enforce_retry_after: bool = False  # early arrivals from a throttled identity also get 429
     seed: int = 0
     routes: frozenset[str] = frozenset({"create"})
     # $batch atomicity: each item on its own, or one failure fails (and rolls back) the whole batch.
@@ -67,6 +68,7 @@ class EmulatorConfig(BaseModel):
     organization: str = "backlogd"
     projects: tuple[tuple[str, ProcessName], ...] = (("Backlogd", "Agile"),)
     pats: frozenset[str] | None = None
+    expired_pats: frozenset[str] = frozenset()  # 401 AccessCheckException "token used has expired"
     faults: FaultConfig = FaultConfig()
     # Extra always-required fields per work item type name (rule fixture for TF401320).
     required_fields: dict[str, tuple[str, ...]] = Field(default_factory=dict)

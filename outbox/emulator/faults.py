@@ -54,8 +54,10 @@ def seconds_text(seconds: float) -> str:
     return f"{seconds:g}" if seconds < 1e6 else str(int(seconds))
 
 
-def _rate_headers(state: EmulatorState, identity: str, remaining: int) -> dict[str, str]:
-    retry_after = state.faults.retry_after_seconds
+def _rate_headers(
+    state: EmulatorState, identity: str, remaining: int, retry_after: float | None = None
+) -> dict[str, str]:
+    retry_after = state.faults.retry_after_seconds if retry_after is None else retry_after
     state.announce_retry_after(identity, retry_after)
     return {
         "Retry-After": seconds_text(retry_after),
@@ -93,6 +95,16 @@ def _error_503(state: EmulatorState) -> web.Response:
     )
 
 
+def _throttled(state: EmulatorState, identity: str, retry_after: float | None) -> web.Response:
+    message = (
+        "TF400733: The request has been canceled: Request was blocked due to exceeding usage of resource "
+        "'ATCPU' in namespace 'VSID'."
+    )
+    return _json_error(
+        429, "RequestBlockedException", message, _rate_headers(state, identity, 0, retry_after)
+    )
+
+
 async def _with_fault(
     kind: FaultKind, request: web.Request, handler: NextHandler, state: EmulatorState, identity: str
 ) -> web.StreamResponse:
@@ -100,11 +112,7 @@ async def _with_fault(
     if kind == "reset":
         return _drop(request)
     if kind == "throttle":
-        message = (
-            "TF400733: The request has been canceled: Request was blocked due to exceeding usage of resource "
-            "'ATCPU' in namespace 'VSID'."
-        )
-        return _json_error(429, "RequestBlockedException", message, _rate_headers(state, identity, 0))
+        return _throttled(state, identity, None)
     if kind == "error_503":
         return _error_503(state)
     if kind == "error_500":
@@ -136,7 +144,10 @@ async def fault_middleware(request: web.Request, handler: NextHandler) -> web.St
     if match is None or match.route.public or identity is None:
         return await handler(request)
     state = request.app[EMULATOR_STATE]
-    state.note_arrival(identity)
+    left = state.note_arrival(identity)
+    if left > 0 and state.faults.enforce_retry_after:
+        state.faults_injected["throttle_early"] += 1
+        return _throttled(state, identity, left)
     if state.faults.latency_seconds > 0:
         await asyncio.sleep(state.faults.latency_seconds)
     kind = pick_fault(state, match.route.route_class)

@@ -186,11 +186,14 @@ class EmulatorState:
 
     # -- rate-limit bookkeeping per identity ----------------------------------------------------
 
-    def note_arrival(self, identity: str) -> None:
+    def note_arrival(self, identity: str) -> float:
+        """Count a request arriving inside its identity's Retry-After window; return the seconds left."""
         now = self.clock()
         announced = self.deadlines.get(identity)
         if announced and announced[0] + self.faults.early_grace_seconds <= now < announced[1]:
             self.early_requests += 1
+            return announced[1] - now
+        return 0.0
 
     def announce_retry_after(self, identity: str, seconds: float) -> None:
         now = self.clock()

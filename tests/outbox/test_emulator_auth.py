@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 
+from aiohttp.test_utils import TestServer
+
+from outbox.emulator import EMULATOR_STATE
 from tests.outbox.conftest import PAT, PATCH_JSON, Ado, basic
 
 PROJECT_URL = "/backlogd/_apis/projects/Backlogd"
@@ -62,3 +65,12 @@ async def test_control_and_browse_pages_need_no_auth(emu: Ado) -> None:
     assert (await emu.request("GET", PROJECT_URL)).status == 203
     state = await emu.state()
     assert state["requests_total"] == 1 and state["status_counts"] == {"203": 1}
+
+
+async def test_expired_pat_is_401_access_check_json(emu: Ado, emu_server: TestServer) -> None:
+    """An expired PAT gets 401 with the AccessCheckException JSON and X-TFS-ServiceError."""
+    config = emu_server.app[EMULATOR_STATE].config
+    emu_server.app[EMULATOR_STATE].config = config.model_copy(update={"expired_pats": frozenset({"old"})})
+    reply = await emu.request("GET", PROJECT_URL, headers={"Authorization": basic("old")})
+    assert reply.status == 401 and reply.json["typeKey"] == "AccessCheckException"
+    assert "expired" in reply.headers["X-TFS-ServiceError"]

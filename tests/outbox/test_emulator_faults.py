@@ -179,3 +179,17 @@ async def test_wiql_visibility_lag(emu: Ado, emu_server: TestServer) -> None:
     assert (await emu.request("GET", "/backlogd/_apis/wit/workitems/1")).status == 200
     now[0] = 51.0
     assert len((await emu.wiql(TAG_QUERY)).json["workItems"]) == 1
+
+
+async def test_enforced_retry_after_throttles_the_whole_identity(emu: Ado, emu_server: TestServer) -> None:
+    """With enforce_retry_after, any route from a throttled identity gets 429 until the deadline passes."""
+    now = [10.0]
+    emu_server.app[EMULATOR_STATE].clock = lambda: now[0]
+    await emu.set_faults(throttle=1.0, limit=1, retry_after_seconds=3.0, enforce_retry_after=True)
+    assert (await _create(emu)).status == 429
+    now[0] = 11.0
+    early = await emu.wiql(TAG_QUERY)
+    assert early.status == 429 and early.headers["Retry-After"] == "2"
+    now[0] = 13.5
+    assert (await emu.wiql(TAG_QUERY)).status == 200
+    assert (await emu.state())["early_requests"] == 1
