@@ -34,10 +34,11 @@ def render_item(
     links: bool = True,
 ) -> dict[str, Any]:
     """`fields` limits the returned fields (missing ones are omitted); `relations` includes the link list."""
-    values = {**item.fields, "System.Id": item.id, "System.Rev": item.rev}
-    if fields is not None:
+    values = {k: v for k, v in item.fields.items() if k != "System.Id"}
+    if fields is not None:  # System.Id / System.Rev appear only when asked for, as in the service
         wanted = {f.casefold() for f in fields}
-        values = {k: v for k, v in values.items() if k.casefold() in wanted}
+        everything = {**values, "System.Id": item.id, "System.Rev": item.rev}
+        values = {k: v for k, v in everything.items() if k.casefold() in wanted}
     url = item_url(state, org_url, item.id) if item.id else f"{org_url}/_apis/wit/workItems"
     body: dict[str, Any] = {"id": item.id, "rev": item.rev, "fields": values}
     if fields is None:

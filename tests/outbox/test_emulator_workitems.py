@@ -264,3 +264,13 @@ async def test_discovery_endpoints(emu: Ado) -> None:
     fields = (await emu.request("GET", "/backlogd/Backlogd/_apis/wit/workitemtypes/user%20story/fields")).json
     refs = {f["referenceName"]: f for f in fields["value"]}
     assert "Microsoft.VSTS.Scheduling.StoryPoints" in refs and refs[TITLE]["alwaysRequired"] is True
+
+
+async def test_system_id_only_when_requested(emu: Ado) -> None:
+    """Responses carry id/rev at top level; System.Id appears in fields only when asked for with `fields`."""
+    item = (await emu.create("Task", {TITLE: "x"})).json
+    assert "System.Id" not in item["fields"]
+    listed = await emu.request(
+        "GET", f"/backlogd/_apis/wit/workitems?ids={item['id']}&fields=System.Id,System.Rev"
+    )
+    assert listed.json["value"][0]["fields"] == {"System.Id": item["id"], "System.Rev": 1}
