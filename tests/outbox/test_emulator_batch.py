@@ -69,7 +69,7 @@ async def test_whole_bulk_fails_mode_rolls_back(emu: Ado) -> None:
 
 
 async def test_unsupported_inner_requests_and_consistency(emu: Ado) -> None:
-    """Non-PATCH inner methods or extra query params are 404 per item; mixed bypassRules fails all with 400."""
+    """Non-PATCH inner methods or extra query params are 404 per item; mixed bypassRules fails all (400)."""
     post = {**_create(-1, "a"), "method": "POST"}
     extra = {**_create(-2, "b"), "uri": "/Backlogd/_apis/wit/workitems/$Task?api-version=7.1&$expand=all"}
     reply = await emu.request("POST", BATCH, [post, extra])
