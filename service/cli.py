@@ -15,9 +15,11 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+from hardware.probe import probe_async
+from hardware.sizing import report
 from outbox.records import JobRow
 from service import logs
-from service.composition import Services, build_services
+from service.composition import Services, build_services, size_for
 from service.console import ProgressView, summary_tree
 from service.errors import JobNotFound, JobStateError, SettingsError
 from service.export import render
@@ -56,6 +58,8 @@ def build_parser(extra: dict[str, tuple[str, Command]] | None = None) -> argpars
     export.add_argument("job_id")
     export.add_argument("--format", choices=("json", "csv", "md"), default="json")
     export.add_argument("--output", help="file to write (default: stdout)")
+    hardware = sub.add_parser("hardware", parents=[common], help="print the probed hardware and the sizing")
+    hardware.add_argument("--root", default="/", help="read /proc and /sys under this folder (tests)")
     emulator = sub.add_parser("emulator", parents=[common], help="run the Azure DevOps emulator alone")
     emulator.add_argument("--port", type=int, default=8081)
     emulator.add_argument("--host", default="127.0.0.1")
@@ -80,6 +84,7 @@ def main(argv: Sequence[str] | None = None, extra: dict[str, tuple[str, Command]
         "retry": cmd_retry,
         "export": cmd_export,
         "emulator": cmd_emulator,
+        "hardware": cmd_hardware,
     }
     parser = build_parser(extra)
     args = parser.parse_args(argv)
@@ -93,7 +98,7 @@ def main(argv: Sequence[str] | None = None, extra: dict[str, tuple[str, Command]
     except SettingsError as exc:
         print(f"backlogd: bad settings: {exc}", file=sys.stderr)
         return 2
-    quiet = args.command in ("run", "resume", "retry", "export", "status")
+    quiet = args.command in ("run", "resume", "retry", "export", "status", "hardware")
     logs.configure(
         "warning" if quiet and settings.logging.level == "info" else settings.logging.level,
         settings.logging.format,
@@ -271,6 +276,13 @@ async def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         await asyncio.to_thread(Path(args.output).write_text, text, "utf-8")
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+async def cmd_hardware(args: argparse.Namespace, settings: Settings) -> int:
+    profile = await probe_async(args.root)
+    sizing = size_for(settings, profile)
+    print(json.dumps(report(profile, sizing), indent=2))
     return 0
 
 

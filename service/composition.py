@@ -16,6 +16,8 @@ import aiohttp
 import structlog
 
 from hardware.aimd import AdaptiveLimiter
+from hardware.probe import HardwareProfile, probe_async
+from hardware.sizing import Sizing, report, size
 from outbox.emulator.config import EmulatorConfig
 from outbox.emulator.server import RunningEmulator, serve
 from outbox.store import Store
@@ -39,7 +41,17 @@ class Services:
     llm_limiter: AdaptiveLimiter
     uploads: UploadCoordinator | None
     emulator: RunningEmulator | None
+    profile: HardwareProfile
+    sizing: Sizing
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def hardware(self) -> dict[str, Any]:
+        """``backlogd hardware`` / ``GET /api/hardware``: profile, sizing and the live adaptive limits."""
+        out: dict[str, Any] = dict(report(self.profile, self.sizing))
+        out["adaptive_limits"] = {"llm": self.llm_limiter.snapshot()}
+        if self.uploads is not None:
+            out["adaptive_limits"].update(self.uploads.gate_snapshots())
+        return out
 
 
 def make_provider(settings: Settings, pool: ProcessPoolExecutor | None, env: Mapping[str, str]) -> Provider:
@@ -58,13 +70,40 @@ def make_provider(settings: Settings, pool: ProcessPoolExecutor | None, env: Map
     )
 
 
-def llm_limiter(settings: Settings, pool_size: int) -> AdaptiveLimiter:
+def size_for(settings: Settings, profile: HardwareProfile) -> Sizing:
     pp = settings.workflow.parallel_processing
-    if settings.llm.provider == "offline":  # local CPU work: no provider quota to respect
-        return AdaptiveLimiter(pool_size * 2 if pp.enabled else 1, name="llm")
-    ceiling = 1 if not pp.enabled else (pp.max_workers or settings.llm.max_concurrency)
-    rate = pp.rate_limit_per_second or settings.llm.requests_per_minute / 60.0
-    return AdaptiveLimiter(ceiling, rate_per_second=rate, name="llm")
+    return size(
+        profile,
+        use_hardware_optimization=pp.use_hardware_optimization,
+        enabled=pp.enabled,
+        max_workers=pp.max_workers,
+        rate_limit_per_second=pp.rate_limit_per_second,
+        llm_max_concurrency=settings.llm.max_concurrency,
+        llm_requests_per_minute=settings.llm.requests_per_minute,
+        ado_max_concurrency=settings.azure_devops.max_concurrency,
+    )
+
+
+def llm_limiter(settings: Settings, sizing: Sizing) -> AdaptiveLimiter:
+    if settings.llm.provider == "offline":  # local CPU work in the pool: no provider quota to respect
+        ceiling = sizing.process_pool_size * 2 if sizing.mode != "disabled" else 1
+        return AdaptiveLimiter(ceiling, name="llm")
+    return AdaptiveLimiter(sizing.llm_concurrency, rate_per_second=sizing.llm_rate_per_second, name="llm")
+
+
+def job_metadata(profile: HardwareProfile, sizing: Sizing) -> dict[str, Any]:
+    return {
+        "hardware_tier": sizing.tier,
+        "optimal_workers": sizing.llm_concurrency,
+        "system_info": {
+            "effective_cpus": profile.effective_cpus,
+            "memory_limit_bytes": profile.memory_limit_bytes,
+            "usable_memory_bytes": profile.usable_memory_bytes,
+            "sizing_mode": sizing.mode,
+            "process_pool_size": sizing.process_pool_size,
+            "upload_concurrency": sizing.upload_concurrency,
+        },
+    }
 
 
 @contextlib.asynccontextmanager
@@ -75,8 +114,19 @@ async def build_services(
     with_relay: bool = True,
     backoff_base: float = 0.5,
 ) -> AsyncIterator[Services]:
-    pool_size = max(1, min(4, (settings.workflow.parallel_processing.max_workers or 2)))
-    pool = ProcessPoolExecutor(max_workers=pool_size)
+    profile = await probe_async()
+    sizing = size_for(settings, profile)
+    log.info(
+        "sizing_chosen",
+        tier=sizing.tier,
+        mode=sizing.mode,
+        reason=sizing.reason,
+        llm_concurrency=sizing.llm_concurrency,
+        pool=sizing.process_pool_size,
+        uploads=sizing.upload_concurrency,
+        jobs=sizing.concurrent_jobs,
+    )
+    pool = ProcessPoolExecutor(max_workers=sizing.process_pool_size)
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(pool.shutdown, wait=True, cancel_futures=True)
         store = await stack.enter_async_context(Store.open(settings.database.path))
@@ -93,13 +143,14 @@ async def build_services(
                 session=session,
                 settings=ado,
                 publish=broadcaster.publish,
-                gate_factory=lambda name: AdaptiveLimiter(ado.max_concurrency, name=f"ado-{name}"),
+                gate_factory=lambda name: AdaptiveLimiter(sizing.upload_concurrency, name=f"ado-{name}"),
+                concurrency=sizing.upload_concurrency,
                 emulator_url=emulator.url if emulator else None,
                 emulator_pat=emulator_pat,
                 env=env,
             )
             stack.push_async_callback(uploads.close)
-        limiter = llm_limiter(settings, pool_size)
+        limiter = llm_limiter(settings, sizing)
         jobs = JobManager(
             settings=settings,
             store=store,
@@ -109,6 +160,9 @@ async def build_services(
             pool=pool,
             uploads=uploads,
             backoff_base=backoff_base,
+            metadata=lambda: job_metadata(profile, sizing),
+            stage_limits={name: budget.concurrency for name, budget in sizing.budgets.items()},
+            concurrent_jobs=min(settings.server.max_concurrent_jobs, sizing.concurrent_jobs),
         )
         stack.push_async_callback(jobs.close)
         if uploads is not None and with_relay:
@@ -116,7 +170,7 @@ async def build_services(
             stack.push_async_callback(
                 _stop_relay, uploads, relay_task, settings.server.shutdown_grace_seconds
             )
-        yield Services(settings, store, broadcaster, jobs, limiter, uploads, emulator)
+        yield Services(settings, store, broadcaster, jobs, limiter, uploads, emulator, profile, sizing)
 
 
 async def _start_emulator(

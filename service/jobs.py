@@ -42,6 +42,8 @@ class JobManager:
         uploads: UploadCoordinator | None = None,
         metadata: Callable[[], dict[str, Any]] = dict,
         backoff_base: float = 0.5,
+        stage_limits: dict[str, int] | None = None,
+        concurrent_jobs: int | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -59,10 +61,11 @@ class JobManager:
             publish=self.publish,
             pool=pool,
             backoff_base=backoff_base,
+            stage_limits=stage_limits,
         )
         self._tasks: dict[str, asyncio.Task[JobRow]] = {}
         self._progress: dict[str, Progress] = {}
-        self._slots = asyncio.Semaphore(settings.server.max_concurrent_jobs)
+        self._slots = asyncio.Semaphore(concurrent_jobs or settings.server.max_concurrent_jobs)
 
     # ----- creating and starting --------------------------------------------------------------
 

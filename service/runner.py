@@ -11,6 +11,7 @@ re-runs only calls that never committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -102,6 +103,7 @@ class GenerationRunner:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         backoff_base: float = 0.5,
+        stage_limits: dict[str, int] | None = None,
     ) -> None:
         self.store = store
         self.provider = provider
@@ -113,6 +115,9 @@ class GenerationRunner:
         self.clock = clock
         self.sleep = sleep
         self.backoff_base = backoff_base
+        # Per-stage budgets: a wide stage (tasks of every story) cannot take every slot from the
+        # stages that feed it. The shared limiter still bounds the total.
+        self.stage_slots = {name: asyncio.Semaphore(n) for name, n in (stage_limits or {}).items()}
 
     async def run(self, ctx: JobContext) -> None:
         """Run every call of the job that has not committed yet, as a DAG."""
@@ -226,11 +231,12 @@ class GenerationRunner:
             return CallOutcome(bodies, attempts, prompt_hash(request), tokens[0], tokens[1], latency * 1000)
 
     async def _complete(self, request: CompletionRequest) -> tuple[Completion, float]:
-        async with self.limiter.slot():
+        stage_slot = self.stage_slots.get(request.stage)
+        async with stage_slot or contextlib.nullcontext(), self.limiter.slot():
             started = self.clock()
             completion = await self.provider.complete(request)
             latency = self.clock() - started
-        self.limiter.succeeded(latency)
+            self.limiter.succeeded(latency)  # inside the slot: the limiter counts this request as in use
         return completion, latency
 
     async def _quality(self, ctx: JobContext, stage: StageDef, bodies: list[dict[str, Any]]) -> list[str]:

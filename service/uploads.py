@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import structlog
@@ -55,6 +56,7 @@ class UploadCoordinator:
         emulator_url: str | None = None,
         emulator_pat: str | None = None,
         env: Mapping[str, str] | None = None,
+        concurrency: int | None = None,
         progress_interval: float = 0.25,
     ) -> None:
         self.store = store
@@ -74,7 +76,7 @@ class UploadCoordinator:
             store,
             clients=self.client_for,
             publish=self.observe,
-            concurrency=settings.max_concurrency,
+            concurrency=concurrency or settings.max_concurrency,
             lease_seconds=settings.lease_seconds,
             max_attempts=settings.upload_retry_attempts,
         )
@@ -125,6 +127,9 @@ class UploadCoordinator:
         client = AdoClient(self.session, target, gate)
         self._clients[job_id] = client
         return client
+
+    def gate_snapshots(self) -> dict[str, Any]:
+        return {f"ado-{name}": getattr(g, "snapshot", dict)() for name, g in self._gates.items()}
 
     def work_item_url(self, job_id: str, ado_id: int) -> str | None:
         client = self._clients.get(job_id)
