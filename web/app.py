@@ -1,0 +1,60 @@
+"""The aiohttp application: routes of design §4, the error middleware, the static UI, and shutdown
+that ends every SSE stream with a ``shutdown`` event."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from aiohttp import web
+
+from service.composition import Services
+from service.settings import Settings
+from web import health, jobs_api
+from web.errors import error_middleware
+from web.keys import DRAINING, SERVICES, SETTINGS, STREAMS
+from web.openapi import openapi
+from web.sse import stream_progress
+from web.streams import StreamRegistry
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(settings: Settings, services: Services) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=settings.server.max_body_bytes)
+    app[SETTINGS] = settings
+    app[SERVICES] = services
+    app[STREAMS] = StreamRegistry()
+    app[DRAINING] = asyncio.Event()
+    add_routes(app.router)
+    app.on_shutdown.append(_end_streams)
+    return app
+
+
+def add_routes(r: web.UrlDispatcher) -> None:
+    r.add_post("/api/jobs", jobs_api.create_job)
+    r.add_get("/api/jobs", jobs_api.list_jobs)
+    r.add_get("/api/jobs/{id}", jobs_api.get_job)
+    r.add_delete("/api/jobs/{id}", jobs_api.cancel_job)
+    r.add_get("/api/jobs/{id}/backlog", jobs_api.get_backlog)
+    r.add_get("/api/jobs/{id}/export", jobs_api.export_job)
+    r.add_get("/api/jobs/{id}/progress", jobs_api.get_progress)
+    r.add_post("/api/jobs/{id}/retry-uploads", jobs_api.retry_uploads)
+    r.add_post("/api/jobs/{id}/upload", jobs_api.start_upload)
+    r.add_get("/api/progress/stream/{id}", stream_progress)
+    r.add_get("/api/hardware", health.hardware)
+    r.add_get("/api/openapi.json", openapi)
+    r.add_get("/healthz", health.healthz)
+    r.add_get("/readyz", health.readyz)
+    r.add_get("/", _index)
+    r.add_static("/static/", STATIC, append_version=False)
+
+
+async def _index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def _end_streams(app: web.Application) -> None:
+    """Stop accepting streams and tell every open one to send ``shutdown`` and end."""
+    app[DRAINING].set()
+    app[STREAMS].stop_all("shutdown")

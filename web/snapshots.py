@@ -1,0 +1,138 @@
+"""Views of a job for the API: its summary, its progress snapshot and its backlog tree.
+
+Reads only; the store is the truth for status and counts, the job manager's live ``Progress`` (when
+this process runs the job) for the percentage, current action and ETA.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from outbox.records import TERMINAL_JOB_STATES, JobRow
+from service.composition import Services
+from service.export import tree
+from service.progress import KINDS
+from web.sse import etag_of
+
+_FAILED = ("dead", "blocked")
+
+
+def links(job_id: str) -> dict[str, str]:
+    base = f"/api/jobs/{job_id}"
+    return {
+        "self": base,
+        "progress": f"{base}/progress",
+        "stream": f"/api/progress/stream/{job_id}",
+        "backlog": f"{base}/backlog",
+        "export": f"{base}/export?format=json",
+        "retry_uploads": f"{base}/retry-uploads",
+        "upload": f"{base}/upload",
+        "ui": f"/#/jobs/{job_id}",
+    }
+
+
+def job_title(job: JobRow) -> str:
+    title = job.vision.get("title") or ""
+    return str(title or str(job.vision.get("vision", ""))[:80] or job.id)
+
+
+def job_summary(job: JobRow) -> dict[str, Any]:
+    options = job.options
+    return {
+        "job_id": job.id,
+        "title": job_title(job),
+        "status": job.status,
+        "error": job.error,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "finished_at": job.finished_at,
+        "last_seq": job.last_seq,
+        "target": options.get("target"),
+        "upload_mode": options.get("upload_mode"),
+        "links": links(job.id),
+    }
+
+
+def per_kind(counts: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """Item counts per kind: generated (any state), uploaded, failed (dead or blocked)."""
+    return {
+        kind: {
+            "generated": sum(counts.get(kind, {}).values()),
+            "uploaded": counts.get(kind, {}).get("uploaded", 0),
+            "failed": sum(counts.get(kind, {}).get(s, 0) for s in _FAILED),
+        }
+        for kind in KINDS
+    }
+
+
+async def progress_snapshot(services: Services, job: JobRow) -> dict[str, Any]:
+    live = services.jobs.progress(job.id)
+    if live is not None:
+        snap = live.snapshot(time.monotonic(), time.time())
+    else:
+        snap = await _last_progress(services, job) or {
+            "progress": 0.0,
+            "currentAction": "",
+            "currentAgent": "",
+        }
+    counts = per_kind(await services.store.item_counts(job.id))
+    terminal = job.status in TERMINAL_JOB_STATES
+    return {
+        **snap,
+        "jobId": job.id,
+        "status": job.status,
+        "progress": 100.0 if terminal else float(snap.get("progress", 0.0)),
+        "currentAction": snap.get("currentAction") or _action_of(job.status),
+        "currentAgent": snap.get("currentAgent", ""),
+        "counts": counts,
+        "etaSeconds": 0.0 if terminal else snap.get("etaSeconds"),
+        "timestamp": time.time(),
+        "error": job.error,
+        "lastEventId": job.last_seq,
+        "etag": etag_of(job.last_seq),
+    }
+
+
+async def _last_progress(services: Services, job: JobRow) -> dict[str, Any] | None:
+    """The latest progress snapshot in the job's recent events (a job this process is not running)."""
+    events = await services.store.events_after(job.id, max(0, job.last_seq - 500), limit=500)
+    for ev in reversed(events):
+        if ev.type == "progress":
+            return dict(ev.payload)
+        if ev.type == "final" and isinstance(ev.payload.get("progress"), dict):
+            return dict(ev.payload["progress"])
+    return None
+
+
+def _action_of(status: str) -> str:
+    return {
+        "queued": "Queued",
+        "running": "Working",
+        "awaiting_upload": "Waiting for a manual upload",
+        "needs_credentials": "Waiting for Azure DevOps credentials",
+    }.get(status, "Finished")
+
+
+async def backlog_view(services: Services, job: JobRow) -> dict[str, Any]:
+    """The tree (epics → features → stories → tasks/test cases) with each item's upload state."""
+    items = await services.store.items(job.id)
+    qa = [
+        {
+            "id": it.id,
+            "type": it.kind,
+            "title": it.title,
+            "upload": {"state": it.state, "ado_id": it.ado_id, "url": it.ado_url, "error": it.error},
+        }
+        for it in items
+        if it.kind in ("test_plan", "test_suite")
+    ]
+    return {
+        "job_id": job.id,
+        "title": job_title(job),
+        "status": job.status,
+        "last_seq": job.last_seq,
+        **tree(items),
+        "test_plans": qa,
+        "counts": per_kind(await services.store.item_counts(job.id)),
+    }

@@ -1,0 +1,128 @@
+"""``GET /api/progress/stream/{id}``: a job's events as Server-Sent Events.
+
+Subscribe first, then replay the table after ``Last-Event-ID`` (header, or ``?lastEventId=`` for a
+first connection), then drain the live queue skipping what was already sent: no gap, no duplicate.
+``final`` ends the stream; a reconnect to a finished job with nothing missed gets 204, which makes
+EventSource stop instead of reconnecting forever. A client too slow for its bounded queue is
+dropped (the stream ends; its EventSource reconnects and replays from the table).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+from aiohttp_sse import EventSourceResponse
+
+from outbox.records import TERMINAL_JOB_STATES, EventRow
+from outbox.store import Store
+from service.errors import JobNotFound
+from web.keys import DRAINING, SERVICES, SETTINGS, STREAMS
+from web.streams import LiveStream
+
+_SEND_ERRORS = (ConnectionError, TimeoutError, RuntimeError)  # RuntimeError: write after EOF
+
+
+def etag_of(seq: int) -> str:
+    return f'"{seq}"'
+
+
+def event_data(ev: EventRow) -> dict[str, Any]:
+    """The event payload as served: progress snapshots also carry their ETag."""
+    if ev.type == "progress":
+        return {**ev.payload, "etag": etag_of(ev.seq)}
+    if ev.type == "final" and isinstance(ev.payload.get("progress"), dict):
+        return {**ev.payload, "progress": {**ev.payload["progress"], "etag": etag_of(ev.seq)}}
+    return ev.payload
+
+
+def last_event_id(request: web.Request) -> int:
+    raw = request.headers.get("Last-Event-ID") or request.query.get("lastEventId") or "0"
+    try:
+        return max(0, int(raw))
+    except ValueError:
+        return 0
+
+
+async def stream_progress(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS].progress
+    if not settings.enable_sse:
+        raise web.HTTPNotFound(
+            text="live progress streaming is disabled (progress.enable_sse: false); "
+            "poll GET /api/jobs/{id}/progress with If-None-Match instead"
+        )
+    services = request.app[SERVICES]
+    job_id = request.match_info["id"]
+    job = await services.store.get_job(job_id)
+    if job is None:
+        raise JobNotFound(job_id)
+    after = last_event_id(request)
+    if job.status in TERMINAL_JOB_STATES and job.last_seq <= after:
+        return web.Response(status=204)  # finished and nothing missed: EventSource stops here
+    if request.app[DRAINING].is_set():
+        raise web.HTTPServiceUnavailable(text="the service is shutting down", headers={"Retry-After": "1"})
+    live = LiveStream(job_id, services.broadcaster.subscribe(job_id))
+    registry = request.app[STREAMS]
+    registry.add(live)
+    resp = EventSourceResponse(
+        ping_interval=settings.heartbeat_seconds,
+        send_timeout=min(30.0, max(5.0, settings.heartbeat_seconds * 2)),
+    )
+    watcher: asyncio.Task[None] | None = None
+    try:
+        await resp.prepare(request)
+        watcher = asyncio.create_task(resp.wait())  # ends when a heartbeat write fails: the client left
+        watcher.add_done_callback(lambda _: live.stop("disconnected"))
+        await resp.write(f"retry: {settings.retry_ms}\r\n\r\n".encode())
+        await _stream(resp, services.store, live, after)
+    except _SEND_ERRORS:
+        pass
+    finally:
+        registry.discard(live)
+        live.subscription.close()
+        if watcher is not None:
+            resp.stop_streaming()
+            await asyncio.gather(watcher, return_exceptions=True)
+    return resp
+
+
+async def _stream(resp: EventSourceResponse, store: Store, live: LiveStream, after: int) -> None:
+    sent = await _replay(resp, store, live.job_id, after, None)
+    job = await store.get_job(live.job_id)
+    if job is not None and job.status in TERMINAL_JOB_STATES and job.last_seq <= sent:
+        return
+    while True:
+        ev = await live.subscription.get()
+        if ev is None:
+            break
+        if ev.seq <= sent:
+            continue
+        if ev.seq > sent + 1:  # never expected (commits publish in order), but a gap must not be skipped
+            sent = await _replay(resp, store, live.job_id, sent, ev.seq - 1)
+        await _send(resp, ev)
+        sent = ev.seq
+        if ev.type == "final":
+            return
+    if live.stop_reason == "shutdown":
+        await resp.send(
+            json.dumps({"reason": "the service is shutting down; reconnect shortly"}), event="shutdown"
+        )
+
+
+async def _replay(resp: EventSourceResponse, store: Store, job_id: str, after: int, upto: int | None) -> int:
+    """Send the committed events after ``after`` (up to ``upto``); returns the last seq sent."""
+    sent = after
+    while True:
+        rows = await store.events_after(job_id, sent, limit=1000)
+        rows = [r for r in rows if upto is None or r.seq <= upto]
+        if not rows:
+            return sent
+        for ev in rows:
+            await _send(resp, ev)
+            sent = ev.seq
+
+
+async def _send(resp: EventSourceResponse, ev: EventRow) -> None:
+    await resp.send(json.dumps(event_data(ev), separators=(",", ":")), id=str(ev.seq), event=ev.type)
