@@ -184,21 +184,30 @@ def epics(ctx: dict[str, Any]) -> list[dict[str, Any]]:
 def features(ctx: dict[str, Any]) -> list[dict[str, Any]]:
     epic = ctx["chain"][-1]
     by_id = {s["id"]: s for s in _sentences(ctx)}
-    out: list[dict[str, Any]] = []
-    for sid in epic["body"]["sources"]:
-        sentence = by_id[sid]
-        # key features are already one capability each; long vision sentences hold several
-        parts = [sentence["text"]] if sentence["section"] != "vision" else clauses(sentence["text"])
-        for clause in parts:
-            out.append(
-                {
-                    "title": phrase(clause, 8),
-                    "description": f"{clause.rstrip('.')}. Part of the epic '{epic['title']}'.",
-                    "sources": [sid],
-                    "priority": min(4, 1 + len(out) // 2),
-                }
-            )
-    return out
+    sentences = [by_id[sid] for sid in epic["body"]["sources"]]
+    limit = int(ctx["max_items"])
+    if len(sentences) > limit:  # more sentences than features allowed: each feature covers several
+        groups = [sentences[i::limit] for i in range(limit)]
+        parts = [
+            (clauses(g[0]["text"])[0], " ".join(s["text"] for s in g), [s["id"] for s in g]) for g in groups
+        ]
+    else:  # key features are one capability each; long vision sentences hold several
+        parts = [
+            (clause, clause, [s["id"]])
+            for s in sentences
+            for clause in ([s["text"]] if s["section"] != "vision" else clauses(s["text"]))
+        ]
+        if len(parts) > limit:  # splitting would push sentences past the limit: one feature each
+            parts = [(clauses(s["text"])[0], s["text"], [s["id"]]) for s in sentences]
+    return [
+        {
+            "title": phrase(lead, 8),
+            "description": f"{text.rstrip('.')}. Part of the epic '{epic['title']}'.",
+            "sources": ids,
+            "priority": min(4, 1 + i // 2),
+        }
+        for i, (lead, text, ids) in enumerate(parts)
+    ]
 
 
 _ASPECTS = (
