@@ -62,6 +62,7 @@ class JobManager:
             pool=pool,
             backoff_base=backoff_base,
             stage_limits=stage_limits,
+            pipeline=settings.workflow.pipeline,
         )
         self._tasks: dict[str, asyncio.Task[JobRow]] = {}
         self._progress: dict[str, Progress] = {}

@@ -104,6 +104,7 @@ class GenerationRunner:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         backoff_base: float = 0.5,
         stage_limits: dict[str, int] | None = None,
+        pipeline: str = "dag",
     ) -> None:
         self.store = store
         self.provider = provider
@@ -115,12 +116,13 @@ class GenerationRunner:
         self.clock = clock
         self.sleep = sleep
         self.backoff_base = backoff_base
+        self.pipeline = pipeline
         # Per-stage budgets: a wide stage (tasks of every story) cannot take every slot from the
         # stages that feed it. The shared limiter still bounds the total.
         self.stage_slots = {name: asyncio.Semaphore(n) for name, n in (stage_limits or {}).items()}
 
     async def run(self, ctx: JobContext) -> None:
-        """Run every call of the job that has not committed yet, as a DAG."""
+        """Run every call of the job that has not committed yet, as a DAG (or stage by stage)."""
         done = {c.call_key: c for c in await self.store.calls(ctx.job_id)}
         for row in await self.store.items(ctx.job_id):
             if row.kind in STAGES_BY_KIND:
@@ -135,21 +137,51 @@ class GenerationRunner:
                 )
                 ctx.progress.generated[row.kind] += 1
         ctx.progress.calls_done = sum(1 for c in done.values() if c.status == "done")
+        if self.pipeline == "stages":
+            await self._run_stages(ctx, done)
+            return
         async with asyncio.TaskGroup() as tg:
 
             def spawn(stage: StageDef, parent: Item | None) -> None:
-                key = call_key(stage.name, parent.id if parent else None)
-                if key in done and done[key].status == "done":
-                    for child in self._children_of(ctx, parent):
-                        for sub in child_stages(child.kind, ctx.include_qa):
-                            spawn(sub, child)
-                    return
-                ctx.progress.calls_pending += 1
-                ctx.progress.unexpanded[stage.name] = ctx.progress.unexpanded.get(stage.name, 0) + 1
-                tg.create_task(self._run_call(ctx, stage, parent, spawn))
+                if self._needed(ctx, done, stage, parent, spawn):
+                    tg.create_task(self._run_call(ctx, stage, parent, spawn))
 
             for stage in child_stages(None, ctx.include_qa):
                 spawn(stage, None)
+
+    async def _run_stages(self, ctx: JobContext, done: dict[str, CallRow]) -> None:
+        """The old architecture, kept to measure against: each stage waits for the whole previous one."""
+        waiting: dict[str, list[Item | None]] = {name: [] for name in STAGES}
+
+        def spawn(stage: StageDef, parent: Item | None) -> None:
+            if self._needed(ctx, done, stage, parent, spawn):
+                waiting[stage.name].append(parent)
+
+        for stage in child_stages(None, ctx.include_qa):
+            spawn(stage, None)
+        for name, stage in STAGES.items():
+            async with asyncio.TaskGroup() as tg:
+                for parent in waiting[name]:
+                    tg.create_task(self._run_call(ctx, stage, parent, spawn))
+
+    def _needed(
+        self,
+        ctx: JobContext,
+        done: dict[str, CallRow],
+        stage: StageDef,
+        parent: Item | None,
+        spawn: Callable[[StageDef, Item | None], None],
+    ) -> bool:
+        """Whether this call must run; a call committed earlier is skipped but its subtree expanded."""
+        key = call_key(stage.name, parent.id if parent else None)
+        if key in done and done[key].status == "done":
+            for child in self._children_of(ctx, parent):
+                for sub in child_stages(child.kind, ctx.include_qa):
+                    spawn(sub, child)
+            return False
+        ctx.progress.calls_pending += 1
+        ctx.progress.unexpanded[stage.name] = ctx.progress.unexpanded.get(stage.name, 0) + 1
+        return True
 
     def _children_of(self, ctx: JobContext, parent: Item | None) -> list[Item]:
         pid = parent.id if parent else None

@@ -76,6 +76,7 @@ class QualitySettings(_Section):
 
 class WorkflowSettings(_Section):
     include_qa: bool = True
+    pipeline: Literal["dag", "stages"] = "dag"
     limits: Limits = Limits()
     parallel_processing: ParallelProcessing = ParallelProcessing()
     quality: QualitySettings = QualitySettings()
