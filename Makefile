@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= config/settings.yaml
 
-.PHONY: install run test lint typecheck bench soak all clean format
+.PHONY: install run demo test lint typecheck bench soak all clean format
 
 install: $(STAMP)
 
@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: install
+	$(BIN)/backlogd serve --config $(CONFIG)
+
+demo: install
 	$(BIN)/backlogd run samples/clinic-scheduling.yaml --config $(CONFIG)
 
 test: install
