@@ -1,0 +1,229 @@
+// One job: progress bar, counts, live feed, backlog tree, actions. Every update changes existing
+// nodes in place; nothing is re-rendered wholesale.
+
+import { api, el, KIND_NAMES, statusLabel, TERMINAL } from "./api.js";
+import { LiveProgress } from "./live.js";
+import { BacklogTree } from "./tree.js";
+
+const $ = (id) => document.getElementById(id);
+const KINDS = ["epic", "feature", "story", "task", "test_case", "test_plan", "test_suite"];
+const FEED_MAX = 60;
+
+export class JobPage {
+  constructor() {
+    this.tree = new BacklogTree($("tree"), $("qa-list"), $("qa-heading"));
+    this.live = null;
+    this.jobId = null;
+    this.percent = 0;
+    this.counts = {};
+    this.status = "";
+    this.uploadMode = "";
+    this.resyncing = null;
+    this.buildCounts();
+    $("retry-btn").addEventListener("click", () => this.act("retry-uploads", "Re-queued failed uploads"));
+    $("upload-btn").addEventListener("click", () => this.act("upload", "Upload started"));
+    $("cancel-btn").addEventListener("click", () => this.cancel());
+    $("expand-all").addEventListener("click", () => this.tree.setOpen(true));
+    $("collapse-all").addEventListener("click", () => this.tree.setOpen(false));
+  }
+
+  buildCounts() {
+    this.cells = {};
+    const body = $("counts-body");
+    for (const kind of KINDS) {
+      const cells = ["generated", "uploaded", "failed"].map((k) => el("td", { "data-count": k, text: "0" }));
+      body.append(el("tr", { id: `count-${kind}` }, el("th", { scope: "row", text: KIND_NAMES[kind] }), ...cells));
+      this.cells[kind] = { generated: cells[0], uploaded: cells[1], failed: cells[2] };
+    }
+  }
+
+  async open(jobId) {
+    this.close();
+    this.jobId = jobId;
+    this.percent = 0;
+    this.tree.clear();
+    $("feed").replaceChildren();
+    $("action-msg").textContent = "";
+    for (const fmt of ["json", "csv", "md"]) $(`export-${fmt}`).href = `/api/jobs/${jobId}/export?format=${fmt}`;
+    try {
+      const job = (await api(`/api/jobs/${jobId}`)).data;
+      $("job-title").textContent = job.title;
+      document.title = `${job.title} — backlogd`;
+      this.uploadMode = job.upload_mode;
+      this.target = job.target;
+      const backlog = (await api(`/api/jobs/${jobId}/backlog`)).data;
+      if (this.jobId !== jobId) return;
+      this.tree.load(backlog);
+      const progress = (await api(`/api/jobs/${jobId}/progress`)).data;
+      this.applySnapshot(progress);
+      if (TERMINAL.has(progress.status)) { this.setMode("finished"); return; }
+      this.follow(backlog.last_seq);
+    } catch (err) {
+      $("job-title").textContent = "Job not available";
+      this.showError(err.message);
+    }
+  }
+
+  close() {
+    if (this.live) this.live.stop();
+    this.live = null;
+    this.jobId = null;
+  }
+
+  setMode(mode) {
+    $("live-mode").textContent = mode === "live" ? "● live" : mode;
+    $("live-mode").dataset.mode = mode;
+  }
+
+  onEvent(type, data) {
+    if (type === "progress") this.applySnapshot(data);
+    else if (type === "item") {
+      this.tree.upsert({ id: data.id, kind: data.kind, title: data.title, parentId: data.parentId });
+      this.feed(`${KIND_NAMES[data.kind] || data.kind} generated: ${data.title}`);
+    } else if (type === "upload") {
+      this.tree.upsert({ id: data.id, kind: data.kind, title: data.title, parentId: null }, data);
+      const what = data.state === "uploaded" ? `uploaded as #${data.adoId}` : statusLabel(data.state);
+      this.feed(`${KIND_NAMES[data.kind] || data.kind} ${what}: ${data.title}${data.error ? ` — ${data.error}` : ""}`);
+    } else if (type === "stage") {
+      if (data.status) this.setStatus(data.status);
+      if (data.stage) this.feed(`Stage ${data.stage} ${data.status || ""}${data.agent ? ` (${data.agent})` : ""}`);
+      if (data.status === "running" && TERMINAL.has(this.status)) this.percent = 0;
+    } else if (type === "error") {
+      this.feed(`Problem in ${data.stage || "job"}: ${data.message}`);
+    } else if (type === "final") {
+      if (data.progress) this.applySnapshot(data.progress);
+      this.setStatus(data.status);
+      this.showError(data.error);
+      this.feed(`Finished: ${statusLabel(data.status)}`);
+      this.resync();
+    }
+  }
+
+  applySnapshot(p) {
+    if (!p) return;
+    this.percent = Math.max(this.percent, Number(p.progress) || 0); // never moves backwards on screen
+    const pct = Math.round(this.percent);
+    const fill = $("progress-fill");
+    fill.style.width = `${this.percent}%`;
+    fill.classList.toggle("done", pct >= 100);
+    $("progress-bar").setAttribute("aria-valuenow", String(pct));
+    const eta = p.etaSeconds && pct < 100 ? ` · about ${formatSeconds(p.etaSeconds)} left` : "";
+    const agent = p.currentAgent ? ` (${p.currentAgent})` : "";
+    const text = `${pct}% — ${p.currentAction || statusLabel(p.status)}${agent}${eta}`;
+    if ($("progress-text").textContent !== text) $("progress-text").textContent = text;
+    if (p.status) this.setStatus(p.status);
+    if (p.error !== undefined) this.showError(p.error);
+    for (const kind of KINDS) {
+      const c = p.counts?.[kind];
+      if (!c) continue;
+      for (const key of ["generated", "uploaded", "failed"]) {
+        const cell = this.cells[kind][key];
+        const value = String(c[key] ?? 0);
+        if (cell.textContent !== value) cell.textContent = value;
+      }
+      this.counts[kind] = c;
+    }
+    this.updateActions();
+  }
+
+  setStatus(status) {
+    if (!status) return;
+    this.status = status;
+    const badge = $("job-status");
+    badge.textContent = statusLabel(status);
+    badge.className = `badge ${status}`;
+    this.updateActions();
+  }
+
+  updateActions() {
+    const failed = Object.values(this.counts).reduce((n, c) => n + (c.failed || 0), 0);
+    const running = this.status === "running" || this.status === "queued";
+    $("retry-btn").hidden = !(failed > 0 && !running && this.target !== "none");
+    $("upload-btn").hidden = !["awaiting_upload", "needs_credentials"].includes(this.status);
+    $("cancel-btn").hidden = !running;
+  }
+
+  showError(message) {
+    $("job-error").textContent = message || "";
+    $("job-error").hidden = !message;
+  }
+
+  feed(text) {
+    const list = $("feed");
+    list.prepend(el("li", { text }));
+    while (list.children.length > FEED_MAX) list.lastElementChild.remove();
+  }
+
+  // Re-read the backlog and progress and merge them in place (after polling or final).
+  async resync() {
+    if (!this.jobId || this.resyncing) return this.resyncing;
+    const jobId = this.jobId;
+    this.resyncing = (async () => {
+      try {
+        const backlog = (await api(`/api/jobs/${jobId}/backlog`)).data;
+        if (this.jobId === jobId) this.tree.load(backlog);
+        const progress = (await api(`/api/jobs/${jobId}/progress`)).data;
+        if (this.jobId === jobId) this.applySnapshot(progress);
+      } catch { /* the next poll or event tries again */ }
+      this.resyncing = null;
+    })();
+    return this.resyncing;
+  }
+
+  async act(action, done) {
+    const btn = action === "upload" ? $("upload-btn") : $("retry-btn");
+    btn.disabled = true;
+    try {
+      const res = await api(`/api/jobs/${this.jobId}/${action}`, { method: "POST", body: {} });
+      $("action-msg").textContent = action === "retry-uploads" ? `${done}: ${res.data.requeued} items` : done;
+      this.setStatus("running");
+      if (!this.live) this.followAgain();
+    } catch (err) {
+      $("action-msg").textContent = `Could not ${action.replace("-", " ")}: ${err.message}`;
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  follow(lastEventId) {
+    const live = new LiveProgress(this.jobId, lastEventId, {
+      onEvent: (type, data) => this.onEvent(type, data),
+      onSnapshot: (snap) => this.applySnapshot(snap),
+      onMode: (mode) => this.setMode(mode),
+      onResync: () => this.resync(),
+      onFinished: () => {
+        live.stop();
+        if (this.live === live) this.live = null;
+        this.setMode("finished");
+        this.resync();
+      },
+    });
+    this.live = live;
+    live.start();
+  }
+
+  followAgain() {
+    const jobId = this.jobId;
+    api(`/api/jobs/${jobId}/progress`).then((res) => {
+      if (this.jobId === jobId && !this.live) this.follow(res.data.lastEventId);
+    }).catch(() => {});
+  }
+
+  async cancel() {
+    $("cancel-btn").disabled = true;
+    try {
+      await api(`/api/jobs/${this.jobId}`, { method: "DELETE" });
+      $("action-msg").textContent = "Job cancelled";
+    } catch (err) {
+      $("action-msg").textContent = `Could not cancel: ${err.message}`;
+    } finally {
+      $("cancel-btn").disabled = false;
+    }
+  }
+}
+
+function formatSeconds(s) {
+  if (s < 90) return `${Math.max(1, Math.round(s))} s`;
+  if (s < 5400) return `${Math.round(s / 60)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
