@@ -7,9 +7,11 @@ siblings, never the whole backlog, so prompts stay small however big the job gro
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -48,7 +50,7 @@ def call_key(stage: str, parent_id: str | None) -> str:
 
 def wrapper_schema(stage: StageDef, max_items: int) -> dict[str, Any]:
     """JSON Schema of one stage answer: ``{"<stage>": [<item>, ...]}`` with 1..max_items items."""
-    item_schema = OUT_MODELS[stage.kind].model_json_schema()
+    item_schema = copy.deepcopy(_item_schema(stage.kind))
     defs = item_schema.pop("$defs", {})
     schema: dict[str, Any] = {
         "type": "object",
@@ -63,6 +65,12 @@ def wrapper_schema(stage: StageDef, max_items: int) -> dict[str, Any]:
     return schema
 
 
+@cache  # pydantic rebuilds the schema on every call (~1 ms): a hot path at one call per LLM request
+def _item_schema(kind: ItemKind) -> dict[str, Any]:
+    return OUT_MODELS[kind].model_json_schema()
+
+
+@cache
 def _template(name: str) -> str:
     return resources.files("stages").joinpath(f"prompts/{name}.txt").read_text(encoding="utf-8")
 
