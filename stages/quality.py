@@ -49,7 +49,10 @@ def _shingles(text: str) -> frozenset[str]:
 
 def similarity(a: str, b: str) -> float:
     """Jaccard similarity of word bigrams (stop words removed): 1.0 for the same wording."""
-    sa, sb = _shingles(a), _shingles(b)
+    return _jaccard(_shingles(a), _shingles(b))
+
+
+def _jaccard(sa: frozenset[str], sb: frozenset[str]) -> float:
     if not sa or not sb:
         return 0.0
     return len(sa & sb) / len(sa | sb)
@@ -60,9 +63,12 @@ def near_duplicates(
 ) -> list[str]:
     """Problems for each new (title, text) that nearly repeats an existing one elsewhere in the job."""
     problems = []
+    # Shingle each text once, not once per pair: this runs for every stories call against the whole job.
+    others = [(other_title, _shingles(f"{other_title} {other_text}")) for other_title, other_text in existing]
     for i, (title, text) in enumerate(new):
-        for other_title, other_text in existing:
-            score = similarity(f"{title} {text}", f"{other_title} {other_text}")
+        mine = _shingles(f"{title} {text}")
+        for other_title, theirs in others:
+            score = _jaccard(mine, theirs)
             if score >= threshold:
                 problems.append(
                     f"item {i} '{title}' nearly repeats '{other_title}' elsewhere in the backlog "
