@@ -142,6 +142,47 @@ async def mark_dead(store: Store, item: ItemRow, error: str, created_id: int | N
         return await store.append_in(db, item.job_id, events)
 
 
+_ORPHANS = """
+SELECT i.id, i.job_id, i.kind, i.title, p.kind AS p_kind, p.title AS p_title
+FROM items i JOIN items p ON p.id = i.parent_id
+WHERE i.job_id IN ({jobs}) AND i.state IN ('pending', 'retry_wait') AND p.state IN ('dead', 'blocked')
+UNION ALL
+SELECT i.id, i.job_id, i.kind, i.title, p.kind, p.title
+FROM items i, json_each(i.depends_on) d JOIN items p ON p.id = d.value
+WHERE i.job_id IN ({jobs}) AND i.state IN ('pending', 'retry_wait') AND p.state IN ('dead', 'blocked')
+"""
+
+
+async def block_orphans(store: Store, job_ids: Sequence[str]) -> list[EventRow]:
+    """Items staged after a parent or prerequisite died (streaming) become blocked, never pending forever."""
+    if not job_ids:
+        return []
+    marks = ",".join("?" * len(job_ids))
+    params = [*job_ids, *job_ids]
+    async with store.reader.execute(_ORPHANS.format(jobs=marks), params) as cur:
+        if await cur.fetchone() is None:
+            return []  # the common case: no write transaction
+    events: list[EventRow] = []
+    now = store.now()
+    async with store.transaction() as db:
+        while True:  # one level per round, until a fixed point
+            async with db.execute(_ORPHANS.format(jobs=marks), params) as cur:
+                found = {r["id"]: dict(r) for r in await cur.fetchall()}
+            if not found:
+                return events
+            by_job: dict[str, list[NewEvent]] = {}
+            for row in found.values():
+                reason = f"blocked: {row['p_kind']} '{str(row['p_title'])[:80]}' could not be uploaded"
+                await db.execute(
+                    "UPDATE items SET state = 'blocked', error = ?, fence = fence + 1, lease_owner = NULL,"
+                    " updated_at = ? WHERE id = ?",
+                    (reason, now, row["id"]),
+                )
+                by_job.setdefault(row["job_id"], []).append(_event(row, "blocked", error=reason))
+            for job_id, new in by_job.items():
+                events += await store.append_in(db, job_id, new)
+
+
 async def release(store: Store, job_id: str) -> int:
     """Held items (after generation, manual mode) become claimable."""
     async with store.transaction() as db:

@@ -113,8 +113,11 @@ class Relay:
             self.alive = False
 
     async def _claim_some(self) -> None:
+        if not self._claiming or not self._active:
+            return
+        await self._record(queue.block_orphans(self.store, sorted(self._active)))
         free = self.concurrency - len(self._inflight)
-        if not self._claiming or free <= 0 or not self._active:
+        if free <= 0:
             return
         rows = await queue.claim(
             self.store, sorted(self._active), self.owner, self.clock(), self.lease_seconds, free
