@@ -198,3 +198,21 @@ def _under(rows: dict[str, ItemRow], row: ItemRow, root: str) -> bool:
             return True
         todo += [rows[current].parent_id, *rows[current].depends_on]
     return False
+
+
+async def test_items_staged_under_a_dead_parent_become_blocked(store: Store) -> None:
+    """Children generated after their parent died (streaming) are blocked with the reason, level by level."""
+    items = tree(JOB, 1, 1, 1, 1, 1)
+    epic, rest = items[0], items[1:]
+    await stage(store, JOB, [epic])
+    [claimed] = await _claim(store)
+    await queue.mark_dead(store, claimed, "HTTP 401")
+    await store.stage_items(JOB, "later", rest)
+    assert await _claim(store) == []
+    events = await queue.block_orphans(store, [JOB])
+    rows = await _rows(store)
+    assert {r.state for r in rows.values() if r.id != epic.id} == {"blocked"}
+    assert len(events) == len(rest) and {e.payload["state"] for e in events} == {"blocked"}
+    assert "could not be uploaded" in (rows[rest[0].id].error or "")
+    assert await queue.block_orphans(store, [JOB]) == []
+    assert await queue.open_count(store, JOB) == 0
