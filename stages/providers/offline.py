@@ -19,6 +19,23 @@ _PERSONA_HINT = re.compile(
     r"(?:\s+(?:to|who|that|keep|lend|find|book|run|manage|fill|cut)\b|[,.])",
     re.I,
 )
+_PRONOUNS = frozenset(
+    [
+        "them",
+        "us",
+        "you",
+        "it",
+        "me",
+        "him",
+        "her",
+        "everyone",
+        "everybody",
+        "anyone",
+        "someone",
+        "all",
+        "each",
+    ]
+)
 _ARTICLE = re.compile(r"^(?:a|an|the|our|its)\s+", re.I)
 FIB = (2, 3, 5, 8)
 _DANGLING = frozenset(
@@ -135,7 +152,9 @@ def _personas(ctx: dict[str, Any]) -> list[str]:
     users = [singular_persona(u) for u in ctx["vision"].get("target_users", [])]
     if users:
         return users
-    found = [singular_persona(m.group(1)) for s in _sentences(ctx) for m in _PERSONA_HINT.finditer(s["text"])]
+    hints = [m.group(1) for s in _sentences(ctx) for m in _PERSONA_HINT.finditer(s["text"])]
+    # "... until an auditor asks for them." is no persona: "As a them, I want ..." was the result.
+    found = [singular_persona(h) for h in hints if h.split()[0].lower() not in _PRONOUNS]
     domain = ctx["vision"].get("domain") or ""
     return found[:3] or [f"{domain} customer".strip() if domain else "customer"]
 
