@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from aiohttp.typedefs import Handler
 
 from outbox.records import CallRow, ItemRow, JobRow
 from service.composition import Services, build_services
@@ -38,6 +40,15 @@ VISION = {
     "target_users": ["Tool owners", "Borrowers"],
     "key_features": ["Tool listings with photos", "Bookings with deposits"],
 }
+
+
+@pytest.fixture(autouse=True)
+def _restore_log_config() -> Iterator[None]:
+    """CLI commands under test call ``logs.configure``, which binds the log stream to the test's captured
+    stdout/stderr; restore the previous configuration so no later test logs into a closed stream."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -167,7 +178,7 @@ class CallFaults:
 
     __middleware_version__ = 1  # what ``@web.middleware`` marks; a bound method cannot carry it
 
-    async def __call__(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         key = call_key_of(await request.json())
         self.seen.append(key)
         if self.target is None and key[0] == self.stage:

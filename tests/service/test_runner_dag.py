@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from outbox.records import ItemRow
 from service.composition import Services
@@ -66,7 +67,7 @@ class SlowFirst:
         self.slow: tuple[str, str] | None = None
         self.log: list[tuple[str, str, float, float]] = []
 
-    async def __call__(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         body = await request.json()
         key, started = call_key_of(body), time.monotonic()
         if self.slow is None and key[0] == self.stage:

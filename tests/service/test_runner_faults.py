@@ -141,7 +141,7 @@ async def test_server_errors_retry_only_the_failing_call(
     assert result.job.status == "completed"
     counts = Counter(faults.seen)
     assert len(counts) == CALLS
-    assert counts[faults.target] == 3
+    assert faults.target is not None and counts[faults.target] == 3
     assert sorted(counts.values()) == [1] * (CALLS - 1) + [3]
     assert sorted(c.attempts for c in result.calls) == [1] * (CALLS - 1) + [3]
 
@@ -158,7 +158,9 @@ async def test_a_call_that_keeps_failing_is_recorded_and_its_subtree_skipped(
     (failed,) = [c for c in result.calls if c.status == "failed"]
     assert failed.call_key.startswith("features:")
     assert failed.error is not None and "HTTP 500" in failed.error and "upstream exploded" in failed.error
-    assert Counter(faults.seen)[faults.target] == 3  # bounded: max_attempts, then given up
+    assert (
+        faults.target is not None and Counter(faults.seen)[faults.target] == 3
+    )  # bounded: max_attempts, then given up
     assert [f for f in result.of("feature") if f.parent_id == failed.parent_id] == []
     assert (len(result.of("feature")), len(result.of("story")), len(result.of("task"))) == (2, 4, 8)
     assert sum(c.status == "done" for c in result.calls) == 1 + 1 + 2 + 4 * 2
