@@ -51,10 +51,11 @@ export class JobPage {
       document.title = `${job.title} — backlogd`;
       this.uploadMode = job.upload_mode;
       this.target = job.target;
+      // Progress first, then the backlog: a job seen finished has its final tree in what follows.
+      const progress = (await api(`/api/jobs/${jobId}/progress`)).data;
       const backlog = (await api(`/api/jobs/${jobId}/backlog`)).data;
       if (this.jobId !== jobId) return;
       this.tree.load(backlog);
-      const progress = (await api(`/api/jobs/${jobId}/progress`)).data;
       this.applySnapshot(progress);
       if (TERMINAL.has(progress.status)) { this.setMode("finished"); return; }
       this.follow(backlog.last_seq);

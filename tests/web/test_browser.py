@@ -1,0 +1,175 @@
+"""The web UI in a real Chromium (Playwright): submit a job, watch the bar reach 100 %, open the tree,
+follow a work item link, fail uploads in the emulator and retry from the page, and the polling fallback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from outbox.emulator.config import FaultConfig
+from service.composition import Services, build_services
+from service.settings import Settings
+from tests.web.conftest import make_settings
+from web.app import create_app
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+VISION = "# Bike shop\nCustomers book repairs online. Mechanics see the repair queue."
+DONE = "document.querySelector('#progress-bar').getAttribute('aria-valuenow') === '100'"
+
+
+def _need_chromium() -> None:
+    if Path(CHROMIUM).exists():
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set but Chromium is missing at {CHROMIUM}; install Debian's chromium package")
+    pytest.skip(
+        "browser tests skipped: Chromium is not installed (apt-get install chromium) and CI is not set"
+    )
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    _need_chromium()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def _serve(settings: Settings) -> AsyncIterator[tuple[str, Services]]:
+    async with build_services(settings, {}, backoff_base=0.01) as services:
+        server = TestServer(create_app(settings, services), host="127.0.0.1")
+        await server.start_server()
+        try:
+            yield str(server.make_url("/")), services
+        finally:
+            await server.close()
+
+
+@pytest.fixture
+async def site(settings: Settings) -> AsyncIterator[tuple[str, Services]]:
+    async for served in _serve(settings):
+        yield served
+
+
+async def _submit(page: Any, url: str, vision: str = VISION) -> None:
+    await page.goto(url)
+    await page.fill("#vision", vision)
+    await page.uncheck("#include-qa")
+    await page.focus("#submit-job")
+    await page.keyboard.press("Enter")  # keyboard-usable: a real submit button
+    await page.wait_for_url("**/#/jobs/*")
+
+
+async def test_submit_watch_progress_open_tree_and_follow_a_work_item(
+    browser: Any, site: tuple[str, Services]
+) -> None:
+    """A job submitted in the form reaches 100 %, its tree expands to tasks, and a work item link opens
+    the emulator's page for that item; tree nodes are updated in place, never re-rendered."""
+    url, services = site
+    assert services.emulator is not None  # slow uploads down so the page watches the job live
+    services.emulator.state.set_faults(FaultConfig(latency_seconds=0.1, routes=frozenset({"any"})))
+    context = await browser.new_context()
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await _submit(page, url)
+    first_epic = page.locator("#tree > li").first
+    await first_epic.wait_for()
+    epic_handle = await first_epic.element_handle()
+    await page.wait_for_function(DONE, timeout=15_000)
+    await page.wait_for_function("document.querySelector('#job-status').textContent === 'completed'")
+    assert (await page.inner_text("#progress-text")).startswith("100%")
+    assert "uploaded as #" in await page.inner_text("#feed")  # items arrived live over SSE
+    assert await epic_handle.evaluate("node => node.isConnected")  # the same node, updated in place
+    await page.click("#expand-all")
+    task = page.locator("#tree li[data-kind=task]").first
+    assert await task.is_visible()
+    assert await page.locator("#tree .badge.uploaded").count() == await page.locator("#tree .badge").count()
+    assert int(await page.inner_text("#count-task td[data-count=uploaded]")) > 0
+    link = page.locator("#tree li[data-kind=story] a.ado-link").first
+    ado_id = (await link.inner_text()).lstrip("#")
+    async with context.expect_page() as opened:
+        await link.click()
+    item_page = await opened.value
+    await item_page.wait_for_load_state()
+    assert f"{ado_id}:" in await item_page.inner_text("h1")
+    await page.click("text=← All jobs")
+    await page.locator("#jobs-list li").first.wait_for()
+    assert "Bike shop" in await page.inner_text("#jobs-list")
+    assert errors == []
+    await context.close()
+
+
+async def test_a_failed_upload_is_shown_and_retried_from_the_page(
+    browser: Any, site: tuple[str, Services]
+) -> None:
+    """With every create failing in the emulator the page shows dead items with their error; after the
+    fault is cleared, the Retry button uploads everything."""
+    url, services = site
+    assert services.emulator is not None and services.uploads is not None
+    services.uploads.relay.max_attempts = 1
+    faults = f"{services.emulator.base_url}/_emulator/faults"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(faults, json={"error_500": 1.0}) as resp:
+            assert resp.status == 200
+        page = await browser.new_page()
+        await _submit(page, url)
+        await page.wait_for_function(
+            "document.querySelector('#job-status').textContent === 'completed with errors'", timeout=15_000
+        )
+        await page.click("#expand-all")
+        dead = page.locator("#tree .badge.dead").first
+        await dead.wait_for()
+        assert await page.locator("#tree .err:not([hidden])").count() > 0
+        assert int(await page.inner_text("#count-epic td[data-count=failed]")) > 0
+        async with http.post(faults, json={}) as resp:
+            assert resp.status == 200
+        retry = page.locator("#retry-btn")
+        await retry.wait_for(state="visible")
+        await retry.click()
+        await page.wait_for_function(
+            "document.querySelector('#job-status').textContent === 'completed'", timeout=15_000
+        )
+        await page.wait_for_function(
+            "[...document.querySelectorAll('#tree .badge')].every(b => b.classList.contains('uploaded'))",
+            timeout=15_000,
+        )
+        assert await page.locator("#tree .err:not([hidden])").count() == 0
+        assert await retry.is_hidden()
+        await page.close()
+
+
+async def test_polling_fallback_on_a_narrow_screen(browser: Any, tmp_path: Path) -> None:
+    """With SSE disabled the page falls back to ETag polling and still reaches 100 %; on a phone-sized
+    screen nothing scrolls sideways."""
+    settings = make_settings(tmp_path, progress={"enable_sse": False})
+    async for url, _ in _serve(settings):
+        page = await browser.new_page(viewport={"width": 375, "height": 740})
+        await _submit(page, url)
+        await page.wait_for_function(DONE, timeout=15_000)
+        assert await page.inner_text("#live-mode") in ("polling", "finished")
+        wide = await page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+        assert not wide
+        await page.close()
