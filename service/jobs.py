@@ -108,7 +108,11 @@ class JobManager:
             return job
         async with self._slots:
             with structlog.contextvars.bound_contextvars(job_id=job_id):
-                return await self._run(job)
+                try:
+                    return await self._run(job)
+                except Exception as exc:  # a bug must not leave the job "running" forever
+                    log.exception("job_crashed")
+                    return await self._finish(job_id, "failed", error=f"internal error: {exc}"[:500])
 
     async def _run(self, job: JobRow) -> JobRow:
         options = JobOptions.model_validate(job.options)

@@ -135,6 +135,13 @@ def article(noun: str) -> str:
     return "an" if noun[:1].lower() in "aeiou" else "a"
 
 
+def joined(sentences: list[dict[str, Any]]) -> str:
+    """Sentences as prose: key features and metrics are bare phrases, so give each its full stop."""
+    return " ".join(
+        t if t.endswith((".", "!", "?")) else t + "." for t in (s["text"].strip() for s in sentences)
+    )
+
+
 def _overlap(a: str, b: str) -> int:
     wa = {w.lower().strip(",.") for w in a.split() if len(w) > 3}
     wb = {w.lower().strip(",.") for w in b.split() if len(w) > 3}
@@ -181,8 +188,10 @@ def epics(ctx: dict[str, Any]) -> list[dict[str, Any]]:
     ]
     n = max(1, min(int(ctx["max_items"]), len(themes)))
     groups: list[list[dict[str, Any]]] = [themes[i::n] for i in range(n)]
-    for s in sents:  # every sentence lands in the epic whose themes it resembles most
-        if s not in themes:
+    # every capability sentence lands in the epic whose themes it resembles most; success metrics and
+    # constraints cut across epics, so stories cite them (as benefits and rules) instead
+    for s in sents:
+        if s not in themes and s["section"] in ("vision", "key_features"):
             best = max(range(n), key=lambda g: sum(_overlap(s["text"], t["text"]) for t in groups[g]))
             groups[best].append(s)
     out = []
@@ -191,7 +200,7 @@ def epics(ctx: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             {
                 "title": phrase(clauses(lead)[0], 8),
-                "description": "Deliver the outcome described by: " + " ".join(s["text"] for s in group),
+                "description": "Deliver the outcome described by: " + joined(group),
                 "sources": [s["id"] for s in group],
                 "priority": min(4, 1 + (i * 4) // n),
                 "business_value": max(10, 100 - i * 15),
@@ -241,7 +250,8 @@ _ASPECTS = (
 def stories(ctx: dict[str, Any]) -> list[dict[str, Any]]:
     feature = ctx["chain"][-1]
     topic = lower_first(feature["title"])
-    goal = lower_first(feature["body"]["description"].split(". Part of the epic")[0])
+    # the feature's lead capability only: a grouped feature's description holds several sentences
+    goal = lower_first(re.split(r"(?<=[.!?])\s+", feature["body"]["description"])[0])
     personas, benefits = _personas(ctx), _benefits(ctx)
     constraints = _section(ctx, "constraints")
     out = []
