@@ -17,9 +17,10 @@ from outbox.records import TERMINAL_JOB_STATES, EventRow, JobRow, NewEvent
 from outbox.store import Store
 from service.broadcaster import Broadcaster
 from service.errors import JobNotFound, JobStateError
+from service.items import JobContext
 from service.progress import Progress
 from service.requests import JobOptions, JobRequest, resolve_options
-from service.runner import GenerationRunner, JobContext, Limiter
+from service.runner import GenerationRunner, Limiter
 from service.settings import Settings
 from service.uploads import UploadCoordinator
 from stages import quality

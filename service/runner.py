@@ -13,17 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
 
 from outbox.records import CallRow, EventRow, NewEvent, NewItem
 from outbox.store import Store
-from service.progress import Progress
+from service.items import STAGES_BY_KIND, JobContext, as_item, item_events, new_items
 from service.settings import LLMSettings, QualitySettings
 from stages import quality
 from stages.answers import parse_answer
@@ -37,10 +36,8 @@ from stages.errors import (
 )
 from stages.models import Item
 from stages.providers.base import Completion, CompletionRequest, Provider
-from stages.vision import Vision
 
 log = structlog.get_logger("backlogd.runner")
-ID_NAMESPACE = uuid.UUID("7b0c55a2-54a4-4c59-9f5e-2f3d0b1c9a11")
 LEVELS = {"epic": 0, "feature": 1, "test_plan": 2, "story": 2, "test_suite": 3, "task": 3, "test_case": 4}
 
 
@@ -58,35 +55,6 @@ class CallOutcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_ms: float = 0.0
-
-
-@dataclass
-class JobContext:
-    job_id: str
-    vision: Vision
-    limits: dict[str, int]
-    include_qa: bool
-    item_state: str
-    progress: Progress
-    items: dict[str, Item] = field(default_factory=dict)
-    failed_calls: dict[str, str] = field(default_factory=dict)
-    started_stages: set[str] = field(default_factory=set)
-
-    def chain(self, parent: Item | None) -> list[Item]:
-        out: list[Item] = []
-        while parent is not None:
-            out.insert(0, parent)
-            parent = self.items.get(parent.parent_id) if parent.parent_id else None
-        return out
-
-    def neighbours(self, parent: Item | None) -> list[str]:
-        if parent is None:
-            return []
-        return [
-            i.title
-            for i in self.items.values()
-            if i.kind == parent.kind and i.id != parent.id and i.parent_id == parent.parent_id
-        ]
 
 
 class GenerationRunner:
@@ -126,15 +94,7 @@ class GenerationRunner:
         done = {c.call_key: c for c in await self.store.calls(ctx.job_id)}
         for row in await self.store.items(ctx.job_id):
             if row.kind in STAGES_BY_KIND:
-                ctx.items[row.id] = Item(
-                    id=row.id,
-                    job_id=row.job_id,
-                    parent_id=row.parent_id,
-                    kind=row.kind,
-                    position=row.position,
-                    title=row.title,
-                    body=row.body,
-                )
+                ctx.items[row.id] = as_item(ctx.job_id, row)
                 ctx.progress.generated[row.kind] += 1
         ctx.progress.calls_done = sum(1 for c in done.values() if c.status == "done")
         if self.pipeline == "stages":
@@ -208,7 +168,7 @@ class GenerationRunner:
             except (ProviderPermanent, ProviderTransient, OutputInvalid, OutputTruncated) as exc:
                 await self._commit_failure(ctx, stage, parent, key, str(exc))
                 return
-            items = self._new_items(ctx, stage, parent, key, outcome.bodies)
+            items = new_items(ctx, stage, parent, key, outcome.bodies)
             await self._commit(ctx, stage, parent, key, outcome, items)
         for item in items:
             if item.kind in STAGES_BY_KIND:
@@ -285,61 +245,6 @@ class GenerationRunner:
             self.pool, quality.near_duplicates, new, existing, self.quality.near_duplicate_threshold
         )
 
-    def _new_items(
-        self, ctx: JobContext, stage: StageDef, parent: Item | None, key: str, bodies: list[dict[str, Any]]
-    ) -> list[NewItem]:
-        out: list[NewItem] = []
-        for pos, body in enumerate(bodies):
-            item_id = str(uuid.uuid5(ID_NAMESPACE, f"{ctx.job_id}/{key}/{pos}"))
-            depends: tuple[str, ...] = ()
-            if stage.kind == "test_case" and parent is not None:
-                depends = (derived_id(parent.id, "test_suite"),)
-            out.append(
-                NewItem(
-                    id=item_id,
-                    parent_id=parent.id if parent else None,
-                    depends_on=depends,
-                    kind=stage.kind,
-                    level=LEVELS[stage.kind],
-                    position=pos,
-                    title=body["title"],
-                    body=body,
-                    state=ctx.item_state,
-                )
-            )
-            if ctx.include_qa and stage.kind in ("feature", "story"):
-                out.append(self._derived(ctx, stage.kind, item_id, body["title"], parent))
-        return out
-
-    def _derived(self, ctx: JobContext, kind: str, owner_id: str, title: str, parent: Item | None) -> NewItem:
-        """The test plan of a feature, or the requirement-based test suite of a story."""
-        if kind == "feature":
-            return NewItem(
-                id=derived_id(owner_id, "test_plan"),
-                parent_id=owner_id,
-                kind="test_plan",
-                level=LEVELS["test_plan"],
-                position=0,
-                title=f"Test plan: {title}"[:255],
-                body={
-                    "title": f"Test plan: {title}"[:255],
-                    "description": f"Tests for the feature '{title}'.",
-                },
-                state=ctx.item_state,
-            )
-        assert parent is not None
-        return NewItem(
-            id=derived_id(owner_id, "test_suite"),
-            parent_id=owner_id,
-            depends_on=(derived_id(parent.id, "test_plan"),),
-            kind="test_suite",
-            level=LEVELS["test_suite"],
-            position=0,
-            title=title,
-            body={"title": title},
-            state=ctx.item_state,
-        )
-
     async def _commit(
         self,
         ctx: JobContext,
@@ -365,32 +270,12 @@ class GenerationRunner:
         for it in items:
             p.generated[it.kind] += 1
             if it.kind in STAGES_BY_KIND:
-                ctx.items[it.id] = Item(
-                    id=it.id,
-                    job_id=ctx.job_id,
-                    parent_id=it.parent_id,
-                    kind=it.kind,
-                    position=it.position,
-                    title=it.title,
-                    body=it.body,
-                )
+                ctx.items[it.id] = as_item(ctx.job_id, it)
         p.calls_done += 1
         p.calls_pending -= 1
         p.unexpanded[stage.name] -= 1
         p.update_percent()
-        events = [
-            NewEvent(
-                type="item",
-                payload={
-                    "id": it.id,
-                    "kind": it.kind,
-                    "title": it.title,
-                    "parentId": it.parent_id,
-                    "sources": it.body.get("sources", []),
-                },
-            )
-            for it in items
-        ]
+        events = item_events(items)
         if stage.name not in ctx.started_stages:
             ctx.started_stages.add(stage.name)
             events.insert(
@@ -440,10 +325,3 @@ class GenerationRunner:
             NewEvent(type="progress", payload=p.snapshot(self.clock(), time.time())),
         ]
         self.publish(await self.store.commit_call(call, [], events))
-
-
-STAGES_BY_KIND = {s.kind for s in STAGES.values()}
-
-
-def derived_id(owner_id: str, kind: str) -> str:
-    return str(uuid.uuid5(ID_NAMESPACE, f"{owner_id}/{kind}"))

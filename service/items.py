@@ -1,0 +1,141 @@
+"""The job's backlog in memory while it generates, and how a call's answer becomes outbox rows.
+
+Item ids are UUIDv5 of (job, call, position): a call that is re-run after a crash before it committed
+produces the same ids, and derived items (a feature's test plan, a story's test suite) have ids
+computed from their owner's, so a test case can name its suite before the suite exists.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from outbox.records import NewEvent, NewItem
+from service.progress import Progress
+from stages.definitions import STAGES, StageDef
+from stages.models import Item
+from stages.vision import Vision
+
+ID_NAMESPACE = uuid.UUID("7b0c55a2-54a4-4c59-9f5e-2f3d0b1c9a11")
+LEVELS = {"epic": 0, "feature": 1, "test_plan": 2, "story": 2, "test_suite": 3, "task": 3, "test_case": 4}
+STAGES_BY_KIND = {s.kind for s in STAGES.values()}
+
+
+def derived_id(owner_id: str, kind: str) -> str:
+    return str(uuid.uuid5(ID_NAMESPACE, f"{owner_id}/{kind}"))
+
+
+@dataclass
+class JobContext:
+    job_id: str
+    vision: Vision
+    limits: dict[str, int]
+    include_qa: bool
+    item_state: str
+    progress: Progress
+    items: dict[str, Item] = field(default_factory=dict)
+    failed_calls: dict[str, str] = field(default_factory=dict)
+    started_stages: set[str] = field(default_factory=set)
+
+    def chain(self, parent: Item | None) -> list[Item]:
+        out: list[Item] = []
+        while parent is not None:
+            out.insert(0, parent)
+            parent = self.items.get(parent.parent_id) if parent.parent_id else None
+        return out
+
+    def neighbours(self, parent: Item | None) -> list[str]:
+        if parent is None:
+            return []
+        return [
+            i.title
+            for i in self.items.values()
+            if i.kind == parent.kind and i.id != parent.id and i.parent_id == parent.parent_id
+        ]
+
+
+def new_items(
+    ctx: JobContext, stage: StageDef, parent: Item | None, key: str, bodies: list[dict[str, Any]]
+) -> list[NewItem]:
+    out: list[NewItem] = []
+    for pos, body in enumerate(bodies):
+        item_id = str(uuid.uuid5(ID_NAMESPACE, f"{ctx.job_id}/{key}/{pos}"))
+        depends: tuple[str, ...] = ()
+        if stage.kind == "test_case" and parent is not None:
+            depends = (derived_id(parent.id, "test_suite"),)
+        out.append(
+            NewItem(
+                id=item_id,
+                parent_id=parent.id if parent else None,
+                depends_on=depends,
+                kind=stage.kind,
+                level=LEVELS[stage.kind],
+                position=pos,
+                title=body["title"],
+                body=body,
+                state=ctx.item_state,
+            )
+        )
+        if ctx.include_qa and stage.kind in ("feature", "story"):
+            out.append(derived(ctx, stage.kind, item_id, body["title"], parent))
+    return out
+
+
+def derived(ctx: JobContext, kind: str, owner_id: str, title: str, parent: Item | None) -> NewItem:
+    """The test plan of a feature, or the requirement-based test suite of a story."""
+    if kind == "feature":
+        return NewItem(
+            id=derived_id(owner_id, "test_plan"),
+            parent_id=owner_id,
+            kind="test_plan",
+            level=LEVELS["test_plan"],
+            position=0,
+            title=f"Test plan: {title}"[:255],
+            body={
+                "title": f"Test plan: {title}"[:255],
+                "description": f"Tests for the feature '{title}'.",
+            },
+            state=ctx.item_state,
+        )
+    assert parent is not None
+    return NewItem(
+        id=derived_id(owner_id, "test_suite"),
+        parent_id=owner_id,
+        depends_on=(derived_id(parent.id, "test_plan"),),
+        kind="test_suite",
+        level=LEVELS["test_suite"],
+        position=0,
+        title=title,
+        body={"title": title},
+        state=ctx.item_state,
+    )
+
+
+def as_item(job_id: str, row: Any) -> Item:
+    """A generated row (stored or new) as a domain Item."""
+    return Item(
+        id=row.id,
+        job_id=job_id,
+        parent_id=row.parent_id,
+        kind=row.kind,
+        position=row.position,
+        title=row.title,
+        body=row.body,
+    )
+
+
+def item_events(items: list[NewItem]) -> list[NewEvent]:
+    return [
+        NewEvent(
+            type="item",
+            payload={
+                "id": it.id,
+                "kind": it.kind,
+                "title": it.title,
+                "parentId": it.parent_id,
+                "sources": it.body.get("sources", []),
+            },
+        )
+        for it in items
+    ]
