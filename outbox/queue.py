@@ -20,18 +20,22 @@ from typing import Any
 from outbox.records import EventRow, ItemRow, NewEvent
 from outbox.store import Store
 
-_CLAIMABLE = """
-SELECT i.* FROM items i
-WHERE i.job_id IN ({jobs})
-  AND ((i.state IN ('pending', 'retry_wait') AND i.next_attempt_at <= :now)
-       OR (i.state = 'in_flight' AND i.lease_until < :now))
-  AND (i.parent_id IS NULL OR EXISTS (
-        SELECT 1 FROM items p WHERE p.id = i.parent_id AND p.state = 'uploaded'))
-  AND NOT EXISTS (
-        SELECT 1 FROM json_each(i.depends_on) d JOIN items q ON q.id = d.value
-        WHERE q.state != 'uploaded')
-ORDER BY i.level, i.next_attempt_at, i.position
-LIMIT :limit
+_CLAIM = """
+UPDATE items SET state = 'in_flight', lease_owner = :owner, lease_until = :until, fence = fence + 1,
+    attempts = attempts + 1, reconcile = reconcile OR state = 'in_flight', updated_at = :now
+WHERE id IN (
+    SELECT i.id FROM items i
+    WHERE i.job_id IN ({jobs})
+      AND ((i.state IN ('pending', 'retry_wait') AND i.next_attempt_at <= :now)
+           OR (i.state = 'in_flight' AND i.lease_until < :now))
+      AND (i.parent_id IS NULL OR EXISTS (
+            SELECT 1 FROM items p WHERE p.id = i.parent_id AND p.state = 'uploaded'))
+      AND NOT EXISTS (
+            SELECT 1 FROM json_each(i.depends_on) d JOIN items q ON q.id = d.value
+            WHERE q.state != 'uploaded')
+    ORDER BY i.level, i.position  -- the order of the items_job index: the scan stops at LIMIT
+    LIMIT :limit)
+RETURNING *
 """
 
 
@@ -44,33 +48,16 @@ def _event(item: ItemRow | dict[str, Any], state: str, **extra: Any) -> NewEvent
 async def claim(
     store: Store, job_ids: Sequence[str], owner: str, now: float, lease_seconds: float, limit: int
 ) -> list[ItemRow]:
+    """Lease up to ``limit`` claimable items, parents first. One statement: the SET sees the old state,
+    so an item whose expired lease is taken over gets ``reconcile`` (its create may have happened)."""
     if not job_ids or limit <= 0:
         return []
     marks = ",".join(f":j{i}" for i in range(len(job_ids)))
     params: dict[str, Any] = {f"j{i}": j for i, j in enumerate(job_ids)}
-    params.update(now=now, limit=limit)
+    params.update(now=now, limit=limit, owner=owner, until=now + lease_seconds)
     async with store.transaction() as db:
-        async with db.execute(_CLAIMABLE.format(jobs=marks), params) as cur:
-            rows = [ItemRow.from_db(r) for r in await cur.fetchall()]
-        for row in rows:
-            reclaimed = row.state == "in_flight"  # its owner died or stalled: the create may have happened
-            await db.execute(
-                "UPDATE items SET state = 'in_flight', lease_owner = ?, lease_until = ?, fence = fence + 1,"
-                " attempts = attempts + 1, reconcile = reconcile OR ?, updated_at = ? WHERE id = ?",
-                (owner, now + lease_seconds, int(reclaimed), now, row.id),
-            )
-    return [
-        row.model_copy(
-            update={
-                "state": "in_flight",
-                "lease_owner": owner,
-                "fence": row.fence + 1,
-                "attempts": row.attempts + 1,
-                "reconcile": row.reconcile or row.state == "in_flight",
-            }
-        )
-        for row in rows
-    ]
+        rows = await db.execute_fetchall(_CLAIM.format(jobs=marks), params)
+    return sorted((ItemRow.from_db(r) for r in rows), key=lambda r: (r.level, r.position))
 
 
 async def mark_uploaded(
@@ -159,15 +146,14 @@ async def block_orphans(store: Store, job_ids: Sequence[str]) -> list[EventRow]:
         return []
     marks = ",".join("?" * len(job_ids))
     params = [*job_ids, *job_ids]
-    async with store.reader.execute(_ORPHANS.format(jobs=marks), params) as cur:
-        if await cur.fetchone() is None:
-            return []  # the common case: no write transaction
+    failed = f"SELECT 1 FROM items WHERE state IN ('dead', 'blocked') AND job_id IN ({marks}) LIMIT 1"
+    if not await store.reader.execute_fetchall(failed, list(job_ids)):
+        return []  # the common case, answered from the state index: nothing failed
     events: list[EventRow] = []
     now = store.now()
     async with store.transaction() as db:
         while True:  # one level per round, until a fixed point
-            async with db.execute(_ORPHANS.format(jobs=marks), params) as cur:
-                found = {r["id"]: dict(r) for r in await cur.fetchall()}
+            found = {r["id"]: dict(r) for r in await db.execute_fetchall(_ORPHANS.format(jobs=marks), params)}
             if not found:
                 return events
             by_job: dict[str, list[NewEvent]] = {}
@@ -223,9 +209,8 @@ async def release_leases(store: Store, owner: str) -> int:
 async def open_count(store: Store, job_id: str) -> int:
     """Items still on their way (not uploaded, dead, blocked or held)."""
     sql = "SELECT COUNT(*) FROM items WHERE job_id = ? AND state IN ('pending', 'in_flight', 'retry_wait')"
-    async with store.reader.execute(sql, (job_id,)) as cur:
-        row = await cur.fetchone()
-    return int(row[0]) if row else 0
+    rows = list(await store.reader.execute_fetchall(sql, (job_id,)))
+    return int(rows[0][0]) if rows else 0
 
 
 async def resolved(store: Store, ids: Sequence[str]) -> dict[str, ItemRow]:
@@ -233,5 +218,5 @@ async def resolved(store: Store, ids: Sequence[str]) -> dict[str, ItemRow]:
     if not ids:
         return {}
     marks = ",".join("?" * len(ids))
-    async with store.reader.execute(f"SELECT * FROM items WHERE id IN ({marks})", list(ids)) as cur:
-        return {r["id"]: ItemRow.from_db(r) for r in await cur.fetchall()}
+    rows = await store.reader.execute_fetchall(f"SELECT * FROM items WHERE id IN ({marks})", list(ids))
+    return {r["id"]: ItemRow.from_db(r) for r in rows}

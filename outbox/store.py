@@ -167,9 +167,10 @@ class Store:
     ) -> list[EventRow]:
         if not events:
             return []
-        async with db.execute("SELECT last_seq FROM jobs WHERE id = ?", (job_id,)) as cur:
-            row = await cur.fetchone()
-        seq = int(row[0]) if row else 0
+        # One round trip to the writer thread reserves the seqs (the same transaction inserts them).
+        sql = "UPDATE jobs SET last_seq = last_seq + ? WHERE id = ? RETURNING last_seq"
+        rows = list(await db.execute_fetchall(sql, (len(events), job_id)))
+        seq = int(rows[0][0]) - len(events) if rows else 0
         now = self.now()
         out = [
             EventRow(job_id=job_id, seq=seq + i + 1, type=e.type, payload=e.payload, created_at=now)
@@ -179,7 +180,6 @@ class Store:
             "INSERT INTO job_events(job_id, seq, type, payload, created_at) VALUES (?, ?, ?, ?, ?)",
             [(e.job_id, e.seq, e.type, json.dumps(e.payload), e.created_at) for e in out],
         )
-        await db.execute("UPDATE jobs SET last_seq = ? WHERE id = ?", (out[-1].seq, job_id))
         return out
 
     # ----- generation -------------------------------------------------------------------------

@@ -38,7 +38,6 @@ from stages.models import Item
 from stages.providers.base import Completion, CompletionRequest, Provider
 
 log = structlog.get_logger("backlogd.runner")
-LEVELS = {"epic": 0, "feature": 1, "test_plan": 2, "story": 2, "test_suite": 3, "task": 3, "test_case": 4}
 
 
 class Limiter(Protocol):

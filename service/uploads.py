@@ -155,6 +155,7 @@ class UploadCoordinator:
             await self.relay.settled(job_id)
         finally:
             self.relay.deactivate(job_id)
+        await self._stop_tick(job_id)  # a debounced progress must not land after the job's final event
         await self._emit_progress(job_id)
         counts = await self.store.item_counts(job_id)
         stuck = sum(n for states in counts.values() for s, n in states.items() if s != "uploaded")
@@ -191,6 +192,12 @@ class UploadCoordinator:
                 progress.failed[kind] = max(0, progress.failed[kind] - 1)
             if ev.job_id not in self._tick:
                 self._tick[ev.job_id] = asyncio.get_running_loop().create_task(self._debounced(ev.job_id))
+
+    async def _stop_tick(self, job_id: str) -> None:
+        tick = self._tick.pop(job_id, None)
+        if tick is not None:
+            tick.cancel()
+            await asyncio.gather(tick, return_exceptions=True)
 
     async def _debounced(self, job_id: str) -> None:
         try:

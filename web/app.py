@@ -14,7 +14,7 @@ from web import health, jobs_api
 from web.errors import error_middleware
 from web.keys import DRAINING, SERVICES, SETTINGS, STREAMS
 from web.openapi import openapi
-from web.sse import stream_progress
+from web.sse import encode_frame, stream_progress
 from web.streams import StreamRegistry
 
 STATIC = Path(__file__).parent / "static"
@@ -24,7 +24,7 @@ def create_app(settings: Settings, services: Services) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.server.max_body_bytes)
     app[SETTINGS] = settings
     app[SERVICES] = services
-    app[STREAMS] = StreamRegistry()
+    app[STREAMS] = StreamRegistry(encode_frame)
     app[DRAINING] = asyncio.Event()
     add_routes(app.router)
     app.on_shutdown.append(_end_streams)

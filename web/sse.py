@@ -18,9 +18,10 @@ from aiohttp_sse import EventSourceResponse
 
 from outbox.records import TERMINAL_JOB_STATES, EventRow
 from outbox.store import Store
+from service.broadcaster import Subscription
 from service.errors import JobNotFound
 from web.keys import DRAINING, SERVICES, SETTINGS, STREAMS
-from web.streams import LiveStream
+from web.streams import LiveStream, StreamRegistry
 
 _SEND_ERRORS = (ConnectionError, TimeoutError, RuntimeError)  # RuntimeError: write after EOF
 
@@ -76,7 +77,7 @@ async def stream_progress(request: web.Request) -> web.StreamResponse:
         watcher = asyncio.create_task(resp.wait())  # ends when a heartbeat write fails: the client left
         watcher.add_done_callback(lambda _: live.stop("disconnected"))
         await resp.write(f"retry: {settings.retry_ms}\r\n\r\n".encode())
-        await _stream(resp, services.store, live, after)
+        await _stream(resp, services.store, live, after, registry)
     except _SEND_ERRORS:
         pass
     finally:
@@ -88,30 +89,57 @@ async def stream_progress(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-async def _stream(resp: EventSourceResponse, store: Store, live: LiveStream, after: int) -> None:
-    sent = await _replay(resp, store, live.job_id, after, None)
+async def _stream(
+    resp: EventSourceResponse, store: Store, live: LiveStream, after: int, registry: StreamRegistry
+) -> None:
+    sent = await _replay(resp, store, live.job_id, after, None, registry)
     job = await store.get_job(live.job_id)
     if job is not None and job.status in TERMINAL_JOB_STATES and job.last_seq <= sent:
         return
+    sub = live.subscription
     while True:
-        ev = await live.subscription.get()
-        if ev is None:
+        batch = _take_ready(await sub.get(), sub)  # everything already queued goes out in one write
+        chunks: list[bytes] = []
+        for ev in batch:
+            if ev is None or ev.seq <= sent:
+                continue
+            if ev.seq > sent + 1:  # never expected (commits publish in order), but never skip a gap
+                await _write(resp, chunks)
+                sent = await _replay(resp, store, live.job_id, sent, ev.seq - 1, registry)
+            chunks.append(registry.frame(ev))
+            sent = ev.seq
+            if ev.type == "final":
+                await _write(resp, chunks)
+                return
+        await _write(resp, chunks)
+        if not batch or batch[-1] is None:
             break
-        if ev.seq <= sent:
-            continue
-        if ev.seq > sent + 1:  # never expected (commits publish in order), but a gap must not be skipped
-            sent = await _replay(resp, store, live.job_id, sent, ev.seq - 1)
-        await _send(resp, ev)
-        sent = ev.seq
-        if ev.type == "final":
-            return
     if live.stop_reason == "shutdown":
-        await resp.send(
-            json.dumps({"reason": "the service is shutting down; reconnect shortly"}), event="shutdown"
-        )
+        data = json.dumps({"reason": "the service is shutting down; reconnect shortly"})
+        await resp.write(f"event: shutdown\r\ndata: {data}\r\n\r\n".encode())
 
 
-async def _replay(resp: EventSourceResponse, store: Store, job_id: str, after: int, upto: int | None) -> int:
+def _take_ready(first: EventRow | None, sub: Subscription) -> list[EventRow | None]:
+    """The event just received plus whatever is already waiting; a None (end) is kept last."""
+    batch = [first]
+    while first is not None and not sub.queue.empty():
+        nxt = sub.queue.get_nowait()
+        batch.append(nxt)
+        if nxt is None:
+            break
+    if batch[-1] is not None and sub.dropped and sub.queue.empty():
+        batch.append(None)
+    return batch
+
+
+async def _replay(
+    resp: EventSourceResponse,
+    store: Store,
+    job_id: str,
+    after: int,
+    upto: int | None,
+    registry: StreamRegistry,
+) -> int:
     """Send the committed events after ``after`` (up to ``upto``); returns the last seq sent."""
     sent = after
     while True:
@@ -119,10 +147,18 @@ async def _replay(resp: EventSourceResponse, store: Store, job_id: str, after: i
         rows = [r for r in rows if upto is None or r.seq <= upto]
         if not rows:
             return sent
-        for ev in rows:
-            await _send(resp, ev)
-            sent = ev.seq
+        await _write(resp, [registry.frame(ev) for ev in rows])
+        sent = rows[-1].seq
 
 
-async def _send(resp: EventSourceResponse, ev: EventRow) -> None:
-    await resp.send(json.dumps(event_data(ev), separators=(",", ":")), id=str(ev.seq), event=ev.type)
+async def _write(resp: EventSourceResponse, chunks: list[bytes]) -> None:
+    # No per-write timeout: a stalled reader is cut by the heartbeat's send timeout (it aborts the
+    # transport, which fails this write too) and by TCP_USER_TIMEOUT, which aiohttp-sse sets.
+    if chunks:
+        await resp.write(b"".join(chunks))
+        chunks.clear()
+
+
+def encode_frame(ev: EventRow) -> bytes:
+    data = json.dumps(event_data(ev), separators=(",", ":"))  # compact JSON has no newlines
+    return f"id: {ev.seq}\r\nevent: {ev.type}\r\ndata: {data}\r\n\r\n".encode()

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
+
+from outbox.records import EventRow
 from service.broadcaster import Subscription
+
+FrameEncoder = Callable[[EventRow], bytes]
 
 
 class LiveStream:
@@ -22,8 +28,23 @@ class LiveStream:
 
 
 class StreamRegistry:
-    def __init__(self) -> None:
+    """Open streams, and the encoded frames of recent events: each event is serialised once and the
+    same bytes are written to every client (a thousand clients cost one ``json.dumps``)."""
+
+    def __init__(self, encode: FrameEncoder, cache_size: int = 4096) -> None:
         self._streams: set[LiveStream] = set()
+        self._encode = encode
+        self._frames: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._cache_size = cache_size
+
+    def frame(self, ev: EventRow) -> bytes:
+        key = (ev.job_id, ev.seq)
+        data = self._frames.get(key)
+        if data is None:
+            data = self._frames[key] = self._encode(ev)
+            if len(self._frames) > self._cache_size:
+                self._frames.popitem(last=False)
+        return data
 
     def add(self, stream: LiveStream) -> None:
         self._streams.add(stream)
