@@ -7,10 +7,11 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from outbox.emulator.config import FaultConfig
@@ -18,6 +19,7 @@ from service.composition import Services, build_services
 from service.settings import Settings
 from tests.web.conftest import make_settings
 from web.app import create_app
+from web.keys import STREAMS
 
 pytestmark = pytest.mark.browser
 
@@ -57,18 +59,25 @@ async def browser() -> AsyncIterator[Any]:
             await chromium.close()
 
 
-async def _serve(settings: Settings) -> AsyncIterator[tuple[str, Services]]:
+class Site(NamedTuple):
+    url: str
+    services: Services
+    app: web.Application
+
+
+async def _serve(settings: Settings) -> AsyncIterator[Site]:
     async with build_services(settings, {}, backoff_base=0.01) as services:
-        server = TestServer(create_app(settings, services), host="127.0.0.1")
+        app = create_app(settings, services)
+        server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         try:
-            yield str(server.make_url("/")), services
+            yield Site(str(server.make_url("/")), services, app)
         finally:
             await server.close()
 
 
 @pytest.fixture
-async def site(settings: Settings) -> AsyncIterator[tuple[str, Services]]:
+async def site(settings: Settings) -> AsyncIterator[Site]:
     async for served in _serve(settings):
         yield served
 
@@ -82,12 +91,10 @@ async def _submit(page: Any, url: str, vision: str = VISION) -> None:
     await page.wait_for_url("**/#/jobs/*")
 
 
-async def test_submit_watch_progress_open_tree_and_follow_a_work_item(
-    browser: Any, site: tuple[str, Services]
-) -> None:
+async def test_submit_watch_progress_open_tree_and_follow_a_work_item(browser: Any, site: Site) -> None:
     """A job submitted in the form reaches 100 %, its tree expands to tasks, and a work item link opens
     the emulator's page for that item; tree nodes are updated in place, never re-rendered."""
-    url, services = site
+    url, services = site.url, site.services
     assert services.emulator is not None  # slow uploads down so the page watches the job live
     services.emulator.state.set_faults(FaultConfig(latency_seconds=0.1, routes=frozenset({"any"})))
     context = await browser.new_context()
@@ -122,12 +129,10 @@ async def test_submit_watch_progress_open_tree_and_follow_a_work_item(
     await context.close()
 
 
-async def test_a_failed_upload_is_shown_and_retried_from_the_page(
-    browser: Any, site: tuple[str, Services]
-) -> None:
+async def test_a_failed_upload_is_shown_and_retried_from_the_page(browser: Any, site: Site) -> None:
     """With every create failing in the emulator the page shows dead items with their error; after the
     fault is cleared, the Retry button uploads everything."""
-    url, services = site
+    url, services = site.url, site.services
     assert services.emulator is not None and services.uploads is not None
     services.uploads.relay.max_attempts = 1
     faults = f"{services.emulator.base_url}/_emulator/faults"
@@ -165,7 +170,7 @@ async def test_polling_fallback_on_a_narrow_screen(browser: Any, tmp_path: Path)
     """With SSE disabled the page falls back to ETag polling and still reaches 100 %; on a phone-sized
     screen nothing scrolls sideways."""
     settings = make_settings(tmp_path, progress={"enable_sse": False})
-    async for url, _ in _serve(settings):
+    async for url, _, _ in _serve(settings):
         page = await browser.new_page(viewport={"width": 375, "height": 740})
         await _submit(page, url)
         await page.wait_for_function(DONE, timeout=15_000)
@@ -173,3 +178,36 @@ async def test_polling_fallback_on_a_narrow_screen(browser: Any, tmp_path: Path)
         wide = await page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
         assert not wide
         await page.close()
+
+
+async def test_the_page_recovers_when_the_stream_drops_mid_job(browser: Any, site: Site) -> None:
+    """When the server drops every stream mid-job the page keeps moving (polling), reconnects to the
+    stream, and ends with the full tree and no event shown twice."""
+    url, services = site.url, site.services
+    assert services.emulator is not None
+    services.emulator.state.set_faults(FaultConfig(latency_seconds=0.1, routes=frozenset({"any"})))
+    page = await browser.new_page()
+    modes: list[str] = []
+    await page.expose_function("reportMode", lambda mode: modes.append(str(mode)))
+    await page.add_init_script("""
+        new MutationObserver((records) => {
+          for (const r of records) window.reportMode(`${r.oldValue} -> ${r.target.dataset.mode}`);
+        }).observe(document, {subtree: true, attributeFilter: ["data-mode"], attributeOldValue: true});
+    """)
+    await _submit(page, url)
+    await page.wait_for_function("document.querySelector('#live-mode').textContent === '● live'")
+    await page.wait_for_function("document.querySelectorAll('#feed li').length > 5")
+    site.app[STREAMS].stop_all("dropped")  # the server ends every stream; EventSource reconnects
+    await page.wait_for_function(DONE, timeout=20_000)
+    await page.wait_for_function("document.querySelector('#job-status').textContent === 'completed'")
+    assert any(m.startswith("live -> ") and not m.endswith("finished") for m in modes)  # noticed the drop
+    assert sum(m.endswith("-> live") for m in modes) >= 2, modes  # and came back live
+    feed = [line for line in (await page.inner_text("#feed")).splitlines() if "uploaded as #" in line]
+    assert len(feed) == len(set(feed))
+    await page.click("#expand-all")
+    assert await page.locator("#tree .badge.uploaded").count() == await page.locator("#tree .badge").count()
+    generated = 0
+    for kind in ("epic", "feature", "story", "task"):
+        generated += int(await page.inner_text(f"#count-{kind} td[data-count=generated]"))
+    assert await page.locator("#tree li").count() == generated
+    await page.close()
