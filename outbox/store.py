@@ -172,8 +172,11 @@ class Store:
         rows = list(await db.execute_fetchall(sql, (len(events), job_id)))
         seq = int(rows[0][0]) - len(events) if rows else 0
         now = self.now()
+        # Built from already-typed values: skip re-validation (it was a third of a commit's CPU time).
         out = [
-            EventRow(job_id=job_id, seq=seq + i + 1, type=e.type, payload=e.payload, created_at=now)
+            EventRow.model_construct(
+                job_id=job_id, seq=seq + i + 1, type=e.type, payload=e.payload, created_at=now
+            )
             for i, e in enumerate(events)
         ]
         await db.executemany(
