@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 from outbox.emulator.config import FaultConfig
 from service.composition import Services, build_services
 from tests.web.conftest import VISION, make_settings
+from tests.web.sse_client import Seen, read_stream
 from web.app import create_app
 
 Client = TestClient[Any, Any]
@@ -244,3 +245,33 @@ async def test_health_ready_hardware_and_openapi(client: Client) -> None:
     assert index.status == 200 and "<title>backlogd</title>" in await index.text()
     js = await client.get("/static/js/main.js")
     assert js.status == 200 and "javascript" in js.content_type
+
+
+async def test_a_pat_sent_with_a_job_never_comes_back(client: Client, services: Services) -> None:
+    """A per-job PAT is used in memory only: no job, list, backlog, progress, export or event shows it."""
+    secret = "pat-that-must-not-leak-4711"
+    job_id = await _submit(
+        client,
+        {
+            "vision": VISION,
+            "include_qa": False,
+            "azure_devops": {"target": "ado", "organization_url": "http://127.0.0.1:9", "pat": secret},
+            "upload_mode": "manual",
+        },
+    )
+    await services.jobs.wait(job_id)
+    paths = [
+        "/api/jobs",
+        f"/api/jobs/{job_id}",
+        f"/api/jobs/{job_id}/backlog",
+        f"/api/jobs/{job_id}/progress",
+        f"/api/jobs/{job_id}/export?format=json",
+        f"/api/jobs/{job_id}/export?format=csv",
+    ]
+    for path in paths:
+        text = await (await client.get(path)).text()
+        assert secret not in text, path
+    seen = Seen()
+    async with client.get(f"/api/progress/stream/{job_id}") as resp:
+        await read_stream(resp, seen, limit=(await services.jobs.wait(job_id)).last_seq)
+    assert len(seen.frames) > 10 and secret not in json.dumps([f.data for f in seen.frames])

@@ -141,6 +141,7 @@ export class JobPage {
     const running = this.status === "running" || this.status === "queued";
     $("retry-btn").hidden = !(failed > 0 && !running && this.target !== "none");
     $("upload-btn").hidden = !["awaiting_upload", "needs_credentials"].includes(this.status);
+    $("pat-box").hidden = !(this.target === "ado" && ["needs_credentials", "completed_with_errors"].includes(this.status));
     $("cancel-btn").hidden = !running;
   }
 
@@ -175,7 +176,9 @@ export class JobPage {
     const btn = action === "upload" ? $("upload-btn") : $("retry-btn");
     btn.disabled = true;
     try {
-      const res = await api(`/api/jobs/${this.jobId}/${action}`, { method: "POST", body: {} });
+      const pat = $("job-pat").value.trim();
+      const res = await api(`/api/jobs/${this.jobId}/${action}`, { method: "POST", body: pat ? { pat } : {} });
+      $("job-pat").value = "";
       $("action-msg").textContent = action === "retry-uploads" ? `${done}: ${res.data.requeued} items` : done;
       this.setStatus("running");
       if (!this.live) this.followAgain();
