@@ -33,6 +33,7 @@ WHERE id IN (
       AND NOT EXISTS (
             SELECT 1 FROM json_each(i.depends_on) d JOIN items q ON q.id = d.value
             WHERE q.state != 'uploaded')
+      AND i.id NOT IN (SELECT value FROM json_each(:busy))
     ORDER BY i.level, i.position  -- the order of the items_job index: the scan stops at LIMIT
     LIMIT :limit)
 RETURNING *
@@ -46,15 +47,22 @@ def _event(item: ItemRow | dict[str, Any], state: str, **extra: Any) -> NewEvent
 
 
 async def claim(
-    store: Store, job_ids: Sequence[str], owner: str, now: float, lease_seconds: float, limit: int
+    store: Store,
+    job_ids: Sequence[str],
+    owner: str,
+    now: float,
+    lease_seconds: float,
+    limit: int,
+    busy: Sequence[str] = (),
 ) -> list[ItemRow]:
     """Lease up to ``limit`` claimable items, parents first. One statement: the SET sees the old state,
-    so an item whose expired lease is taken over gets ``reconcile`` (its create may have happened)."""
+    so an item whose expired lease is taken over gets ``reconcile`` (its create may have happened).
+    ``busy``: items the caller is still working on; never re-leased to it even if their lease ran out."""
     if not job_ids or limit <= 0:
         return []
     marks = ",".join(f":j{i}" for i in range(len(job_ids)))
     params: dict[str, Any] = {f"j{i}": j for i, j in enumerate(job_ids)}
-    params.update(now=now, limit=limit, owner=owner, until=now + lease_seconds)
+    params.update(now=now, limit=limit, owner=owner, until=now + lease_seconds, busy=json.dumps(list(busy)))
     async with store.transaction() as db:
         rows = await db.execute_fetchall(_CLAIM.format(jobs=marks), params)
     return sorted((ItemRow.from_db(r) for r in rows), key=lambda r: (r.level, r.position))

@@ -119,12 +119,13 @@ class Relay:
         free = self.concurrency - len(self._inflight)
         if free <= 0:
             return
+        # An item still in our hands (e.g. waiting out a long pause at the gate) is never re-leased to us:
+        # that would bump its fence and throw away our own result.
+        busy = [key.split("/", 1)[1] for key in self._inflight]
         rows = await queue.claim(
-            self.store, sorted(self._active), self.owner, self.clock(), self.lease_seconds, free
+            self.store, sorted(self._active), self.owner, self.clock(), self.lease_seconds, free, busy
         )
         for row in rows:
-            if f"{row.job_id}/{row.id}" in self._inflight:
-                continue
             key = f"{row.job_id}/{row.id}"
             self._inflight[key] = asyncio.create_task(self._work(key, row), name=f"upload-{row.id}")
 

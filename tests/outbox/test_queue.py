@@ -216,3 +216,13 @@ async def test_items_staged_under_a_dead_parent_become_blocked(store: Store) -> 
     assert "could not be uploaded" in (rows[rest[0].id].error or "")
     assert await queue.block_orphans(store, [JOB]) == []
     assert await queue.open_count(store, JOB) == 0
+
+
+async def test_busy_items_are_not_re_leased_to_their_worker(store: Store) -> None:
+    """An item the relay still works on is not re-leased to it when its lease runs out (no self-fencing)."""
+    await stage(store, JOB, tree(JOB, 1, 0))
+    [mine] = await _claim(store, owner="a")
+    late = 1_000 + LEASE + 1
+    assert await queue.claim(store, [JOB], "a", late, LEASE, 10, busy=[mine.id]) == []
+    assert await queue.mark_uploaded(store, mine, 5, "u", 1, {})  # its fence still holds
+    assert (await _rows(store))[mine.id].state == "uploaded"
