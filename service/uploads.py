@@ -76,7 +76,9 @@ class UploadCoordinator:
             store,
             clients=self.client_for,
             publish=self.observe,
-            concurrency=concurrency or settings.max_concurrency,
+            # Twice the requests the gate allows: an item's store work (claim, record) overlaps other
+            # items' requests, so the identity's request slots never idle; the gate bounds the requests.
+            concurrency=2 * (concurrency or settings.max_concurrency),
             lease_seconds=settings.lease_seconds,
             max_attempts=settings.upload_retry_attempts,
         )
