@@ -46,6 +46,7 @@ from tests.outbox.test_upload_support import stage, tree
 LATENCY = 0.02
 CONCURRENCY = 8
 CALIBRATION = 240
+RELAY_CONCURRENCY = 2 * CONCURRENCY  # as the service runs it: store work overlaps requests
 TARGET = 1.3
 
 
@@ -67,7 +68,7 @@ async def _upload(emu: EmulatorProcess, folder: Path, job: str, items: list[NewI
         async def clients(job_id: str) -> Uploader | None:
             return client
 
-        relay = Relay(store, clients=clients, publish=events.extend, concurrency=CONCURRENCY)
+        relay = Relay(store, clients=clients, publish=events.extend, concurrency=RELAY_CONCURRENCY)
         task = asyncio.create_task(relay.run())
         try:
             started = time.monotonic()
