@@ -145,7 +145,7 @@ def _read_yaml(path: Path, explicit: bool) -> dict[str, Any]:
         return {}
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: bad dates, !!int tags
         raise SettingsError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     if data is None:
         return {}
@@ -165,7 +165,7 @@ def _apply_override(data: dict[str, Any], key: str, raw: str) -> None:
         node = child
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, RecursionError):  # not a YAML scalar: keep the text as given
         value = raw
     node[parts[-1]] = value
 
