@@ -224,7 +224,7 @@ class JobManager:
             raise JobStateError(f"job {job_id} is {job.status}; it can upload once generation has finished")
         if pat:
             self.uploads.remember_pat(job_id, pat)
-        await self.store.set_job_status(job_id, "running")
+        await self._set_status(job_id, "running", stage="upload")  # streams and ETags see the restart
         self._tasks[job_id] = asyncio.create_task(self._upload_only(job_id), name=f"upload-{job_id}")
 
     async def retry_uploads(self, job_id: str, pat: str | None = None) -> int:
