@@ -25,7 +25,7 @@ from service.settings import Settings
 from service.uploads import UploadCoordinator
 from stages import quality
 from stages.providers.base import Provider
-from stages.vision import Vision, from_mapping, from_text
+from stages.vision import Vision, from_mapping, from_pasted
 
 log = structlog.get_logger("backlogd.jobs")
 
@@ -275,4 +275,4 @@ class JobManager:
 
 
 def parse_request_vision(vision: str | dict[str, Any]) -> Vision:
-    return from_text(vision) if isinstance(vision, str) else from_mapping(vision)
+    return from_pasted(vision) if isinstance(vision, str) else from_mapping(vision)

@@ -108,6 +108,20 @@ def from_text(text: str, where: str = "vision") -> Vision:
     return _finish(_StructuredVision(title=title, vision=text.strip()))
 
 
+def from_pasted(text: str, where: str = "vision") -> Vision:
+    """A vision pasted as one string: structured YAML/JSON when it is a mapping with a ``vision`` key
+    (people paste their YAML files), free text otherwise."""
+    stripped = text.strip()
+    if stripped[:1] == "{" or re.match(r"^[A-Za-z_]+:", stripped):
+        try:
+            data = json.loads(stripped) if stripped[:1] == "{" else yaml.safe_load(stripped)
+        except (yaml.YAMLError, json.JSONDecodeError):
+            data = None
+        if isinstance(data, dict) and "vision" in data:
+            return from_mapping(data, where)
+    return from_text(text, where)
+
+
 def parse_bytes(raw: bytes, filename: str) -> Vision:
     """Parse a vision file's bytes; the extension chooses the format (.yaml/.yml/.json or text)."""
     check_size(len(raw), filename)

@@ -122,3 +122,21 @@ def test_samples_parse() -> None:
 def test_split_sentences_keeps_abbreviation_free_prose_whole() -> None:
     """Sentence splitting joins wrapped lines of one paragraph and splits on sentence ends."""
     assert split_sentences("One line\ncontinues here. Next one.") == ["One line continues here.", "Next one."]
+
+
+def test_pasted_yaml_with_a_vision_key_is_read_as_structured() -> None:
+    """A YAML vision pasted into the web form is parsed as structured input, not as prose."""
+    from stages.vision import from_pasted
+
+    text = "title: Tool library\nvision: Neighbours lend tools.\nkey_features:\n  - Lending calendar\n"
+    vision = from_pasted(text)
+    assert vision.title == "Tool library"
+    assert [s.section for s in vision.sentences] == ["vision", "key_features"]
+
+
+def test_pasted_prose_that_starts_with_a_label_stays_free_text() -> None:
+    """Prose whose first word ends with a colon is not mistaken for YAML without a vision key."""
+    from stages.vision import from_pasted
+
+    vision = from_pasted("Summary: a mobile app that lets neighbours lend tools.")
+    assert vision.sentences[0].text.startswith("Summary:")
