@@ -93,7 +93,7 @@ class Relay:
         """Wait until the job has nothing pending, in flight or waiting to retry."""
         while True:
             async with self._changed:
-                busy = any(t for t in self._inflight if t.startswith(job_id))
+                busy = any(key.startswith(f"{job_id}/") for key in self._inflight)
                 if not busy and await queue.open_count(self.store, job_id) == 0:
                     return
                 with contextlib.suppress(TimeoutError):
