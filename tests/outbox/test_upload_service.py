@@ -16,6 +16,7 @@ import aiohttp
 from outbox.emulator.config import EmulatorConfig
 from outbox.emulator.server import RunningEmulator, serve
 from outbox.records import JobRow
+from outbox.relay import idempotency_key
 from service.composition import Services, build_services
 from service.requests import AdoRequest, JobRequest
 from service.settings import Settings
@@ -86,7 +87,8 @@ async def test_generated_backlog_survives_a_fault_storm_in_the_embedded_emulator
         }
     )
     async with build_services(settings, {}) as services:
-        assert services.emulator is not None
+        assert services.emulator is not None and services.uploads is not None
+        services.uploads.relay.backoff_base, services.uploads.relay.backoff_cap = 0.01, 0.2  # keep it quick
         storm = {
             "throttle": 0.10,
             "error_503": 0.05,
@@ -220,3 +222,23 @@ async def test_unknown_project_is_reported_dead_then_retry_after_it_exists_compl
         assert job.status == "completed"
         check_exactly_once(rows, emu)
         assert {w["project"] for w in emu["work_items"]} == {"Missing"}
+
+
+async def test_missing_work_item_type_kills_only_the_items_of_that_type(tmp_path: Path) -> None:
+    """A Basic project has no Test Case type: QA items end dead or blocked with that message, and every
+    other item is uploaded exactly once (nothing lost, nothing skipped silently)."""
+    async with standalone(EmulatorConfig(projects=((PROJECT, "Basic"),), pats=frozenset({PAT}))) as emulator:
+        settings = settings_for(tmp_path, target="ado", organization_url=emulator.url)
+        async with build_services(settings, {"AZURE_DEVOPS_PAT": PAT}) as services:
+            job = await run_job(services, JobRequest(vision=VISION))
+            rows = await services.store.items(job.id)
+        emu = await emulator_state(emulator.base_url)
+    assert job.status == "completed_with_errors"
+    qa = [r for r in rows if r.kind in ("test_plan", "test_suite", "test_case")]
+    assert qa and {r.state for r in qa} <= {"dead", "blocked"}
+    assert any("Test Case" in (r.error or "") and r.state == "dead" for r in qa)
+    backlog = [r for r in rows if r not in qa]
+    assert {r.state for r in backlog} == {"uploaded"}
+    creates = {tag: n for tag, n in emu["creates_by_tag"].items() if tag.startswith("bk-")}
+    assert creates == {idempotency_key(r.id): 1 for r in backlog}
+    assert len(emu["work_items"]) == len(backlog)
