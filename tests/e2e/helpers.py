@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def backlogd_command(*args: str) -> list[str]:
-    """The installed console script, run by this interpreter (so the same virtualenv)."""
+    """The ``backlogd`` console script's entry point, run by this interpreter (so the same virtualenv)."""
     return [sys.executable, "-m", "web.main", *args]
 
 
