@@ -154,7 +154,30 @@ class JobManager:
             clean = outcome == "uploaded" and not ctx.failed_calls
         else:
             clean = not ctx.failed_calls
-        return await self._finish(job.id, "completed" if clean else "completed_with_errors")
+        if clean:
+            return await self._finish(job.id, "completed")
+        return await self._finish(job.id, "completed_with_errors", error=await self._problems(job.id))
+
+    async def _problems(self, job_id: str) -> str:
+        """One line for the job: how many calls and uploads failed, and the first reason."""
+        job = await self._job(job_id)
+        failed_calls: dict[str, str] = job.metadata.get("failed_calls") or {}
+        stuck = [
+            i for i in await self.store.items(job_id) if i.state in ("dead", "blocked", "held", "pending")
+        ]
+        parts = []
+        if failed_calls:
+            parts.append(
+                f"{len(failed_calls)} generation calls failed ({next(iter(failed_calls.values()))[:160]})"
+            )
+        dead = [i for i in stuck if i.state == "dead"]
+        if stuck:
+            first = (dead or stuck)[0]
+            parts.append(
+                f"{len(stuck)} items not uploaded ({len(dead)} dead; first: {first.kind} "
+                f"'{first.title[:60]}': {(first.error or first.state)[:160]})"
+            )
+        return "; ".join(parts) or "completed with errors"
 
     async def _traceability(self, job_id: str, vision: Vision) -> dict[str, Any]:
         stories = [i.body for i in await self.store.items(job_id) if i.kind == "story"]
@@ -246,9 +269,9 @@ class JobManager:
         outcome = await self.uploads.upload(job_id, options, progress)
         if outcome == "needs_credentials":
             return await self._finish(job_id, "needs_credentials")
-        return await self._finish(
-            job_id, "completed" if outcome == "uploaded" and not failed_calls else "completed_with_errors"
-        )
+        if outcome == "uploaded" and not failed_calls:
+            return await self._finish(job_id, "completed")
+        return await self._finish(job_id, "completed_with_errors", error=await self._problems(job_id))
 
     # ----- queries ----------------------------------------------------------------------------
 
