@@ -23,6 +23,7 @@ from outbox.emulator.server import RunningEmulator, serve
 from outbox.store import Store
 from service.broadcaster import Broadcaster
 from service.jobs import JobManager
+from service.metrics import MeteredBroadcaster, MeteredProvider, Metrics
 from service.settings import Settings
 from service.uploads import UploadCoordinator, read_secret
 from stages.providers.base import Provider
@@ -44,6 +45,7 @@ class Services:
     profile: HardwareProfile
     sizing: Sizing
     extra: dict[str, Any] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Metrics)
 
     def hardware(self) -> dict[str, Any]:
         """``backlogd hardware`` / ``GET /api/hardware``: profile, sizing and the live adaptive limits."""
@@ -130,9 +132,10 @@ async def build_services(
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(pool.shutdown, wait=True, cancel_futures=True)
         store = await stack.enter_async_context(Store.open(settings.database.path))
-        broadcaster = Broadcaster(settings.progress.client_queue_size)
+        metrics = Metrics()
+        broadcaster = MeteredBroadcaster(metrics, settings.progress.client_queue_size)
         session = await stack.enter_async_context(aiohttp.ClientSession())
-        provider = make_provider(settings, pool, env)
+        provider = MeteredProvider(make_provider(settings, pool, env), metrics)
         stack.push_async_callback(provider.aclose)
         emulator, emulator_pat = await _start_emulator(settings, stack)
         uploads = None
@@ -170,7 +173,9 @@ async def build_services(
             stack.push_async_callback(
                 _stop_relay, uploads, relay_task, settings.server.shutdown_grace_seconds
             )
-        yield Services(settings, store, broadcaster, jobs, limiter, uploads, emulator, profile, sizing)
+        yield Services(
+            settings, store, broadcaster, jobs, limiter, uploads, emulator, profile, sizing, metrics=metrics
+        )
 
 
 async def _start_emulator(

@@ -54,22 +54,62 @@ class _PrefixedJSON:
 
 
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
-    stream = stream or sys.stderr
-    console = fmt == "console" or (fmt == "auto" and stream.isatty())
-    processors: list[Any] = [
-        structlog.contextvars.merge_contextvars,
+    out = stream or sys.stderr
+    console = fmt == "console" or (fmt == "auto" and out.isatty())
+    common: list[Any] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.format_exc_info,
-        _redact_processor,
     ]
-    if console:
-        processors.append(structlog.dev.ConsoleRenderer(colors=False))
-    else:
-        processors += [_journald_prefix, _PrefixedJSON()]
+    render: list[Any] = (
+        [structlog.dev.ConsoleRenderer(colors=False)] if console else [_journald_prefix, _PrefixedJSON()]
+    )
     structlog.configure(
-        processors=processors,
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            *common,
+            structlog.processors.format_exc_info,
+            _redact_processor,
+            *render,
+        ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+    _route_stdlib(level, common, render, stream)
+
+
+class _Handler(logging.StreamHandler[TextIO]):
+    """Library records (aiohttp, asyncio) as the same lines; without a stream, today's ``sys.stderr``."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        super().__init__(stream)
+        self._fixed = stream
+
+    @property
+    def stream(self) -> TextIO:
+        return self._fixed or sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # the base class assigns it in __init__
+
+
+def _route_stdlib(level: str, common: list[Any], render: list[Any], stream: TextIO | None) -> None:
+    """Warnings and errors of libraries that log through ``logging`` become structlog lines too (JSON,
+    redacted), so nothing reaches the journal as a bare multi-line traceback."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *common],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            _redact_processor,
+            *render,
+        ],
+    )
+    handler = _Handler(stream)
+    handler.setFormatter(formatter)
+    handler.setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[level.upper()]))
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)

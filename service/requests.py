@@ -57,6 +57,9 @@ class JobOptions(BaseModel):
     area_path: str
     iteration_path: str
     provider: str
+    # "request": the job came with its own PAT (held in memory only); after a restart it waits in
+    # needs_credentials for that PAT again instead of falling back to the server's PAT.
+    pat_source: Literal["settings", "request"] = "settings"
 
     @property
     def uploading(self) -> bool:
@@ -76,4 +79,5 @@ def resolve_options(request: JobRequest, settings: Settings) -> JobOptions:
         area_path=req.area_path if req.area_path is not None else ado.area_path,
         iteration_path=req.iteration_path if req.iteration_path is not None else ado.iteration_path,
         provider=settings.llm.provider,
+        pat_source="request" if req.pat is not None else "settings",
     )

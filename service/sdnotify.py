@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import structlog
 
@@ -26,6 +26,9 @@ class Notifier:
         self._address = "\0" + address[1:] if address.startswith("@") else address
         usec = env.get("WATCHDOG_USEC", "")
         self.watchdog_seconds = int(usec) / 1_000_000 if usec.isdigit() and int(usec) > 0 else None
+        pid = env.get("WATCHDOG_PID", "")
+        if pid and pid != str(os.getpid()):  # the watchdog is meant for another process (sd_watchdog_enabled)
+            self.watchdog_seconds = None
         self._sock: socket.socket | None = None
 
     @property
@@ -55,8 +58,9 @@ class Notifier:
             self._sock = None
 
     @contextlib.asynccontextmanager
-    async def watchdog(self, healthy: Callable[[], bool]) -> AsyncIterator[None]:
-        """Ping at half the watchdog interval from the event loop, only while ``healthy()``."""
+    async def watchdog(self, healthy: Callable[[], Awaitable[bool]]) -> AsyncIterator[None]:
+        """Ping at half the watchdog interval from the event loop, only while ``await healthy()``: a
+        blocked loop or a failing health check stops the pings and systemd restarts the service."""
         task = None
         if self.enabled and self.watchdog_seconds:
             task = asyncio.create_task(self._ping(self.watchdog_seconds / 2, healthy), name="sd-watchdog")
@@ -67,8 +71,10 @@ class Notifier:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
 
-    async def _ping(self, interval: float, healthy: Callable[[], bool]) -> None:
+    async def _ping(self, interval: float, healthy: Callable[[], Awaitable[bool]]) -> None:
         while True:
-            if healthy():
+            if await healthy():
                 self.notify("WATCHDOG=1")
+            else:
+                log.warning("watchdog_unhealthy")
             await asyncio.sleep(interval)

@@ -33,6 +33,11 @@ class ServerSettings(_Section):
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     max_concurrent_jobs: int = Field(default=4, ge=1)
+    max_queued_jobs: int = Field(default=50, ge=0)  # waiting for a slot; past this POST /api/jobs is 429
+    max_vision_bytes: int = Field(default=262_144, gt=0)  # the vision's UTF-8 size (413 above)
+    jobs_per_client_per_minute: int = Field(default=30, ge=1)  # POST /api/jobs per client address (429)
+    sse_connections_per_client: int = Field(default=64, ge=1)  # open progress streams per address (429)
+    session_hours: float = Field(default=12.0, gt=0)  # lifetime of the UI's login cookie
 
 
 class DatabaseSettings(_Section):

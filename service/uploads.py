@@ -26,6 +26,7 @@ from outbox.ado.types import AdoTarget
 from outbox.records import EventRow, NewEvent
 from outbox.relay import Relay, Uploader
 from outbox.store import Store
+from service.logs import redact
 from service.progress import Progress
 from service.requests import JobOptions
 from service.settings import AzureDevOpsSettings
@@ -40,8 +41,11 @@ def read_secret(name: str | None, env: Mapping[str, str]) -> str | None:
         return None
     cred_dir = env.get("CREDENTIALS_DIRECTORY")
     if cred_dir and (Path(cred_dir) / name).is_file():
-        return (Path(cred_dir) / name).read_text(encoding="utf-8").strip() or None
-    return env.get(name) or None
+        secret = (Path(cred_dir) / name).read_text(encoding="utf-8").strip() or None
+    else:
+        secret = env.get(name) or None
+    redact(secret)  # whatever reads a secret makes sure no log line can carry it
+    return secret
 
 
 class UploadCoordinator:
@@ -86,6 +90,7 @@ class UploadCoordinator:
     # ----- credentials and clients ------------------------------------------------------------
 
     def remember_pat(self, job_id: str, pat: str) -> None:
+        redact(pat)
         self._pats[job_id] = pat
         self._clients.pop(job_id, None)
 
@@ -100,7 +105,9 @@ class UploadCoordinator:
             org_url = url
         else:
             org_url = options.organization_url
-            pat = self._pats.get(job_id) or read_secret(self.settings.pat_env, self._env)
+            pat = self._pats.get(job_id)
+            if pat is None and options.pat_source == "settings":
+                pat = read_secret(self.settings.pat_env, self._env)
             if not pat or not org_url:
                 return None
         return AdoTarget(
