@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
 from aiohttp import web
 
+from service.composition import Services
 from web.keys import DRAINING, SERVICES, STREAMS
 
 
@@ -15,18 +17,24 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def readyz(request: web.Request) -> web.Response:
-    """Ready: the store takes a write lock, the relay runs (when uploads exist), we are not draining."""
-    services = request.app[SERVICES]
-    checks: dict[str, bool] = {"not_draining": not request.app[DRAINING].is_set()}
+async def readiness(services: Services, draining: bool, store_seconds: float = 2.0) -> dict[str, bool]:
+    """The checks behind /readyz and the systemd watchdog: the store takes a write lock in time, the
+    relay runs (when uploads exist), we are not draining."""
+    checks: dict[str, bool] = {"not_draining": not draining}
     try:
-        async with services.store.transaction():
+        async with asyncio.timeout(store_seconds), services.store.transaction():
             pass  # BEGIN IMMEDIATE + COMMIT: the database is writable
         checks["store_writable"] = True
     except Exception:
         checks["store_writable"] = False
     if services.uploads is not None:
         checks["relay_alive"] = services.uploads.relay.alive
+    return checks
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready: the store takes a write lock, the relay runs (when uploads exist), we are not draining."""
+    checks = await readiness(request.app[SERVICES], request.app[DRAINING].is_set())
     ready = all(checks.values())
     body = {
         "status": "ready" if ready else "not_ready",

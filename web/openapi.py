@@ -1,4 +1,7 @@
-"""``GET /api/openapi.json``: the API described by hand, request bodies from the pydantic models."""
+"""``GET /api/openapi.json``: the API described by hand, request bodies from the pydantic models.
+
+With ``server.api_token_env`` set, every ``/api/*`` operation but ``/api/session`` and ``/metrics``
+need the bearer token or the session cookie (``security``); errors are always the ``Error`` schema."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from service.requests import JobRequest
+from web.auth import COOKIE, LoginBody
 from web.jobs_api import CredentialsBody
 
 _JOB_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
@@ -15,6 +19,14 @@ _ERROR = {
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
 }
 _JSON_OK = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}}
+_LIMITED = {
+    "401": {**_ERROR, "description": "the API token is required (server.api_token_env is set)"},
+    "413": {**_ERROR, "description": "the body or the vision is over its limit (details give the limit)"},
+    "429": {**_ERROR, "description": "too many requests, jobs or streams", "headers": _RETRY_AFTER},
+    "503": {**_ERROR, "description": "the service is shutting down", "headers": _RETRY_AFTER},
+}
+_OPEN: list[dict[str, list[str]]] = [{}]  # no token needed, even when auth is on
 
 
 def _op(
@@ -24,6 +36,7 @@ def _op(
     job: bool = True,
     body: str | None = None,
     params: list[dict[str, Any]] | None = None,
+    security: list[dict[str, list[str]]] | None = None,
 ) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary,
@@ -32,10 +45,19 @@ def _op(
     }
     if body:
         op["requestBody"] = {
-            "required": body == "JobRequest",
+            "required": body in ("JobRequest", "LoginBody"),
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}},
         }
+    if security is not None:
+        op["security"] = security
     return op
+
+
+def _json(ref: str, description: str = "OK") -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
+    }
 
 
 def _etag_params() -> list[dict[str, Any]]:
@@ -59,7 +81,7 @@ def spec() -> dict[str, Any]:
         "/api/jobs": {
             "post": _op(
                 "Create and start a job (only `vision` is required)",
-                {"202": {"description": "accepted: {job_id, links}"}},
+                {"202": _json("JobCreated", "accepted: the job runs (or waits for a slot)"), **_LIMITED},
                 job=False,
                 body="JobRequest",
                 params=[
@@ -73,7 +95,7 @@ def spec() -> dict[str, Any]:
             ),
             "get": _op(
                 "List recent jobs",
-                {"200": _JSON_OK, "304": {"description": "not modified"}},
+                {"200": _json("JobList"), "304": {"description": "not modified"}},
                 job=False,
                 params=[{"name": "limit", "in": "query", "schema": {"type": "integer"}}, *_etag_params()],
             ),
@@ -104,7 +126,11 @@ def spec() -> dict[str, Any]:
         "/api/progress/stream/{id}": {
             "get": _op(
                 "Live events (SSE); replays after Last-Event-ID",
-                {"200": sse, "204": {"description": "the job finished and nothing was missed"}},
+                {
+                    "200": sse,
+                    "204": {"description": "the job finished and nothing was missed"},
+                    "429": _LIMITED["429"],
+                },
                 params=[
                     {"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer"}},
                     {"name": "lastEventId", "in": "query", "schema": {"type": "integer"}},
@@ -125,11 +151,37 @@ def spec() -> dict[str, Any]:
         },
         "/api/hardware": {"get": _op("Detected hardware", {"200": _JSON_OK}, job=False)},
         "/api/openapi.json": {"get": _op("This document", {"200": _JSON_OK}, job=False)},
-        "/healthz": {"get": _op("Liveness", {"200": _JSON_OK}, job=False)},
+        "/api/session": {
+            "get": _op(
+                "Whether a login is needed and held", {"200": _json("Session")}, job=False, security=_OPEN
+            ),
+            "post": _op(
+                "Log in with the API token: sets an HttpOnly, SameSite=Strict session cookie",
+                {"200": _json("Session"), "429": _LIMITED["429"]},
+                job=False,
+                body="LoginBody",
+                security=_OPEN,
+            ),
+            "delete": _op("Log out: clears the cookie", {"200": _json("Session")}, job=False, security=_OPEN),
+        },
+        "/healthz": {"get": _op("Liveness", {"200": _JSON_OK}, job=False, security=_OPEN)},
         "/readyz": {
             "get": _op(
                 "Readiness: store writable, relay alive, not draining",
-                {"200": _JSON_OK, "503": _JSON_OK},
+                {"200": _json("Readiness"), "503": _json("Readiness", "not ready")},
+                job=False,
+                security=_OPEN,
+            )
+        },
+        "/metrics": {
+            "get": _op(
+                "Prometheus metrics (needs the token when auth is on)",
+                {
+                    "200": {
+                        "description": "Prometheus text format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
                 job=False,
             )
         },
@@ -149,8 +201,8 @@ def spec() -> dict[str, Any]:
             }
         },
     }
-    schemas: dict[str, Any] = {"Error": error}
-    for model in (JobRequest, CredentialsBody):
+    schemas: dict[str, Any] = {"Error": error, **_RESPONSES}
+    for model in (JobRequest, CredentialsBody, LoginBody):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -162,8 +214,65 @@ def spec() -> dict[str, Any]:
             "description": "Vision → agile backlog → Azure DevOps, live progress.",
         },
         "paths": paths,
-        "components": {"schemas": schemas},
+        "components": {"schemas": schemas, "securitySchemes": _SECURITY},
+        # Without a token configured the API is open ({}); with one, either scheme works.
+        "security": [{}, {"bearerAuth": []}, {"sessionCookie": []}],
     }
+
+
+_SECURITY = {
+    "bearerAuth": {"type": "http", "scheme": "bearer", "description": "the token server.api_token_env names"},
+    "sessionCookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": COOKIE,
+        "description": "from POST /api/session",
+    },
+}
+_LINKS = {"type": "object", "additionalProperties": {"type": "string"}}
+_RESPONSES: dict[str, Any] = {
+    "JobCreated": {
+        "type": "object",
+        "required": ["job_id", "links"],
+        "properties": {"job_id": {"type": "string", "format": "uuid"}, "links": _LINKS},
+    },
+    "JobSummary": {
+        "type": "object",
+        "required": ["job_id", "status", "links"],
+        "properties": {
+            "job_id": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "string"},
+            "error": {"type": ["string", "null"]},
+            "created_at": {"type": "number"},
+            "updated_at": {"type": "number"},
+            "finished_at": {"type": ["number", "null"]},
+            "last_seq": {"type": "integer"},
+            "target": {"type": ["string", "null"]},
+            "upload_mode": {"type": ["string", "null"]},
+            "links": _LINKS,
+        },
+    },
+    "JobList": {
+        "type": "object",
+        "required": ["jobs"],
+        "properties": {"jobs": {"type": "array", "items": {"$ref": "#/components/schemas/JobSummary"}}},
+    },
+    "Session": {
+        "type": "object",
+        "required": ["auth_required", "authenticated"],
+        "properties": {"auth_required": {"type": "boolean"}, "authenticated": {"type": "boolean"}},
+    },
+    "Readiness": {
+        "type": "object",
+        "required": ["status", "checks"],
+        "properties": {
+            "status": {"enum": ["ready", "not_ready"]},
+            "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
+            "sse_clients": {"type": "integer"},
+        },
+    },
+}
 
 
 async def openapi(request: web.Request) -> web.Response:

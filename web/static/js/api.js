@@ -19,6 +19,7 @@ export async function api(path, { method = "GET", body, etag, query } = {}) {
   const text = await resp.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+  if (resp.status === 401 && path !== "/api/session") window.dispatchEvent(new Event("backlogd:unauthorized"));
   if (!resp.ok) throw new ApiError(resp.status, data?.error || { message: text.slice(0, 200) });
   return { status: resp.status, data, etag: resp.headers.get("ETag") };
 }

@@ -1,8 +1,10 @@
-// Hash routing between the home view (form + jobs list) and a job's page.
+// Hash routing between the home view (form + jobs list) and a job's page, after a login when the
+// API needs one.
 
 import { setupForm } from "./form.js";
 import { JobPage } from "./jobpage.js";
 import { JobsList } from "./jobs.js";
+import { Login } from "./login.js";
 
 const $ = (id) => document.getElementById(id);
 const jobs = new JobsList($("jobs-list"), $("jobs-empty"));
@@ -26,5 +28,6 @@ function route() {
 }
 
 setupForm((jobId) => { location.hash = `#/jobs/${jobId}`; });
-window.addEventListener("hashchange", route);
-route();
+window.addEventListener("hashchange", () => { if ($("login-view").hidden) route(); });
+const login = new Login(route);
+login.check().then((ok) => { if (ok) route(); });
