@@ -115,7 +115,7 @@ def from_pasted(text: str, where: str = "vision") -> Vision:
     if stripped[:1] == "{" or re.match(r"^[A-Za-z_]+:", stripped):
         try:
             data = json.loads(stripped) if stripped[:1] == "{" else yaml.safe_load(stripped)
-        except (yaml.YAMLError, json.JSONDecodeError):
+        except (yaml.YAMLError, ValueError, RecursionError):
             data = None
         if isinstance(data, dict) and "vision" in data:
             return from_mapping(data, where)
@@ -137,8 +137,8 @@ def parse_bytes(raw: bytes, filename: str) -> Vision:
     if lower.endswith((".yaml", ".yml", ".json")):
         try:
             data = json.loads(text) if lower.endswith(".json") else yaml.safe_load(text)
-        except (yaml.YAMLError, json.JSONDecodeError) as exc:
-            raise VisionError(f"{filename}: cannot parse: {_one_line(exc)}") from None
+        except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: bad dates, huge ints
+            raise VisionError(f"{filename}: cannot parse: {_one_line(exc)[:200]}") from None
         return from_mapping(data, filename)
     return from_text(text, filename)
 

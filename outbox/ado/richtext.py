@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Iterable, Mapping
 from html import escape
 from xml.sax.saxutils import escape as xml_escape
@@ -48,6 +50,12 @@ def steps_xml(steps: Iterable[Mapping[str, str]]) -> str:
     return f'<steps id="0" last="{last}">' + "".join(parts) + "</steps>"
 
 
+# Characters XML 1.0 cannot carry at all (C0 controls other than tab/newline/CR, U+FFFE/FFFF, lone
+# surrogates): escaping cannot help, so they are dropped rather than making the whole field invalid.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def _parameterized(text: str) -> str:
+    text = _NOT_XML.sub("", text)
     html = f"<DIV><P>{escape(text.strip(), quote=False)}</P></DIV>" if text.strip() else ""
     return f'<parameterizedString isformatted="true">{xml_escape(html)}</parameterizedString>'

@@ -201,7 +201,12 @@ class _Parser:
 
 
 def parse(text: str) -> Query:
-    return _Parser(text).query()
+    try:
+        return _Parser(text).query()
+    except WiqlError:
+        raise
+    except (RecursionError, ValueError) as exc:  # absurd nesting, a number Python will not convert
+        raise WiqlError(f"The query cannot be parsed: {type(exc).__name__}") from None
 
 
 def matches(expr: Expr | None, fields: Mapping[str, object], project: str | None) -> bool:

@@ -7,7 +7,6 @@ noisy) and keeps no example database (nothing is written into the checkout).
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import yaml
@@ -22,9 +21,6 @@ FUZZ = settings(
 )
 FEW = settings(FUZZ, max_examples=60)  # examples that each make HTTP requests
 
-# Known crash triggers reported to the owners and pinned by strict-xfail tests; the main properties
-# skip them so they stay green until the fix lands (then the xfail test fails and both go).
-YAML_VALUE_ERROR = re.compile(r"\d{4}-\d\d?-\d\d?|!!")
 
 scalars = st.one_of(
     st.none(),

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.composition import Services, build_services
-from service.settings import AzureDevOpsSettings, DatabaseSettings, Settings
+from service.settings import AzureDevOpsSettings, DatabaseSettings, ServerSettings, Settings
 from tests.fuzz.strategies import FEW, scalars, values
 from web.app import create_app
 
@@ -40,6 +40,8 @@ async def services(tmp_path: Path) -> AsyncIterator[Services]:
     settings = Settings(
         database=DatabaseSettings(path=str(tmp_path / "backlogd.sqlite3")),
         azure_devops=AzureDevOpsSettings(target="none"),
+        # this test is about input validation: keep the per-client job rate limit out of its way
+        server=ServerSettings(jobs_per_client_per_minute=1_000_000),
     )
     async with build_services(settings, {}) as built:
         yield built
