@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-
 from collections.abc import Iterable, Mapping
 from html import escape
 from xml.sax.saxutils import escape as xml_escape
