@@ -19,6 +19,15 @@ _ERROR = {
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
 }
 _JSON_OK = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
+_SSE_EVENT = {  # one event of the stream: `data:` is the JSON payload as text
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "event": {"enum": ["progress", "item", "upload", "stage", "final", "error", "shutdown"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+}
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}}
 _LIMITED = {
     "401": {**_ERROR, "description": "the API token is required (server.api_token_env is set)"},
@@ -60,6 +69,31 @@ def _json(ref: str, description: str = "OK") -> dict[str, Any]:
     }
 
 
+_JOB_OPS = {
+    "GetJob": ("/api/jobs/{id}", "get"),
+    "CancelJob": ("/api/jobs/{id}", "delete"),
+    "GetBacklog": ("/api/jobs/{id}/backlog", "get"),
+    "ExportJob": ("/api/jobs/{id}/export", "get"),
+    "GetProgress": ("/api/jobs/{id}/progress", "get"),
+    "StreamProgress": ("/api/progress/stream/{id}", "get"),
+    "RetryUploads": ("/api/jobs/{id}/retry-uploads", "post"),
+    "StartUpload": ("/api/jobs/{id}/upload", "post"),
+}
+
+
+def _created() -> dict[str, Any]:
+    """The 202 of POST /api/jobs, with links from the new job's id to every per-job operation."""
+    links = {
+        name: {"operationRef": _ref(path, method), "parameters": {"id": "$response.body#/job_id"}}
+        for name, (path, method) in _JOB_OPS.items()
+    }
+    return {**_json("JobCreated", "accepted: the job runs (or waits for a slot)"), "links": links}
+
+
+def _ref(path: str, method: str) -> str:
+    return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+
+
 def _etag_params() -> list[dict[str, Any]]:
     return [
         {
@@ -75,13 +109,13 @@ def spec() -> dict[str, Any]:
     sse = {
         "description": "text/event-stream: `id:` = seq, `event:` = progress|item|upload|stage|final|error|"
         "shutdown, `data:` = JSON; heartbeat comments; a `retry:` hint",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {"text/event-stream": {"schema": _SSE_EVENT}},
     }
     paths: dict[str, Any] = {
         "/api/jobs": {
             "post": _op(
                 "Create and start a job (only `vision` is required)",
-                {"202": _json("JobCreated", "accepted: the job runs (or waits for a slot)"), **_LIMITED},
+                {"202": _created(), **_LIMITED},
                 job=False,
                 body="JobRequest",
                 params=[
