@@ -16,7 +16,10 @@ from tests.reliability.procs import PYTHON, Child, Children, clean_env
 
 PAT = "soak-pat"
 PROJECT = "Backlogd"
-TERMINAL = frozenset({"completed", "completed_with_errors", "failed", "cancelled"})
+# Where a job stops by itself: the terminal states, and the two that wait for a person.
+SETTLED = frozenset(
+    {"completed", "completed_with_errors", "failed", "cancelled", "needs_credentials", "awaiting_upload"}
+)
 
 
 @dataclass(frozen=True)
@@ -123,8 +126,7 @@ class Rig:
                 "BACKLOGD_AZURE_DEVOPS__TARGET": "ado",
                 "BACKLOGD_AZURE_DEVOPS__ORGANIZATION_URL": self.emulator_url,
                 "BACKLOGD_AZURE_DEVOPS__PROJECT": PROJECT,
-                # Resumed jobs need the PAT after a restart: a per-job PAT is held in memory only.
-                "AZURE_DEVOPS_PAT": PAT,
+                "AZURE_DEVOPS_PAT": PAT,  # the server's PAT: resumed jobs use it after a restart
             }
         )
 
@@ -189,12 +191,9 @@ class Rig:
     async def submit(self, session: aiohttp.ClientSession, vision: str, limits: dict[str, int]) -> str:
         body = {
             "vision": vision,
-            "azure_devops": {
-                "target": "ado",
-                "organization_url": self.emulator_url,
-                "project": PROJECT,
-                "pat": PAT,
-            },
+            # No per-job PAT: it is held in memory only, so a job resumed after a crash would wait for
+            # credentials (needs_credentials). The service's own PAT (AZURE_DEVOPS_PAT) survives restarts.
+            "azure_devops": {"target": "ado", "organization_url": self.emulator_url, "project": PROJECT},
             "limits": limits,
             "include_qa": True,
             "upload_mode": "streaming",

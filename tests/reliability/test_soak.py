@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from tests.reliability.checks import duplicate_plan_problems, nodes, tree_problems
-from tests.reliability.rig import TERMINAL, Rig, Storm
+from tests.reliability.rig import SETTLED, Rig, Storm
 from tests.reliability.watchers import Activity, Watcher, sequence_problems
 
 VISIONS = (
@@ -161,7 +161,7 @@ async def _wait_finished(rig: Rig, session: aiohttp.ClientSession, run: Run) -> 
         for job in run.jobs:
             run.details[job] = await rig.get(session, f"/api/jobs/{job}")
             run.statuses[job] = run.details[job]["status"]
-        if all(s in TERMINAL for s in run.statuses.values()):
+        if all(s in SETTLED for s in run.statuses.values()):
             return
         await asyncio.sleep(0.1)
 
