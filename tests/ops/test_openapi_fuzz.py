@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.ops.conftest import TOKEN
-from tests.ops.procs import ROOT, Serve
+from tests.ops.procs import Serve
 
 # Lenient by design, so left out: negative_data_rejection (a bad Last-Event-ID is treated as 0, the
 # way EventSource reconnects must be), and the checks that need resources we cannot create on demand.
@@ -65,7 +65,7 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_pa
                 "--request-timeout",
                 "10",
                 "--no-color",
-                cwd=ROOT,
+                cwd=tmp_path,  # its example database stays out of the work tree
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
             )
