@@ -94,11 +94,18 @@ class _Handler(logging.StreamHandler[TextIO]):
         pass  # the base class assigns it in __init__
 
 
+def _library_event(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A library's free-text message keeps one stable event name; the text goes to ``message``."""
+    event["message"] = event.get("event")
+    event["event"] = "library_log"
+    return event
+
+
 def _route_stdlib(level: str, common: list[Any], render: list[Any], stream: TextIO | None) -> None:
     """Warnings and errors of libraries that log through ``logging`` become structlog lines too (JSON,
     redacted), so nothing reaches the journal as a bare multi-line traceback."""
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[structlog.stdlib.add_logger_name, *common],
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, _library_event, *common],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
