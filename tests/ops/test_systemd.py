@@ -68,10 +68,12 @@ async def test_ready_after_the_listener_then_watchdog_then_stopping_and_exit_0(t
 async def test_sigterm_mid_upload_releases_leases_and_the_job_resumes_exactly_once(
     tmp_path: Path, fake_llm: Any, emulator: Any
 ) -> None:
-    """SIGTERM while a job generates and uploads: streams get `shutdown`, exit 0 within the grace period,
-    no lease is left held; the next start finishes the job with every item uploaded once."""
+    """SIGTERM while a job generates and uploads: no new LLM call starts, streams get `shutdown`, exit 0
+    within the grace period, no lease is left held; the next start finishes the job with every item
+    uploaded once."""
     llm = await fake_llm(latency=0.05)
-    ado = await emulator(faults=FaultConfig(latency_seconds=0.05, routes=frozenset({"any"})))
+    # Slow creates: the drain waits for them, long enough for new LLM calls to start if they could.
+    ado = await emulator(faults=FaultConfig(latency_seconds=0.3, routes=frozenset({"create"})))
     notify = NotifySocket()
     settings = _settings(
         tmp_path,
@@ -96,11 +98,14 @@ async def test_sigterm_mid_upload_releases_leases_and_the_job_resumes_exactly_on
                 stopped_at = time.monotonic()
                 serve.proc.send_signal(signal.SIGTERM)  # mid-generation, mid-upload
                 await notify.wait_for("STOPPING", 5)
+                stopping_at = time.monotonic()
                 async with asyncio.timeout(GRACE + 5):
                     await reader
         assert seen.frames[-1].event == "shutdown"
         assert await serve.wait(GRACE + 5) == 0
         assert time.monotonic() - stopped_at < GRACE + 3
+        late = [t for t, _ in llm.fake.requests if t > stopping_at + 0.05]
+        assert late == [], "no LLM call starts once shutdown began"
         with sqlite3.connect(f"file:{settings['database']['path']}?mode=ro", uri=True) as db:
             status = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
             held = db.execute("SELECT count(*) FROM items WHERE state = 'in_flight'").fetchone()[0]
