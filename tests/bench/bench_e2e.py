@@ -52,7 +52,8 @@ LIMITS = {
     "max_tasks_per_story": 3,
     "max_test_cases_per_story": 2,
 }
-TARGET = 1.5  # ours ÷ the DAG bound
+TARGET = 1.6  # ours ÷ the DAG bound; the ramp alone makes it 18 ÷ 12.9 = 1.40 for this shape
+TARGET_MAKESPAN = 1.2  # ours ÷ the DAG's optimal makespan: the runner's and the uploads' own overhead
 TARGET_SPEEDUP = 3.0  # the old way ÷ ours
 ROOT = Path(__file__).resolve().parents[2]
 VISION = ROOT / "samples" / "clinic-scheduling.yaml"
@@ -205,8 +206,8 @@ async def run() -> list[dict[str, Any]]:
             makespan,
             f"s the same run (ratio: ÷ the DAG's optimal makespan at concurrency {CONCURRENCY},"
             f" {makespan / LATENCY:g} latencies: the first levels have fewer calls than slots)",
-            f"≤ {TARGET}",
-            complete and ours / makespan <= TARGET,
+            f"≤ {TARGET_MAKESPAN}",
+            complete and ours / makespan <= TARGET_MAKESPAN,
         ),
         _row(
             "e2e_old_architecture_wall_vs_ours",
