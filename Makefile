@@ -38,6 +38,10 @@ typecheck: install
 bench: install
 	$(BIN)/python -m tests.bench
 
+# The full-size reliability suite (make test runs it reduced): 3 jobs, 5 SIGKILLs, fault storms.
+soak: install
+	BACKLOGD_SOAK=1 $(BIN)/pytest -q tests/reliability
+
 all: lint typecheck test
 
 clean:
