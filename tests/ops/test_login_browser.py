@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
+from outbox.emulator.config import FaultConfig
 from service.composition import build_services
 from tests.ops.conftest import TOKEN, VISION, make_settings
 from web.app import create_app
@@ -52,6 +53,8 @@ async def test_login_then_submit_and_watch_live_without_the_token_in_a_url(
     carries the token; logging out brings the form back."""
     settings = make_settings(tmp_path, server={"api_token_env": "T"}, azure_devops={"target": "emulator"})
     async with build_services(settings, {}, backoff_base=0.01) as services:
+        assert services.emulator is not None  # slow uploads: the job is still running when the page streams
+        services.emulator.state.set_faults(FaultConfig(latency_seconds=0.1, routes=frozenset({"any"})))
         server = TestServer(create_app(settings, services, api_token=TOKEN), host="127.0.0.1")
         await server.start_server()
         try:
