@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing as mp
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -128,7 +129,9 @@ async def build_services(
         uploads=sizing.upload_concurrency,
         jobs=sizing.concurrent_jobs,
     )
-    pool = ProcessPoolExecutor(max_workers=sizing.process_pool_size)
+    # forkserver, not fork: a worker forked from this process would inherit its open sockets (and keep
+    # connections the service closed half-open until the worker exits).
+    pool = ProcessPoolExecutor(max_workers=sizing.process_pool_size, mp_context=mp.get_context("forkserver"))
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(pool.shutdown, wait=True, cancel_futures=True)
         store = await stack.enter_async_context(Store.open(settings.database.path))

@@ -55,6 +55,8 @@ def _settings(tmp: str) -> Settings:
             "database": base.database.model_copy(update={"path": f"{tmp}/bench.sqlite3"}),
             "azure_devops": base.azure_devops.model_copy(update={"target": "none"}),
             "progress": base.progress.model_copy(update={"heartbeat_seconds": 15.0}),
+            # every bench client comes from 127.0.0.1: lift the per-client stream limit above CLIENTS
+            "server": base.server.model_copy(update={"sse_connections_per_client": 10 * CLIENTS}),
         }
     )
 

@@ -68,7 +68,12 @@ def write_config(tmp_path: Path, base_url: str) -> Path:
             "requests_per_minute": 600000,
             "max_attempts": 2,
         },
-        "workflow": {"limits": LIMITS, "parallel_processing": {"use_hardware_optimization": False}},
+        "workflow": {
+            "limits": LIMITS,
+            "parallel_processing": {"use_hardware_optimization": False},
+            # no near-duplicate regenerations: they would add requests that depend on completion order
+            "quality": {"max_regenerations": 0},
+        },
         "azure_devops": {"target": "none"},
     }
     path = tmp_path / "settings.yaml"
