@@ -132,8 +132,12 @@ async def build_services(
     # forkserver, not fork: a worker forked from this process would inherit its open sockets (and keep
     # connections the service closed half-open until the worker exits).
     pool = ProcessPoolExecutor(max_workers=sizing.process_pool_size, mp_context=mp.get_context("forkserver"))
+    # Start the fork server and a first worker now, in the background, so the first CPU step of a job
+    # (quality checks, the offline generator) does not wait for a process to start.
+    asyncio.get_running_loop().run_in_executor(pool, int)
     async with contextlib.AsyncExitStack() as stack:
-        stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+        # joining worker processes blocks: do it off the event loop
+        stack.push_async_callback(asyncio.to_thread, pool.shutdown, wait=True, cancel_futures=True)
         store = await stack.enter_async_context(Store.open(settings.database.path))
         metrics = Metrics()
         broadcaster = MeteredBroadcaster(metrics, settings.progress.client_queue_size)
