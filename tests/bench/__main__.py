@@ -76,7 +76,17 @@ def main(argv: list[str]) -> int:
     return 1 if failed else 0
 
 
+def _kept_rows(ran: set[str]) -> list[str]:
+    """Table lines of benchmarks not run this time (a partial run updates only its own rows)."""
+    if not REPORT.exists():
+        return []
+    lines = REPORT.read_text(encoding="utf-8").splitlines()
+    rows = [ln for ln in lines if ln.startswith("| ") and not ln.startswith(("| benchmark", "|---"))]
+    return [ln for ln in rows if ln.split("|")[1].strip() not in ran]
+
+
 def write_report(rows: list[tuple[str, dict[str, Any]]], argv: list[str]) -> None:
+    kept = _kept_rows({module.removeprefix("bench_") for module, _ in rows})
     mem = psutil.virtual_memory().total / 2**30
     lines = [
         "# Benchmarks",
@@ -84,11 +94,12 @@ def write_report(rows: list[tuple[str, dict[str, Any]]], argv: list[str]) -> Non
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} logical CPUs, "
         f"{mem:.0f} GiB memory, Python {platform.python_version()} ({platform.machine()}).",
         "",
-        "Reproduce with `make bench` (or `.venv/bin/python -m tests.bench " + (" ".join(argv) or "") + "`)."
-        " Every figure is compared with a bound measured in the same run.",
+        "Reproduce with `make bench` (or `.venv/bin/python -m tests.bench NAME...` for some of them; the"
+        " rows of the others are kept). Every figure is compared with a bound measured in the same run.",
         "",
         "| benchmark | figure | value | unit | bound | ratio | target | ok |",
         "|---|---|---|---|---|---|---|---|",
+        *kept,
     ]
     for module, r in rows:
         lines.append(
