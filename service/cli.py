@@ -193,7 +193,22 @@ async def _follow(
     _print_outcome(job, summary, services)
     if getattr(args, "json_out", None):
         await asyncio.to_thread(Path(args.json_out).write_text, json.dumps(summary, indent=2), "utf-8")
+    if services.emulator is not None and summary["uploads"]["uploaded"] and sys.stdin.isatty():
+        # someone at a terminal wants to look at what was uploaded before the emulator goes away
+        await _wait_for_enter("press Enter to stop the emulator and exit ")
     return 0 if job.status == "completed" else 1
+
+
+async def _wait_for_enter(prompt: str) -> None:
+    """Wait for a line on stdin without a thread (a blocked reader thread would outlive Ctrl-C)."""
+    print(prompt, end="", flush=True)
+    loop, entered = asyncio.get_running_loop(), asyncio.Event()
+    loop.add_reader(sys.stdin.fileno(), entered.set)
+    try:
+        await entered.wait()
+    finally:
+        loop.remove_reader(sys.stdin.fileno())
+    sys.stdin.readline()
 
 
 async def _summary(services: Services, job: JobRow, duration: float) -> dict[str, Any]:
@@ -232,9 +247,10 @@ def _print_outcome(job: JobRow, summary: dict[str, Any], services: Services) -> 
         for s in report["uncovered"][:5]:
             print(f"  [{s['id']}] {s['text'][:100]}")
     if services.emulator is not None and summary["uploads"]["uploaded"]:
+        project = services.settings.azure_devops.project.replace(" ", "%20")
         print(
-            f"uploaded to the embedded emulator (gone when this command exits); run `backlogd serve` or "
-            f"`backlogd emulator` to browse uploads at {services.emulator.base_url}/.../_backlogs"
+            f"work items: {services.emulator.url}/{project}/_backlogs (the embedded emulator lives as long "
+            f"as this command; `make run` keeps it up)"
         )
 
 
