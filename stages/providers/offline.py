@@ -15,10 +15,11 @@ from stages.providers.base import Completion, CompletionRequest
 
 _CLAUSE_SPLIT = re.compile(r";\s+|,\s+(?:and\s+|while\s+|so\s+)?|\s+and\s+(?=[a-z]+s?\s)|\s+while\s+")
 _PERSONA_HINT = re.compile(
-    r"\b(?:lets|helps|allows|enables|gives|for)\s+([a-z][a-z -]{2,40}?)"
-    r"(?:\s+(?:to|who|that|keep|lend|find|book|run|manage|fill|cut)\b|[,.])",
+    r"\b(?:lets|helps|allows|enables|gives|for)\s+([a-z][a-z ,-]{2,80}?)"
+    r"(?:\s+(?:to|who|that|one|a|an|the|keep|lend|find|book|run|manage|fill|cut)\b|[.;:]|$)",
     re.I,
 )
+_LIST_SPLIT = re.compile(r",\s*(?:and\s+)?|\s+and\s+")
 _PRONOUNS = frozenset(
     [
         "them",
@@ -159,9 +160,16 @@ def _personas(ctx: dict[str, Any]) -> list[str]:
     users = [singular_persona(u) for u in ctx["vision"].get("target_users", [])]
     if users:
         return users
-    hints = [m.group(1) for s in _sentences(ctx) for m in _PERSONA_HINT.finditer(s["text"])]
+    # "gives fleet managers, shop technicians and drivers one place" names three personas
+    hints = [
+        part.strip()
+        for s in _sentences(ctx)
+        for m in _PERSONA_HINT.finditer(s["text"])
+        for part in _LIST_SPLIT.split(m.group(1))
+        if len(part.strip()) > 2
+    ]
     # "... until an auditor asks for them." is no persona: "As a them, I want ..." was the result.
-    found = [singular_persona(h) for h in hints if h.split()[0].lower() not in _PRONOUNS]
+    found = list(dict.fromkeys(singular_persona(h) for h in hints if h.split()[0].lower() not in _PRONOUNS))
     domain = ctx["vision"].get("domain") or ""
     return found[:3] or [f"{domain} customer".strip() if domain else "customer"]
 
