@@ -254,22 +254,7 @@ class Store:
     async def calls(self, job_id: str) -> list[CallRow]:
         async with self._r.execute("SELECT * FROM llm_calls WHERE job_id = ?", (job_id,)) as cur:
             rows = await cur.fetchall()
-        return [
-            CallRow(
-                job_id=r["job_id"],
-                call_key=r["call_key"],
-                stage=r["stage"],
-                parent_id=r["parent_id"],
-                status=r["status"],
-                prompt_hash=r["prompt_hash"],
-                attempts=r["attempts"],
-                prompt_tokens=r["prompt_tokens"],
-                completion_tokens=r["completion_tokens"],
-                latency_ms=r["latency_ms"],
-                error=r["error"],
-            )
-            for r in rows
-        ]
+        return [CallRow.model_validate({name: r[name] for name in CallRow.model_fields}) for r in rows]
 
     async def items(self, job_id: str) -> list[ItemRow]:
         sql = "SELECT * FROM items WHERE job_id = ? ORDER BY level, position, created_at"
