@@ -63,6 +63,7 @@ def build_parser(extra: dict[str, tuple[str, Command]] | None = None) -> argpars
     emulator = sub.add_parser("emulator", parents=[common], help="run the Azure DevOps emulator alone")
     emulator.add_argument("--port", type=int, default=8081)
     emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--journal", help="keep its work items in this file across restarts")
     for name, (help_text, _) in (extra or {}).items():
         sub.add_parser(name, parents=[common], help=help_text)
     return parser
@@ -249,8 +250,8 @@ def _print_outcome(job: JobRow, summary: dict[str, Any], services: Services) -> 
     if services.emulator is not None and summary["uploads"]["uploaded"]:
         project = services.settings.azure_devops.project.replace(" ", "%20")
         print(
-            f"work items: {services.emulator.url}/{project}/_backlogs (the embedded emulator lives as long "
-            f"as this command; `make run` keeps it up)"
+            f"work items: {services.emulator.url}/{project}/_backlogs (while this command runs, and under "
+            f"`make run`, which replays the emulator's journal)"
         )
 
 

@@ -11,6 +11,7 @@ import secrets
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -196,10 +197,26 @@ async def _start_emulator(
         projects=((settings.azure_devops.project, settings.azure_devops.emulator_process),),
         pats=frozenset({pat}),
     )
-    emulator = await serve(config, "127.0.0.1", settings.azure_devops.emulator_port)
+    # Its writes are journaled next to the database and replayed on the next start, on the port it had
+    # (when free), so uploaded items keep their ids and links across restarts of the service.
+    state_dir = Path(settings.database.path).parent
+    journal, port_file = state_dir / "emulator-journal.jsonl", state_dir / "emulator-port"
+    port = settings.azure_devops.emulator_port or await asyncio.to_thread(_remembered_port, port_file)
+    try:
+        emulator = await serve(config, "127.0.0.1", port, journal=journal)
+    except OSError:  # the remembered port is taken: any free one (links to old items change)
+        emulator = await serve(config, "127.0.0.1", 0, journal=journal)
+    await asyncio.to_thread(port_file.write_text, str(emulator.port), "utf-8")
     stack.push_async_callback(emulator.close)
-    log.info("emulator_started", url=emulator.url)
+    log.info("emulator_started", url=emulator.url, journal=journal.name)
     return emulator, pat
+
+
+def _remembered_port(path: Path) -> int:
+    try:
+        return int(path.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return 0
 
 
 async def _stop_relay(uploads: UploadCoordinator, task: asyncio.Task[None], grace: float) -> None:

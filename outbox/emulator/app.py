@@ -21,6 +21,7 @@ from outbox.emulator.auth import auth_middleware
 from outbox.emulator.config import EmulatorConfig
 from outbox.emulator.errors import AdoError, error_response
 from outbox.emulator.faults import fault_middleware
+from outbox.emulator.journal import JOURNAL, Journal, journal_middleware
 from outbox.emulator.routing import EMULATOR_STATE, ROUTE_KEY, ROUTER, RouteMatch, Router, require_api_version
 from outbox.emulator.state import EmulatorState
 
@@ -68,8 +69,13 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     return await match.route.handler(request, match)
 
 
-def create_emulator_app(config: EmulatorConfig) -> web.Application:
-    app = web.Application(middlewares=[observe_middleware, auth_middleware, fault_middleware])
+def create_emulator_app(config: EmulatorConfig, journal: Journal | None = None) -> web.Application:
+    middlewares = [observe_middleware, auth_middleware, fault_middleware]
+    if journal is not None:
+        middlewares.append(journal_middleware)  # innermost: only writes that reached a handler
+    app = web.Application(middlewares=middlewares)
+    if journal is not None:
+        app[JOURNAL] = journal
     app[EMULATOR_STATE] = EmulatorState(config)
     app[ROUTER] = build_router()
     app.router.add_route("*", "/{tail:.*}", dispatch)

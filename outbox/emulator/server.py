@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
 from outbox.emulator.app import create_emulator_app
 from outbox.emulator.config import EmulatorConfig
+from outbox.emulator.journal import JOURNAL, Journal, replay
 from outbox.emulator.routing import EMULATOR_STATE
 from outbox.emulator.state import EmulatorState
 
@@ -35,16 +37,32 @@ class RunningEmulator:
 
     async def close(self) -> None:
         await self.runner.cleanup()
+        journal = self.runner.app.get(JOURNAL)
+        if journal is not None:
+            journal.close()
 
 
-async def serve(config: EmulatorConfig, host: str = "127.0.0.1", port: int = 0) -> RunningEmulator:
-    """Start serving; `port=0` binds a free port (read it back from `.port`)."""
-    runner = web.AppRunner(create_emulator_app(config), access_log=None)
+async def serve(
+    config: EmulatorConfig, host: str = "127.0.0.1", port: int = 0, journal: Path | None = None
+) -> RunningEmulator:
+    """Start serving; `port=0` binds a free port (read it back from `.port`). With a `journal` file,
+    earlier writes are replayed first and new ones recorded (state that survives restarts)."""
+    log = Journal(journal) if journal is not None else None
+    runner = web.AppRunner(create_emulator_app(config, log), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        if log is not None:
+            log.close()
+        raise
     bound = port
     for address in runner.addresses:
         bound = int(address[1])
         break
-    return RunningEmulator(runner, host, bound, config)
+    running = RunningEmulator(runner, host, bound, config)
+    if log is not None:
+        pat = next(iter(config.pats), "journal") if config.pats else "journal"
+        await replay(log, running.base_url, pat)
+    return running
