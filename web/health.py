@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-from typing import Any
 
 from aiohttp import web
 
@@ -45,9 +43,5 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def hardware(request: web.Request) -> web.Response:
-    report: Any = request.app[SERVICES].extra.get("hardware")
-    if report is None:
-        report = {"logical_cpus": os.cpu_count() or 1, "source": "os.cpu_count"}
-    elif hasattr(report, "model_dump"):
-        report = report.model_dump(mode="json")
-    return web.json_response(report)
+    """The probe, the sizing chosen from it, and the adaptive limits as they are now."""
+    return web.json_response(request.app[SERVICES].hardware())
