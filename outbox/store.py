@@ -70,15 +70,33 @@ class Store:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction on the writer connection; rolled back on any error."""
+        """One write transaction on the writer connection; rolled back on any error.
+
+        Cancellation (a job cancelled, a shutdown) can land on any await in here, but the statement
+        being awaited still runs on the connection's thread. So BEGIN, COMMIT and ROLLBACK are
+        shielded, and a BEGIN whose caller was cancelled is rolled back before the lock is released:
+        otherwise the next transaction would find one already open.
+        """
         async with self._lock:
-            await self._w.execute("BEGIN IMMEDIATE")
+            begin = asyncio.ensure_future(self._run("BEGIN IMMEDIATE"))
+            try:
+                await asyncio.shield(begin)
+            except asyncio.CancelledError:
+                await asyncio.shield(self._after(begin, "ROLLBACK"))
+                raise
             try:
                 yield self._w
             except BaseException:
-                await self._w.execute("ROLLBACK")
+                await asyncio.shield(self._run("ROLLBACK"))
                 raise
-            await self._w.execute("COMMIT")
+            await asyncio.shield(self._run("COMMIT"))
+
+    async def _run(self, sql: str) -> None:
+        await self._w.execute(sql)
+
+    async def _after(self, first: asyncio.Future[None], sql: str) -> None:
+        await first
+        await self._run(sql)
 
     def now(self) -> float:
         return self._clock()
