@@ -270,7 +270,7 @@ def stories(ctx: dict[str, Any]) -> list[dict[str, Any]]:
         benefit = why.format(benefit=benefit_text)
         action = g[3:] if g.startswith("to ") else f"use {topic}"
         constraint = constraints[i % len(constraints)] if constraints else None
-        rule = constraint["text"] if constraint else f"the rules that apply to {topic}"
+        rule = constraint["text"] if constraint else ""
         cited = benefit_ids if "{benefit}" in why else []
         extra = cited + ([constraint["id"]] if constraint else [])
         out.append(
@@ -284,7 +284,10 @@ def stories(ctx: dict[str, Any]) -> list[dict[str, Any]]:
                     f"Given incomplete or invalid input for {topic}, When the {persona} submits it, "
                     f"Then a message names the problem and nothing is saved",
                     f"Given {lower_first(rule)}, When the {persona} uses {topic}, "
-                    f"Then the behaviour complies with it",
+                    f"Then the rule '{phrase(rule, 10)}' holds"
+                    if constraint
+                    else f"Given the {persona} changed something in {topic}, When they come back later, "
+                    f"Then the change is still there",
                 ],
                 "story_points": FIB[(len(_words(goal)) + i) % len(FIB)],
                 "priority": min(4, 1 + i),
@@ -333,7 +336,8 @@ def test_cases(ctx: dict[str, Any]) -> list[dict[str, Any]]:
         given, when, then = (m["given"], m["when"], m["then"]) if m else (criterion, "they act", "it works")
         out.append(
             {
-                "title": phrase(f"Verify {story['title']}: {then}", 14),
+                # the outcome is what tells sibling cases apart; the story is their parent already
+                "title": phrase(f"Verify that {lower_first(then)}", 14),
                 "description": f"Checks the acceptance criterion: {criterion}",
                 "preconditions": given[:1].upper() + given[1:] + ".",
                 "steps": [
