@@ -7,16 +7,15 @@ from typing import Any
 
 from aiohttp import web
 
-from outbox.emulator.errors import AdoError
 from outbox.emulator.processes import (
     FIELDS,
     PROCESS_IDS,
     PROCESSES,
     FieldDef,
     TypeDef,
-    find_type,
     type_fields,
 )
+from outbox.emulator.routes_wit import type_of
 from outbox.emulator.routing import (
     RouteMatch,
     Router,
@@ -239,18 +238,6 @@ def _type_json(request: web.Request, project: Project, type_def: TypeDef) -> dic
     }
 
 
-def _type_or_404(project: Project, name: str) -> TypeDef:
-    type_def = find_type(project.process, name)
-    if type_def is None:
-        raise AdoError(
-            404,
-            "WorkItemTypeNotFoundException",
-            f"VS402323: Work item type {name} does not exist in project {project.id} or you do not have "
-            "permission to access it.",
-        )
-    return type_def
-
-
 async def list_types(request: web.Request, match: RouteMatch) -> web.StreamResponse:
     project = project_of(request, match.params)
     return collection([_type_json(request, project, t) for t in PROCESSES[project.process]])
@@ -258,12 +245,12 @@ async def list_types(request: web.Request, match: RouteMatch) -> web.StreamRespo
 
 async def get_type(request: web.Request, match: RouteMatch) -> web.StreamResponse:
     project = project_of(request, match.params)
-    return json_response(_type_json(request, project, _type_or_404(project, match.params["type"])))
+    return json_response(_type_json(request, project, type_of(project, match.params["type"])))
 
 
 async def list_type_fields(request: web.Request, match: RouteMatch) -> web.StreamResponse:
     project = project_of(request, match.params)
-    return collection(_type_fields(request, _type_or_404(project, match.params["type"])))
+    return collection(_type_fields(request, type_of(project, match.params["type"])))
 
 
 def add_routes(router: Router) -> None:
