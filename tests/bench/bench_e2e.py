@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,6 +38,7 @@ from service.composition import build_services
 from service.requests import JobRequest
 from service.settings import Settings
 from tests.bench.bench_pipeline import ideal_makespan
+from tests.fakes.llm_process import start_fake, stop_fake
 
 LATENCY = 2.0
 EMULATOR_LATENCY = 0.003
@@ -129,34 +129,6 @@ def old_ideal(by_stage: dict[str, int], upload_seconds: float) -> float:
     return sum(math.ceil(n / OLD_WORKERS) * LATENCY for n in by_stage.values()) + upload_seconds
 
 
-async def start_fake() -> tuple[asyncio.subprocess.Process, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.fakes.openai_server",
-        "--port",
-        "0",
-        "--latency",
-        str(LATENCY),
-        stdout=asyncio.subprocess.PIPE,
-        cwd=str(ROOT),
-    )
-    assert proc.stdout is not None
-    line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-    if not line.startswith("LISTENING"):
-        proc.kill()
-        await proc.wait()
-        raise RuntimeError(f"fake LLM did not start: {line!r}")
-    return proc, f"http://127.0.0.1:{line.split()[1]}/v1"
-
-
-async def stop_fake(proc: asyncio.subprocess.Process) -> dict[str, Any]:
-    proc.terminate()
-    out, _ = await proc.communicate()
-    stats = [ln for ln in out.decode().splitlines() if ln.startswith("STATS ")]
-    return json.loads(stats[-1][6:]) if stats else {}
-
-
 def _row(name: str, value: float, bound: float, unit: str, target: str, ok: bool) -> dict[str, Any]:
     return {
         "name": name,
@@ -172,7 +144,7 @@ def _row(name: str, value: float, bound: float, unit: str, target: str, ok: bool
 async def run() -> list[dict[str, Any]]:
     logs.configure("warning", "console")
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
-        proc, url = await start_fake()
+        proc, url = await start_fake(LATENCY)
         try:
             ours, info = await run_job(bench_settings(Path(tmp) / "dag.sqlite3", url, old=False))
             old, old_info = await run_job(bench_settings(Path(tmp) / "stages.sqlite3", url, old=True))

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from service import logs
 from service.composition import build_services
 from service.requests import JobRequest
 from service.settings import Settings
+from tests.fakes.llm_process import start_fake, stop_fake
 
 LATENCY = 0.05
 CONCURRENCY = 16
@@ -116,33 +116,6 @@ async def run_job(settings: Settings) -> tuple[float, dict[str, Any]]:
     }
 
 
-async def start_fake() -> tuple[asyncio.subprocess.Process, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.fakes.openai_server",
-        "--port",
-        "0",
-        "--latency",
-        str(LATENCY),
-        stdout=asyncio.subprocess.PIPE,
-        cwd=str(ROOT),
-    )
-    assert proc.stdout is not None
-    line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-    if not line.startswith("LISTENING"):
-        proc.kill()
-        raise RuntimeError(f"fake LLM did not start: {line!r}")
-    return proc, f"http://127.0.0.1:{line.split()[1]}/v1"
-
-
-async def stop_fake(proc: asyncio.subprocess.Process) -> dict[str, Any]:
-    proc.terminate()
-    out, _ = await proc.communicate()
-    stats = [ln for ln in out.decode().splitlines() if ln.startswith("STATS ")]
-    return json.loads(stats[-1][6:]) if stats else {}
-
-
 def _ratio_row(name: str, wall: float, bound: float, unit: str, ok: bool) -> dict[str, Any]:
     return {
         "name": name,
@@ -200,7 +173,7 @@ async def run() -> list[dict[str, Any]]:
     logs.configure("warning", "console")
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         root = Path(tmp)
-        proc, url = await start_fake()
+        proc, url = await start_fake(LATENCY)
         try:
             await run_job(bench_settings(root / "warm", "openai", url))  # imports, pool start, connections
             latency = await effective_latency(url)
