@@ -19,9 +19,9 @@ from typing import Any
 import aiohttp
 import structlog
 
+from hardware.aimd import AdaptiveLimiter
 from outbox import queue
 from outbox.ado.client import AdoClient
-from outbox.ado.gate import RateGate
 from outbox.ado.types import AdoTarget
 from outbox.records import EventRow, NewEvent
 from outbox.relay import Relay, Uploader
@@ -32,7 +32,7 @@ from service.requests import JobOptions
 from service.settings import AzureDevOpsSettings
 
 log = structlog.get_logger("backlogd.uploads")
-GateFactory = Callable[[str], RateGate]
+GateFactory = Callable[[str], AdaptiveLimiter]  # one per ADO identity, shared by its jobs
 
 
 def read_secret(name: str | None, env: Mapping[str, str]) -> str | None:
@@ -70,8 +70,10 @@ class UploadCoordinator:
         self._publish = publish
         self._emulator = (emulator_url, emulator_pat)
         self._env = os.environ if env is None else env
+        # read once at start (a credential file changes only with a restart): no file I/O per job
+        self._server_pat = read_secret(settings.pat_env, self._env)
         self._pats: dict[str, str] = {}
-        self._gates: dict[str, RateGate] = {}
+        self._gates: dict[str, AdaptiveLimiter] = {}
         self._clients: dict[str, AdoClient] = {}
         self._progress: dict[str, Progress] = {}
         self._tick: dict[str, asyncio.Task[None]] = {}
@@ -107,7 +109,7 @@ class UploadCoordinator:
             org_url = options.organization_url
             pat = self._pats.get(job_id)
             if pat is None and options.pat_source == "settings":
-                pat = read_secret(self.settings.pat_env, self._env)
+                pat = self._server_pat
             if not pat or not org_url:
                 return None
         return AdoTarget(
@@ -138,7 +140,7 @@ class UploadCoordinator:
         return client
 
     def gate_snapshots(self) -> dict[str, Any]:
-        return {f"ado-{name}": getattr(g, "snapshot", dict)() for name, g in self._gates.items()}
+        return {f"ado-{name}": g.snapshot() for name, g in self._gates.items()}
 
     def work_item_url(self, job_id: str, ado_id: int) -> str | None:
         client = self._clients.get(job_id)
