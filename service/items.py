@@ -35,8 +35,17 @@ class JobContext:
     item_state: str
     progress: Progress
     items: dict[str, Item] = field(default_factory=dict)
+    children: dict[str | None, list[Item]] = field(default_factory=dict)  # by parent id, in arrival order
+    stories: list[Item] = field(default_factory=list)  # for the job-wide near-duplicate check
     failed_calls: dict[str, str] = field(default_factory=dict)
     started_stages: set[str] = field(default_factory=set)
+
+    def add(self, item: Item) -> None:
+        """Index a generated item: every call reads its parent chain and neighbours, so no scans."""
+        self.items[item.id] = item
+        self.children.setdefault(item.parent_id, []).append(item)
+        if item.kind == "story":
+            self.stories.append(item)
 
     def chain(self, parent: Item | None) -> list[Item]:
         out: list[Item] = []
@@ -48,11 +57,8 @@ class JobContext:
     def neighbours(self, parent: Item | None) -> list[str]:
         if parent is None:
             return []
-        return [
-            i.title
-            for i in self.items.values()
-            if i.kind == parent.kind and i.id != parent.id and i.parent_id == parent.parent_id
-        ]
+        siblings = self.children.get(parent.parent_id, [])
+        return [i.title for i in siblings if i.kind == parent.kind and i.id != parent.id]
 
 
 def new_items(

@@ -93,7 +93,7 @@ class GenerationRunner:
         done = {c.call_key: c for c in await self.store.calls(ctx.job_id)}
         for row in await self.store.items(ctx.job_id):
             if row.kind in STAGES_BY_KIND:
-                ctx.items[row.id] = as_item(ctx.job_id, row)
+                ctx.add(as_item(ctx.job_id, row))
                 ctx.progress.generated[row.kind] += 1
         ctx.progress.calls_done = sum(1 for c in done.values() if c.status == "done")
         if self.pipeline == "stages":
@@ -144,9 +144,7 @@ class GenerationRunner:
 
     def _children_of(self, ctx: JobContext, parent: Item | None) -> list[Item]:
         pid = parent.id if parent else None
-        return sorted(
-            (i for i in ctx.items.values() if i.parent_id == pid), key=lambda i: (i.kind, i.position)
-        )
+        return sorted(ctx.children.get(pid, []), key=lambda i: (i.kind, i.position))
 
     async def _run_call(
         self,
@@ -234,9 +232,7 @@ class GenerationRunner:
         if stage.kind != "story":
             return []
         new = [(b["title"], b["user_story"]) for b in bodies]
-        existing = [
-            (i.title, str(i.body.get("user_story", ""))) for i in ctx.items.values() if i.kind == "story"
-        ]
+        existing = [(i.title, str(i.body.get("user_story", ""))) for i in ctx.stories]
         if not existing:
             return []
         loop = asyncio.get_running_loop()
@@ -269,7 +265,7 @@ class GenerationRunner:
         for it in items:
             p.generated[it.kind] += 1
             if it.kind in STAGES_BY_KIND:
-                ctx.items[it.id] = as_item(ctx.job_id, it)
+                ctx.add(as_item(ctx.job_id, it))
         p.calls_done += 1
         p.calls_pending -= 1
         p.unexpanded[stage.name] -= 1
