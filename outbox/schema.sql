@@ -69,3 +69,5 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE INDEX IF NOT EXISTS items_job ON items(job_id, level, position);
 CREATE INDEX IF NOT EXISTS items_claim ON items(state, next_attempt_at, level);
 CREATE INDEX IF NOT EXISTS items_parent ON items(parent_id);
+-- "is this job settled?" is asked after every upload: answer it from the index, not a scan
+CREATE INDEX IF NOT EXISTS items_job_state ON items(job_id, state);
