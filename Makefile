@@ -3,17 +3,27 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DEV    := $(VENV)/.dev-installed
+# -qq: pip's notices are not the user's business; errors still print.
+PIP    := $(BIN)/pip install -qq
 CONFIG ?= config/settings.yaml
 
-.PHONY: install run demo test lint typecheck bench soak all clean format
+.PHONY: install install-dev run demo test lint typecheck bench soak all clean format
 
+# `make run` needs only the runtime dependencies; everything that tests or checks adds the dev extras.
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(PIP) --upgrade pip
+	$(PIP) -e .
+	touch $@
+
+install-dev: $(DEV)
+
+$(DEV): $(STAMP)
+	$(PIP) -e '.[dev]'
+	touch $@
 
 run: install
 	$(BIN)/backlogd serve --config $(CONFIG)
@@ -21,25 +31,25 @@ run: install
 demo: install
 	$(BIN)/backlogd run samples/clinic-scheduling.yaml --config $(CONFIG)
 
-test: install
+test: install-dev
 	$(BIN)/pytest -q
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: install
+format: install-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-typecheck: install
+typecheck: install-dev
 	$(BIN)/mypy
 
-bench: install
+bench: install-dev
 	$(BIN)/python -m tests.bench
 
 # The full-size reliability suite (make test runs it reduced): 3 jobs, 5 SIGKILLs, fault storms.
-soak: install
+soak: install-dev
 	BACKLOGD_SOAK=1 $(BIN)/pytest -q tests/reliability
 
 all: lint typecheck test

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing as mp
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -26,6 +25,7 @@ from outbox.store import Store
 from service.broadcaster import Broadcaster
 from service.jobs import JobManager
 from service.metrics import MeteredBroadcaster, MeteredProvider, Metrics
+from service.pool import make_pool
 from service.settings import Settings
 from service.uploads import UploadCoordinator, read_secret
 from stages.providers.base import Provider
@@ -130,9 +130,7 @@ async def build_services(
         uploads=sizing.upload_concurrency,
         jobs=sizing.concurrent_jobs,
     )
-    # forkserver, not fork: a worker forked from this process would inherit its open sockets (and keep
-    # connections the service closed half-open until the worker exits).
-    pool = ProcessPoolExecutor(max_workers=sizing.process_pool_size, mp_context=mp.get_context("forkserver"))
+    pool = make_pool(sizing.process_pool_size)
     # Start the fork server and a first worker now, in the background, so the first CPU step of a job
     # (quality checks, the offline generator) does not wait for a process to start.
     asyncio.get_running_loop().run_in_executor(pool, int)
