@@ -58,6 +58,9 @@ class AdoUrls:
         tail = "".join("/" + _seg(p) for p in path)
         return self._url(f"{self._proj}/_apis/wit/classificationnodes/{group}{tail}")
 
+    def team_iterations(self, team: str) -> URL:
+        return self._url(f"{self._proj}/{_seg(team)}/_apis/work/teamsettings/iterations")
+
     def plans(self, continuation: str | None = None) -> URL:
         extra = {"continuationToken": continuation} if continuation else {}
         return self._url(f"{self._proj}/_apis/testplan/plans", **extra)

@@ -65,6 +65,14 @@ LOCATIONS: tuple[tuple[str, str, str, str, float, int], ...] = (
         3,
     ),
     (
+        "908509b6-4248-4475-a1cd-829139ba419f",
+        "wit",
+        "workItemsBatch",
+        "{project}/_apis/{area}/{resource}",
+        7.1,
+        1,
+    ),
+    (
         "1a9c53f7-f243-4447-b110-35ef023636e4",
         "wit",
         "wiql",

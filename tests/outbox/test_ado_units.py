@@ -148,10 +148,10 @@ def test_test_case_links_with_tested_by_not_as_child() -> None:
 
 
 def test_missing_qa_type_is_a_clear_permanent_error() -> None:
-    """On Basic a test case fails with "process Basic has no Test Case type"."""
+    """On Basic a test case fails with "QA artifacts are not available for process Basic"."""
     profile = _profile("Basic", {}, {"test_case": None})
     body = {"title": "Login works", "steps": STEPS}
-    with pytest.raises(AdoPermanent, match="process Basic has no Test Case type"):
+    with pytest.raises(AdoPermanent, match="not available for process Basic"):
         mapping.work_item_patch(_item("test_case", body), profile, str)
 
 
