@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import aiohttp
 
-from outbox.ado import mapping
+from outbox.ado import mapping, preflight
 from outbox.ado.discovery import discover_profile, values
 from outbox.ado.errors import AdoAmbiguous, AdoConflict, AdoError, AdoPermanent, AdoTransient
 from outbox.ado.gate import RateGate
@@ -68,13 +68,9 @@ class AdoClient:
                     self._profile = found.profile
         return self._profile
 
-    @property
-    def http(self) -> AdoHttp:
-        return self._http
-
-    @property
-    def urls(self) -> AdoUrls:
-        return self._urls
+    async def check(self, *, include_qa: bool) -> preflight.CheckReport:
+        """Pre-flight of this target (writes nothing); see ``outbox.ado.preflight``."""
+        return await preflight.check(self._http, self._urls, self._target, include_qa=include_qa)
 
     @contextmanager
     def _node_lag(self) -> Iterator[None]:

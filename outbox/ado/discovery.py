@@ -45,9 +45,7 @@ async def project_info(http: AdoHttp, urls: AdoUrls, project: str) -> dict[str, 
     return data
 
 
-async def type_fields(
-    http: AdoHttp, urls: AdoUrls, wanted: list[str]
-) -> dict[str, dict[str, FieldInfo]]:
+async def type_fields(http: AdoHttp, urls: AdoUrls, wanted: list[str]) -> dict[str, dict[str, FieldInfo]]:
     """Fields of every wanted type; every request is awaited before the first error is raised."""
     results = await asyncio.gather(*(_fields(http, urls, name) for name in wanted), return_exceptions=True)
     for result in results:
@@ -63,7 +61,8 @@ async def discover_profile(http: AdoHttp, urls: AdoUrls, target: AdoTarget) -> D
     process_name, type_names = process.discover(process.enabled_type_names(types))
     wanted = sorted({t for t in type_names.values() if t and t not in _NON_WORK_ITEM_TYPES})
     fields = await type_fields(http, urls, wanted)
-    nodes = NodeMaker(http, urls, target, project_name, str((project.get("defaultTeam") or {}).get("name", "")))
+    team = str((project.get("defaultTeam") or {}).get("name", ""))
+    nodes = NodeMaker(http, urls, target, project_name, team)
     area = await nodes.ensure("Areas", target.area_path)
     iteration = await nodes.ensure("Iterations", target.iteration_path)
     profile = ProcessProfile(
@@ -74,7 +73,7 @@ async def discover_profile(http: AdoHttp, urls: AdoUrls, target: AdoTarget) -> D
         fields=fields,
         area_path=area,
         iteration_path=iteration,
-        field_defaults={name: dict(target.defaults_for(name)) for name in wanted if target.defaults_for(name)},
+        field_defaults={name: dict(d) for name in wanted if (d := target.defaults_for(name))},
     )
     return Discovered(profile, nodes.created)
 
@@ -125,11 +124,11 @@ class NodeMaker:
 
     async def _create(self, group: str, parent: list[str], name: str, full: str, *, leaf: bool) -> None:
         body: dict[str, Any] = {"name": name}
-        dated = group == "Iterations" and leaf and self._target.iteration_start and self._target.iteration_finish
-        if dated:
+        start, finish = self._target.iteration_start, self._target.iteration_finish
+        if group == "Iterations" and leaf and start and finish:
             body["attributes"] = {
-                "startDate": f"{self._target.iteration_start}T00:00:00Z",
-                "finishDate": f"{self._target.iteration_finish}T00:00:00Z",
+                "startDate": f"{start}T00:00:00Z",
+                "finishDate": f"{finish}T00:00:00Z",
             }
         try:
             reply = await self._http.call("POST", self._urls.node(group, parent), body, write=True)

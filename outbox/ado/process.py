@@ -63,7 +63,13 @@ def parse_fields(values: Iterable[Mapping[str, Any]]) -> dict[str, FieldInfo]:
         ref = value.get("referenceName")
         if isinstance(ref, str):
             allowed = value.get("allowedValues") or ()
-            fields[ref] = FieldInfo(ref, bool(value.get("alwaysRequired")), tuple(allowed))
+            fields[ref] = FieldInfo(
+                ref,
+                bool(value.get("alwaysRequired")),
+                tuple(allowed),
+                str(value.get("name") or ref),
+                value.get("defaultValue") not in (None, ""),
+            )
     return fields
 
 

@@ -27,9 +27,7 @@ def _extends(previous: str, ch: str) -> bool:
     code = ord(ch)
     if unicodedata.category(ch) in ("Mn", "Me", "Mc") or ch == _ZWJ or previous == _ZWJ:
         return True
-    if 0xFE00 <= code <= 0xFE0F or 0x1F3FB <= code <= 0x1F3FF or 0xE0020 <= code <= 0xE007F:
-        return True
-    return False
+    return 0xFE00 <= code <= 0xFE0F or 0x1F3FB <= code <= 0x1F3FF or 0xE0020 <= code <= 0xE007F
 
 
 def _cut(text: str, units: int) -> str:
@@ -49,6 +47,7 @@ def _cut(text: str, units: int) -> str:
 
 def _is_flag_half(text: str, end: int) -> bool:
     """A cut between two regional indicators of one flag (pairs counted from the run's start)."""
+
     def regional(ch: str) -> bool:
         return 0x1F1E6 <= ord(ch) <= 0x1F1FF
 

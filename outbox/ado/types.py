@@ -72,6 +72,8 @@ class FieldInfo:
     ref: str
     always_required: bool = False
     allowed: tuple[Any, ...] = ()
+    name: str = ""
+    has_default: bool = False  # the process fills it when a create leaves it out
 
 
 @dataclass(frozen=True)

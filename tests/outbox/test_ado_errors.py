@@ -167,7 +167,9 @@ async def test_500_on_create_is_ambiguous_and_reconcile_creates_when_absent(
 
 
 @pytest.mark.parametrize("kind", ["error_503", "error_503_after"])
-async def test_503_on_create_is_ambiguous_and_reconciled_once(aiohttp_server: ServerFactory, kind: str) -> None:
+async def test_503_on_create_is_ambiguous_and_reconciled_once(
+    aiohttp_server: ServerFactory, kind: str
+) -> None:
     """A 503 on a create may hide a committed write (Front Door): AdoAmbiguous, and the reconciling
     retry leaves exactly one work item whether or not the first create committed."""
     config = emulator_config(faults=_faults(kind, {"create"}))
