@@ -22,7 +22,7 @@ import structlog
 from hardware.aimd import AdaptiveLimiter
 from outbox import queue
 from outbox.ado.client import AdoClient
-from outbox.ado.preflight import CheckReport
+from outbox.ado.preflight import CheckReport, Problem
 from outbox.ado.types import AdoTarget
 from outbox.records import EventRow, NewEvent
 from outbox.relay import Relay, Uploader
@@ -169,6 +169,36 @@ class UploadCoordinator:
         if target is None:
             return None
         return await self.client_of(target).check(include_qa=options.include_qa)
+
+    async def check_options(self, options: JobOptions, pat: str | None = None) -> CheckReport:
+        """Pre-flight of where a job with these options would upload (``backlogd check``, the API)."""
+        if options.target == "emulator":
+            target = self.emulator_target(options)
+        else:
+            secret = pat or self._server_pat
+            target = self.target_for(options, options.organization_url, secret) if secret else None
+        if target is None:
+            where = options.organization_url or "(no organization_url)"
+            return CheckReport(
+                where,
+                options.project,
+                problems=(
+                    Problem(
+                        "pat",
+                        "no PAT to check with",
+                        f"put the PAT in the environment variable {self.settings.pat_env} (or a systemd "
+                        "credential of that name), or send one with the request",
+                    ),
+                ),
+            )
+        if not target.organization_url.startswith(("http://", "https://")):
+            problem = Problem(
+                "connection",
+                f"organization_url {target.organization_url!r} is not a URL",
+                "set azure_devops.organization_url to https://dev.azure.com/<organization>",
+            )
+            return CheckReport(target.organization_url, options.project, problems=(problem,))
+        return await self.check(target, include_qa=options.include_qa)
 
     async def check(self, target: AdoTarget, *, include_qa: bool) -> CheckReport:
         """An ad-hoc check (CLI, API): a client of its own (not kept), behind the identity's gate."""
