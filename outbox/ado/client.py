@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
 import aiohttp
@@ -26,7 +26,6 @@ from outbox.ado.urls import AdoUrls
 
 _IDS_PER_GET = 200
 _NODE_LAG_CODES = ("TF401347", "TF400497")  # invalid tree path (work item, test plan)
-_NODE_LAG_RETRY_SECONDS = 1.0
 
 
 class AdoClient:
@@ -68,9 +67,11 @@ class AdoClient:
                     self._profile = found.profile
         return self._profile
 
-    async def check(self, *, include_qa: bool) -> preflight.CheckReport:
+    async def check(
+        self, *, include_qa: bool, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> preflight.CheckReport:
         """Pre-flight of this target (writes nothing); see ``outbox.ado.preflight``."""
-        return await preflight.check(self._http, self._urls, self._target, include_qa=include_qa)
+        return await preflight.check(self._http, self._urls, self._target, include_qa=include_qa, sleep=sleep)
 
     @contextmanager
     def _node_lag(self) -> Iterator[None]:
@@ -85,7 +86,7 @@ class AdoClient:
                 raise AdoConflict(
                     f"{exc.message} (the path was created moments ago; retrying)",
                     exc.status,
-                    _NODE_LAG_RETRY_SECONDS,
+                    self._target.node_retry_seconds,
                     exc.created,
                 ) from None
             raise

@@ -26,6 +26,7 @@ class AdoTarget:
     iteration_start: str | None = None  # ISO dates given to a newly created iteration
     iteration_finish: str | None = None
     node_settle_seconds: float = 30.0  # how long TF401347 on a node we just created is retried
+    node_retry_seconds: float = 1.0  # the wait between those retries
 
     def defaults_for(self, type_name: str) -> Mapping[str, Any]:
         """The configured values for a type (type names compare case-insensitively)."""

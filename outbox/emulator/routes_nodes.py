@@ -187,6 +187,9 @@ async def assign_team_iteration(request: web.Request, match: RouteMatch) -> web.
             400, "InvalidTeamSettingsIterationException", f"TF400499: Iteration {identifier} not found."
         )
     node, segments = found
+    assigned = state.team_iterations.setdefault(f"{project.name}/{match.params['team']}", [])
+    if node.identifier not in assigned:
+        assigned.append(node.identifier)
     path = "\\".join([project.name, *segments])
     return json_response(
         {"id": node.identifier, "name": node.name, "path": path, "attributes": node.attributes, "url": ""}

@@ -127,6 +127,7 @@ class EmulatorState:
     next_id: int = 1
     next_node_id: int = 1000
     saving_suites: set[int] = field(default_factory=set)  # parent suites with a suite save in progress
+    team_iterations: dict[str, list[str]] = field(default_factory=dict)  # team → iteration identifiers
 
     def __post_init__(self) -> None:
         self.reset()
@@ -139,6 +140,7 @@ class EmulatorState:
         self.items, self.plans, self.suites, self.nodes = {}, {}, {}, {}
         self.creates_by_tag, self.status_counts, self.faults_injected = Counter(), Counter(), Counter()
         self.early_requests = self.requests_total = 0
+        self.team_iterations = {}
         self.next_id, self.next_node_id = 1, 1000
         for project in self.projects.values():
             self.nodes[(project.name, "area")] = Node(self._node_id(), project.name, "area")
