@@ -113,7 +113,7 @@ async def test_existing_paths_need_no_admin_rights(aiohttp_server: ServerFactory
 
 
 async def test_no_test_plans_licence_switches_qa_off(aiohttp_server: ServerFactory) -> None:
-    """Without Basic + Test Plans the check warns (non-fatal), QA is off, and the fix names the access level."""
+    """Without Basic + Test Plans the check warns (non-fatal), QA is off, and the fix names the access."""
     async with rig(aiohttp_server, emulator_config(test_plans_access=False)) as r:
         report = await r.client.check(include_qa=True)
         _nothing_written(r)
