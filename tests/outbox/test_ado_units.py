@@ -60,6 +60,23 @@ def test_paragraph_escapes_html_and_keeps_line_breaks() -> None:
     assert _text_of(block.replace("<br>", "\n")) == text
 
 
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("\U0001f600" * 200, "\U0001f600" * 127),  # emoji count two units each
+        ("a" * 252 + "e\u0301\u0301xyz", "a" * 252),  # never strip a letter's accents
+        ("a" * 252 + "\U0001f469\u200d\U0001f4bbx", "a" * 252),  # nor split a ZWJ sequence
+        ("a" * 250 + "\U0001f1eb\U0001f1f7\U0001f1e9\U0001f1ea", "a" * 250 + "\U0001f1eb\U0001f1f7"),  # flags
+        ("a" * 252 + "\U0001f44d\U0001f3fd!", "a" * 252),  # nor drop a skin tone
+    ],
+)
+def test_long_titles_are_cut_to_255_utf16_units_at_a_grapheme_boundary(text: str, kept: str) -> None:
+    """A long title is cut to at most 255 UTF-16 code units, at a grapheme boundary, with an ellipsis."""
+    cut = richtext.title(text)
+    assert cut == kept + "…"
+    assert richtext.utf16_length(cut) <= 255
+
+
 def test_title_is_capped_at_255_and_kept_otherwise() -> None:
     """A title with HTML and quotes is kept as is; a long one is cut to 255 characters."""
     assert richtext.title('Say "hi" <b>now</b>') == 'Say "hi" <b>now</b>'
