@@ -16,7 +16,9 @@ async def test_check_of_the_embedded_emulator_is_all_well(client: TestClient[Any
     assert any("Test Plans access" in line for line in report["passed"])
 
 
-async def test_check_reports_an_unreachable_target_and_never_echoes_the_pat(client: TestClient[Any, Any]) -> None:
+async def test_check_reports_an_unreachable_target_and_never_echoes_the_pat(
+    client: TestClient[Any, Any],
+) -> None:
     """An unreachable organization checked with a PAT in the body is fatal; the PAT never comes back."""
     body = {
         "azure_devops": {"target": "ado", "organization_url": "http://127.0.0.1:9/org", "pat": "secret-4711"},
