@@ -278,6 +278,14 @@ class JobManager:
             raise JobStateError("uploads are disabled (azure_devops.target: none)")
         if job.status == "running":
             raise JobStateError(f"job {job_id} is still running")
+        if job.status == "failed" and (job.metadata.get("preflight") or {}).get("fatal"):
+            # Stopped by its pre-flight before generating anything: with new credentials (or a fixed
+            # target) it starts over from the check.
+            if pat:
+                self.uploads.remember_pat(job_id, pat)
+            await self._set_status(job_id, "queued", stage="preflight")
+            self.start(job_id)
+            return 0
         moved = await self.uploads.requeue(job_id)
         await self.start_upload(job_id, pat)
         return moved

@@ -47,3 +47,19 @@ async def test_no_test_plans_access_runs_without_qa_and_says_so(tmp_path: Path) 
     assert rows and not [r for r in rows if r.kind in ("test_plan", "test_suite", "test_case")]
     assert any("Basic + Test Plans" in w for w in job.metadata["warnings"])
     check_exactly_once(rows, emu)
+
+
+async def test_job_stopped_by_preflight_starts_over_with_the_right_pat(tmp_path: Path) -> None:
+    """A job failed at pre-flight by a refused PAT starts over from the check when retried with the
+    right PAT, and then completes with every item uploaded once."""
+    async with standalone(EmulatorConfig(projects=((PROJECT, "Agile"),), pats=frozenset({PAT}))) as emulator:
+        settings = settings_for(tmp_path, target="ado", organization_url=emulator.url)
+        async with build_services(settings, {"AZURE_DEVOPS_PAT": "refused-pat"}) as services:
+            job = await run_job(services, JobRequest(vision=VISION))
+            assert job.status == "failed" and "the PAT was refused" in (job.error or "")
+            assert await services.jobs.retry_uploads(job.id, pat=PAT) == 0
+            job = await services.jobs.wait(job.id)
+            rows = await services.store.items(job.id)
+        emu = await emulator_state(emulator.base_url)
+    assert job.status == "completed"
+    check_exactly_once(rows, emu)
