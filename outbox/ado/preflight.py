@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -26,6 +26,7 @@ from outbox.ado.types import AdoTarget, FieldInfo
 from outbox.ado.urls import AdoUrls
 
 _READ_ATTEMPTS = 3
+T = TypeVar("T")
 SCOPES_HINT = "Work Items (Read & write) and Test Management (Read & write)"
 
 
@@ -116,16 +117,17 @@ class _Check:
         return await self.call("GET", url)
 
     async def call(self, method: str, url: Any, body: Any = None, *, patch: bool = False) -> Reply:
-        """A request that writes nothing, retried a few times when transient (the gate already
-        honours Retry-After)."""
-        for attempt in range(_READ_ATTEMPTS):
+        """A request that writes nothing, retried when transient."""
+        return await self.retrying(lambda: self.http.call(method, url, body, patch=patch))
+
+    async def retrying(self, request: Callable[[], Awaitable[T]]) -> T:
+        """A few attempts while the failure is transient (the gate already honours Retry-After)."""
+        for attempt in range(_READ_ATTEMPTS - 1):
             try:
-                return await self.http.call(method, url, body, patch=patch)
+                return await request()
             except AdoTransient as exc:
-                if attempt == _READ_ATTEMPTS - 1:
-                    raise
                 await self.sleep(exc.retry_after or 0.2 * 2**attempt)
-        raise AssertionError("unreachable")
+        return await request()
 
     def problem(
         self, code: str, message: str, fix: str, *, fatal: bool = True, disables_qa: bool = False
@@ -180,7 +182,7 @@ async def check(
 async def _project(c: _Check) -> dict[str, Any] | None:
     org, project = c.urls.org, c.target.project
     try:
-        data = await project_info_read(c)
+        data = await c.retrying(lambda: project_info(c.http, c.urls, project))
     except AdoAuthError as exc:
         c.problem(
             "pat",
@@ -206,17 +208,6 @@ async def _project(c: _Check) -> dict[str, Any] | None:
     c.passed.append(f"connection to {org} and the PAT")
     c.passed.append(f"project {data.get('name') or project}")
     return data
-
-
-async def project_info_read(c: _Check) -> dict[str, Any]:
-    for attempt in range(_READ_ATTEMPTS):
-        try:
-            return await project_info(c.http, c.urls, c.target.project)
-        except AdoTransient as exc:
-            if attempt == _READ_ATTEMPTS - 1:
-                raise
-            await c.sleep(exc.retry_after or 0.2 * 2**attempt)
-    raise AssertionError("unreachable")
 
 
 async def _process(c: _Check) -> dict[str, str | None] | None:
