@@ -91,6 +91,7 @@ class EmulatorConfig(BaseModel):
     max_wiql_results: int = 20_000
     max_batch_items: int = 200
     link_changes_bump_rev: bool = False
+    basic_test_types: bool = False  # Basic projects also have Test Plan/Suite/Case (added by the org)
     # The PAT's user may create area/iteration nodes (project administrators may; others get 403).
     node_admin: bool = True
     # The user has the Basic + Test Plans access level; without it plan and suite creation is refused.

@@ -178,10 +178,16 @@ PROCESSES: dict[str, tuple[TypeDef, ...]] = {
 REQUIREMENT_TYPES = frozenset({"User Story", "Product Backlog Item", "Requirement", "Issue", "Bug"})
 
 
-def find_type(process: str, name: str) -> TypeDef | None:
+def types_of(process: str, test_types: bool = False) -> tuple[TypeDef, ...]:
+    """The process's types; ``test_types`` adds the test types to Basic (an organization can)."""
+    types = PROCESSES[process]
+    return (*types, _TEST_CASE, *_HIDDEN) if test_types and process == "Basic" else types
+
+
+def find_type(process: str, name: str, test_types: bool = False) -> TypeDef | None:
     """Type lookup is case-insensitive, like the service."""
     wanted = name.casefold()
-    return next((t for t in PROCESSES[process] if t.name.casefold() == wanted), None)
+    return next((t for t in types_of(process, test_types) if t.name.casefold() == wanted), None)
 
 
 def type_fields(type_def: TypeDef) -> tuple[str, ...]:

@@ -30,6 +30,7 @@ class Project:
     name: str
     id: str
     process: str
+    test_types: bool = False  # Basic only: the organization added the test types
 
 
 @dataclass
@@ -136,7 +137,9 @@ class EmulatorState:
         self.set_faults(self.config.faults)
         self.projects = {}
         for name, process in self.config.projects:
-            self.projects[name.casefold()] = Project(name, stable_guid("project", name), process)
+            self.projects[name.casefold()] = Project(
+                name, stable_guid("project", name), process, self.config.basic_test_types
+            )
         self.items, self.plans, self.suites, self.nodes = {}, {}, {}, {}
         self.creates_by_tag, self.status_counts, self.faults_injected = Counter(), Counter(), Counter()
         self.early_requests = self.requests_total = 0

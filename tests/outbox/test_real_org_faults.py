@@ -180,3 +180,32 @@ async def test_no_test_plans_licence_names_the_access_level(
     assert "check the PAT" not in (plan.error or "")
     backlog = {r.state for r in rows if r.kind in ("epic", "feature", "story", "task")}
     assert backlog == {"uploaded"}  # (test cases wait on their suite: blocked, never lost)
+
+
+async def test_basic_with_the_test_types_uploads_qa_under_the_basic_mapping(
+    aiohttp_server: ServerFactory, tmp_path: Path
+) -> None:
+    """A Basic organization that added the test types gets its QA too; features are Epics related to
+    their epic (Epic → Issue → Task on the boards), and every item lands once."""
+    config = emulator_config(basic_test_types=True).model_copy(update={"projects": (("Backlogd", "Basic"),)})
+    async with upload_rig(aiohttp_server, tmp_path, config) as rig:
+        await stage(rig.store, JOB, tree(JOB, 1, 2, 2, 1, 1))
+        await rig.upload(JOB)
+        emu, rows = _state(rig), await rig.store.items(JOB)
+    by_id = {r.id: r for r in rows}
+    assert {r.state for r in rows} == {"uploaded"}
+    items = {w["id"]: w for w in emu["work_items"]}
+    for row in rows:
+        if row.kind == "feature":
+            feature = items[row.ado_id]
+            epic_id = by_id[row.parent_id or ""].ado_id
+            assert feature["type"] == "Epic" and feature["parent_id"] is None
+            assert {"rel": "System.LinkTypes.Related", "target": epic_id} in [
+                {"rel": r["rel"], "target": r["target"]} for r in feature["relations"]
+            ]
+        if row.kind == "story":
+            assert items[row.ado_id]["type"] == "Issue"
+            assert items[row.ado_id]["parent_id"] == by_id[row.parent_id or ""].ado_id
+    assert len(emu["suites"]) == 1 * 2 * (1 + 2)  # per feature: the root suite and one per story
+    creates = [n for tag, n in emu["creates_by_tag"].items() if tag.startswith("bk-")]
+    assert creates and set(creates) == {1}
