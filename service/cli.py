@@ -23,7 +23,7 @@ from service.composition import Services, build_services, size_for
 from service.console import ProgressView, summary_tree
 from service.errors import JobNotFound, JobStateError, SettingsError
 from service.export import render
-from service.requests import JobRequest
+from service.requests import JobRequest, resolve_options
 from service.settings import Settings, load_settings
 from stages.errors import VisionError
 from stages.vision import parse_bytes
@@ -64,6 +64,11 @@ def build_parser(extra: dict[str, tuple[str, Command]] | None = None) -> argpars
     emulator.add_argument("--port", type=int, default=8081)
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--journal", help="keep its work items in this file across restarts")
+    check = sub.add_parser(
+        "check", parents=[common], help="pre-flight of the Azure DevOps target (no writes)"
+    )
+    check.add_argument("--no-qa", action="store_true", help="do not check test plan access")
+    check.add_argument("--json", dest="json_out", help="also write the report as JSON to this file")
     for name, (help_text, _) in (extra or {}).items():
         sub.add_parser(name, parents=[common], help=help_text)
     return parser
@@ -86,6 +91,7 @@ def main(argv: Sequence[str] | None = None, extra: dict[str, tuple[str, Command]
         "export": cmd_export,
         "emulator": cmd_emulator,
         "hardware": cmd_hardware,
+        "check": cmd_check,
     }
     parser = build_parser(extra)
     args = parser.parse_args(argv)
@@ -99,7 +105,7 @@ def main(argv: Sequence[str] | None = None, extra: dict[str, tuple[str, Command]
     except SettingsError as exc:
         print(f"backlogd: bad settings: {exc}", file=sys.stderr)
         return 2
-    quiet = args.command in ("run", "resume", "retry", "export", "status", "hardware")
+    quiet = args.command in ("run", "resume", "retry", "export", "status", "hardware", "check")
     logs.configure(
         "warning" if quiet and settings.logging.level == "info" else settings.logging.level,
         settings.logging.format,
@@ -301,6 +307,22 @@ async def cmd_hardware(args: argparse.Namespace, settings: Settings) -> int:
     sizing = size_for(settings, profile)
     print(json.dumps(report(profile, sizing), indent=2))
     return 0
+
+
+async def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    """Pre-flight of the configured target, alone: exit 0 only when all is well, 1 otherwise."""
+    async with build_services(settings, os.environ, with_relay=False) as services:
+        if services.uploads is None:
+            print("azure_devops.target is none: there is no target to check")
+            return 0
+        request = JobRequest(vision="-", include_qa=False if args.no_qa else None)
+        report = await services.uploads.check_options(resolve_options(request, settings))
+    print("\n".join(report.lines()))
+    if args.json_out:
+        await asyncio.to_thread(
+            Path(args.json_out).write_text, json.dumps(report.as_dict(), indent=2), "utf-8"
+        )
+    return 0 if report.ok else 1
 
 
 async def cmd_emulator(args: argparse.Namespace, settings: Settings) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 
 import structlog
 
+from outbox.ado.preflight import CheckReport
 from outbox.records import TERMINAL_JOB_STATES, EventRow, JobRow, NewEvent
 from outbox.store import Store
 from service.broadcaster import Broadcaster
@@ -67,6 +68,7 @@ class JobManager:
         )
         self._tasks: dict[str, asyncio.Task[JobRow]] = {}
         self._progress: dict[str, Progress] = {}
+        self._warnings: dict[str, list[str]] = {}  # job id → pre-flight warnings (QA switched off)
         self._slots = asyncio.Semaphore(concurrent_jobs or settings.server.max_concurrent_jobs)
 
     # ----- creating and starting --------------------------------------------------------------
@@ -118,6 +120,13 @@ class JobManager:
     async def _run(self, job: JobRow) -> JobRow:
         options = JobOptions.model_validate(job.options)
         vision = Vision.model_validate(job.vision)
+        report = await self._preflight(job.id, options)
+        if report is not None and report.fatal:  # before any LLM call: no tokens spent on a dead target
+            return await self._finish(job.id, "failed", error=f"pre-flight check failed: {report.summary()}")
+        if report is not None and options.include_qa and not report.qa_available:
+            options = options.model_copy(update={"include_qa": False})
+            self._warnings[job.id] = report.warnings()
+            log.warning("job_runs_without_qa", reasons=self._warnings[job.id])
         progress = self._progress_for(job, options)
         progress.status = "running"
         await self._set_status(job.id, "running", stage="generation")
@@ -136,8 +145,8 @@ class JobManager:
         except asyncio.CancelledError:
             log.info("job_generation_interrupted")
             raise
-        report = await self._traceability(job.id, vision)
-        await self.store.merge_metadata(job.id, {"traceability": report, "failed_calls": ctx.failed_calls})
+        trace = await self._traceability(job.id, vision)
+        await self.store.merge_metadata(job.id, {"traceability": trace, "failed_calls": ctx.failed_calls})
         if not ctx.items:
             return await self._finish(
                 job.id,
@@ -157,6 +166,17 @@ class JobManager:
         if clean:
             return await self._finish(job.id, "completed")
         return await self._finish(job.id, "completed_with_errors", error=await self._problems(job.id))
+
+    async def _preflight(self, job_id: str, options: JobOptions) -> CheckReport | None:
+        """The target checked before generating; a manual upload may go to a target readied later."""
+        if not options.uploading or self.uploads is None or options.upload_mode == "manual":
+            return None
+        report = await self.uploads.preflight(job_id, options)
+        if report is not None:
+            await self.store.merge_metadata(
+                job_id, {"preflight": report.as_dict(), "warnings": report.warnings()}
+            )
+        return report
 
     async def _problems(self, job_id: str) -> str:
         """One line for the job: how many calls and uploads failed, and the first reason."""
@@ -207,6 +227,8 @@ class JobManager:
     async def _finish(self, job_id: str, status: str, error: str | None = None) -> JobRow:
         progress = self._progress.get(job_id)
         payload: dict[str, Any] = {"status": status, "error": error}
+        if self._warnings.get(job_id):
+            payload["warnings"] = self._warnings[job_id]
         if progress is not None:
             progress.status = status
             progress.current_action = {
@@ -256,6 +278,14 @@ class JobManager:
             raise JobStateError("uploads are disabled (azure_devops.target: none)")
         if job.status == "running":
             raise JobStateError(f"job {job_id} is still running")
+        if job.status == "failed" and (job.metadata.get("preflight") or {}).get("fatal"):
+            # Stopped by its pre-flight before generating anything: with new credentials (or a fixed
+            # target) it starts over from the check.
+            if pat:
+                self.uploads.remember_pat(job_id, pat)
+            await self._set_status(job_id, "queued", stage="preflight")
+            self.start(job_id)
+            return 0
         moved = await self.uploads.requeue(job_id)
         await self.start_upload(job_id, pat)
         return moved

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from service.errors import SettingsError
 
@@ -102,6 +103,19 @@ class AzureDevOpsSettings(_Section):
     lease_seconds: float = Field(default=120.0, gt=0)
     emulator_port: int = Field(default=0, ge=0, le=65535)
     emulator_process: Literal["Agile", "Scrum", "CMMI", "Basic"] = "Agile"
+    # work item type → field reference → value: fills fields an (inherited) process makes always required
+    field_defaults: dict[str, dict[str, str | int | float | bool]] = Field(default_factory=dict)
+    iteration_start: date | None = None  # dates given to an iteration backlogd creates (both or neither)
+    iteration_finish: date | None = None
+
+    @model_validator(mode="after")
+    def _iteration_dates(self) -> AzureDevOpsSettings:
+        start, finish = self.iteration_start, self.iteration_finish
+        if (start is None) != (finish is None):
+            raise ValueError("iteration_start and iteration_finish go together: set both or neither")
+        if start is not None and finish is not None and finish < start:
+            raise ValueError("iteration_finish is before iteration_start")
+        return self
 
 
 class ProgressSettings(_Section):

@@ -22,6 +22,7 @@ import structlog
 from hardware.aimd import AdaptiveLimiter
 from outbox import queue
 from outbox.ado.client import AdoClient
+from outbox.ado.preflight import CheckReport, Problem
 from outbox.ado.types import AdoTarget
 from outbox.records import EventRow, NewEvent
 from outbox.relay import Relay, Uploader
@@ -74,7 +75,8 @@ class UploadCoordinator:
         self._server_pat = read_secret(settings.pat_env, self._env)
         self._pats: dict[str, str] = {}
         self._gates: dict[str, AdaptiveLimiter] = {}
-        self._clients: dict[str, AdoClient] = {}
+        self._clients: dict[str, AdoClient] = {}  # job id → its target's client
+        self._by_target: dict[tuple[str, ...], AdoClient] = {}  # one per (org, PAT, project, paths)
         self._progress: dict[str, Progress] = {}
         self._tick: dict[str, asyncio.Task[None]] = {}
         self._interval = progress_interval
@@ -112,16 +114,30 @@ class UploadCoordinator:
                 pat = self._server_pat
             if not pat or not org_url:
                 return None
+        return self.target_for(options, org_url, pat)
+
+    def target_for(self, options: JobOptions, organization_url: str, pat: str) -> AdoTarget:
+        ado = self.settings
         return AdoTarget(
-            organization_url=org_url,
+            organization_url=organization_url,
             project=options.project,
             pat=pat,
             area_path=options.area_path,
             iteration_path=options.iteration_path,
-            timeout_seconds=self.settings.upload_timeout_seconds,
+            timeout_seconds=ado.upload_timeout_seconds,
+            field_defaults=ado.field_defaults,
+            iteration_start=ado.iteration_start.isoformat() if ado.iteration_start else None,
+            iteration_finish=ado.iteration_finish.isoformat() if ado.iteration_finish else None,
         )
 
+    def emulator_target(self, options: JobOptions) -> AdoTarget | None:
+        url, pat = self._emulator
+        return self.target_for(options, url, pat) if url and pat else None
+
     async def client_for(self, job_id: str) -> Uploader | None:
+        return await self.ado_client(job_id)
+
+    async def ado_client(self, job_id: str) -> AdoClient | None:
         client = self._clients.get(job_id)
         if client is not None:
             return client
@@ -131,13 +147,64 @@ class UploadCoordinator:
         target = self._target(job_id, JobOptions.model_validate(job.options))
         if target is None:
             return None
-        identity = hashlib.sha256(f"{target.organization_url}\n{target.pat}".encode()).hexdigest()[:16]
-        gate = self._gates.get(identity)
-        if gate is None:
-            gate = self._gates[identity] = self._gate_factory(identity)
-        client = AdoClient(self.session, target, gate)
-        self._clients[job_id] = client
+        # No await from here on: concurrent callers for one job (or one target) share one client, so
+        # the project is discovered once per (organization, PAT, project).
+        client = self._clients[job_id] = self.client_of(target)
         return client
+
+    def client_of(self, target: AdoTarget) -> AdoClient:
+        identity = hashlib.sha256(f"{target.organization_url}\n{target.pat}".encode()).hexdigest()[:16]
+        key = (identity, target.project.casefold(), target.area_path, target.iteration_path)
+        client = self._by_target.get(key)
+        if client is None:
+            gate = self._gates.get(identity)
+            if gate is None:
+                gate = self._gates[identity] = self._gate_factory(identity)
+            client = self._by_target[key] = AdoClient(self.session, target, gate)
+        return client
+
+    async def preflight(self, job_id: str, options: JobOptions) -> CheckReport | None:
+        """The job's target checked before generation (None: no credentials to check with)."""
+        target = self._target(job_id, options)
+        if target is None:
+            return None
+        return await self.client_of(target).check(include_qa=options.include_qa)
+
+    async def check_options(self, options: JobOptions, pat: str | None = None) -> CheckReport:
+        """Pre-flight of where a job with these options would upload (``backlogd check``, the API)."""
+        if options.target == "emulator":
+            target = self.emulator_target(options)
+        else:
+            secret = pat or self._server_pat
+            target = self.target_for(options, options.organization_url, secret) if secret else None
+        if target is None:
+            where = options.organization_url or "(no organization_url)"
+            return CheckReport(
+                where,
+                options.project,
+                problems=(
+                    Problem(
+                        "pat",
+                        "no PAT to check with",
+                        f"put the PAT in the environment variable {self.settings.pat_env} (or a systemd "
+                        "credential of that name), or send one with the request",
+                    ),
+                ),
+            )
+        if not target.organization_url.startswith(("http://", "https://")):
+            problem = Problem(
+                "connection",
+                f"organization_url {target.organization_url!r} is not a URL",
+                "set azure_devops.organization_url to https://dev.azure.com/<organization>",
+            )
+            return CheckReport(target.organization_url, options.project, problems=(problem,))
+        return await self.check(target, include_qa=options.include_qa)
+
+    async def check(self, target: AdoTarget, *, include_qa: bool) -> CheckReport:
+        """An ad-hoc check (CLI, API): a client of its own (not kept), behind the identity's gate."""
+        identity = hashlib.sha256(f"{target.organization_url}\n{target.pat}".encode()).hexdigest()[:16]
+        gate = self._gates.get(identity) or self._gate_factory(identity)
+        return await AdoClient(self.session, target, gate).check(include_qa=include_qa)
 
     def gate_snapshots(self) -> dict[str, Any]:
         return {f"ado-{name}": g.snapshot() for name, g in self._gates.items()}

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from service.composition import Services
 from service.settings import Settings
-from web import auth, health, jobs_api, limits, metrics
+from web import auth, health, jobs_api, limits, metrics, targets_api
 from web.errors import error_middleware
 from web.keys import DRAINING, SERVICES, SETTINGS, STREAMS
 from web.openapi import openapi
@@ -64,6 +64,7 @@ def add_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/api/jobs/{id}/progress", jobs_api.get_progress)
     r.add_post("/api/jobs/{id}/retry-uploads", jobs_api.retry_uploads)
     r.add_post("/api/jobs/{id}/upload", jobs_api.start_upload)
+    r.add_post("/api/targets/check", targets_api.check_target)
     r.add_get("/api/progress/stream/{id}", limits.stream_limits(stream_progress))
     r.add_get("/api/hardware", health.hardware)
     r.add_get("/api/openapi.json", openapi)

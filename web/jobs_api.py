@@ -38,7 +38,7 @@ class CredentialsBody(BaseModel):
     pat: SecretStr | None = Field(default=None, max_length=1000)
 
 
-async def _json_body(request: web.Request) -> Any:
+async def json_body(request: web.Request) -> Any:
     raw = await request.read()  # raises 413 past client_max_size
     if not raw.strip():
         return {}
@@ -67,7 +67,7 @@ def _not_modified(request: web.Request, etag: str) -> bool:
 
 
 async def create_job(request: web.Request) -> web.Response:
-    body = await _json_body(request)
+    body = await json_body(request)
     fmt = request.query.get("vision_format", "")
     if fmt and isinstance(body, dict) and isinstance(body.get("vision"), str):
         # A file the browser read as text: parse it like the CLI would (YAML/JSON become structured).
@@ -157,7 +157,7 @@ async def export_job(request: web.Request) -> web.Response:
 
 async def retry_uploads(request: web.Request) -> web.Response:
     job = await _job(request)
-    creds = CredentialsBody.model_validate(await _json_body(request))
+    creds = CredentialsBody.model_validate(await json_body(request))
     pat = creds.pat.get_secret_value() if creds.pat else None
     moved = await request.app[SERVICES].jobs.retry_uploads(job.id, pat)
     return web.json_response({"job_id": job.id, "requeued": moved, "links": links(job.id)}, status=202)
@@ -165,7 +165,7 @@ async def retry_uploads(request: web.Request) -> web.Response:
 
 async def start_upload(request: web.Request) -> web.Response:
     job = await _job(request)
-    creds = CredentialsBody.model_validate(await _json_body(request))
+    creds = CredentialsBody.model_validate(await json_body(request))
     pat = creds.pat.get_secret_value() if creds.pat else None
     await request.app[SERVICES].jobs.start_upload(job.id, pat)
     return web.json_response({"job_id": job.id, "links": links(job.id)}, status=202)

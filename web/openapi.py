@@ -12,6 +12,7 @@ from aiohttp import web
 from service.requests import JobRequest
 from web.auth import COOKIE, LoginBody
 from web.jobs_api import CredentialsBody
+from web.targets_api import TargetCheckBody
 
 _JOB_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 _ERROR = {
@@ -183,6 +184,15 @@ def spec() -> dict[str, Any]:
                 body="CredentialsBody",
             )
         },
+        "/api/targets/check": {
+            "post": _op(
+                "Pre-flight of an Azure DevOps target (connection, PAT, project, process, fields, rights); "
+                "writes nothing",
+                {"200": _json("TargetCheck")},
+                job=False,
+                body="TargetCheckBody",
+            )
+        },
         "/api/hardware": {"get": _op("Detected hardware", {"200": _JSON_OK}, job=False)},
         "/api/openapi.json": {"get": _op("This document", {"200": _JSON_OK}, job=False)},
         "/api/session": {
@@ -236,7 +246,7 @@ def spec() -> dict[str, Any]:
         },
     }
     schemas: dict[str, Any] = {"Error": error, **_RESPONSES}
-    for model in (JobRequest, CredentialsBody, LoginBody):
+    for model in (JobRequest, CredentialsBody, LoginBody, TargetCheckBody):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -296,6 +306,33 @@ _RESPONSES: dict[str, Any] = {
         "type": "object",
         "required": ["auth_required", "authenticated"],
         "properties": {"auth_required": {"type": "boolean"}, "authenticated": {"type": "boolean"}},
+    },
+    "TargetCheck": {
+        "type": "object",
+        "required": ["ok", "fatal", "problems"],
+        "properties": {
+            "ok": {"type": "boolean", "description": "true only when nothing is wrong"},
+            "fatal": {"type": "boolean", "description": "a job to this target would not start"},
+            "organization_url": {"type": "string"},
+            "project": {"type": "string"},
+            "process": {"type": ["string", "null"]},
+            "qa_available": {"type": "boolean"},
+            "passed": {"type": "array", "items": {"type": "string"}},
+            "problems": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["code", "message", "fix", "fatal"],
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "fix": {"type": "string"},
+                        "fatal": {"type": "boolean"},
+                        "disables_qa": {"type": "boolean"},
+                    },
+                },
+            },
+        },
     },
     "Readiness": {
         "type": "object",

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
 import aiohttp
 
-from outbox.ado import mapping
+from outbox.ado import mapping, preflight
 from outbox.ado.discovery import discover_profile, values
-from outbox.ado.errors import AdoAmbiguous, AdoError, AdoTransient
+from outbox.ado.errors import AdoAmbiguous, AdoConflict, AdoError, AdoPermanent, AdoTransient
 from outbox.ado.gate import RateGate
 from outbox.ado.http import AdoHttp
 from outbox.ado.process import missing_type_error
@@ -25,6 +25,7 @@ from outbox.ado.types import AdoTarget, ProcessProfile, Uploaded, UploadItem
 from outbox.ado.urls import AdoUrls
 
 _IDS_PER_GET = 200
+_NODE_LAG_CODES = ("TF401347", "TF400497")  # invalid tree path (work item, test plan)
 
 
 class AdoClient:
@@ -43,6 +44,9 @@ class AdoClient:
         self._plans = TestPlans(self._http, self._urls)
         self._profile: ProcessProfile | None = None
         self._lock = asyncio.Lock()
+        self._clock = clock
+        self._nodes_created_at: float | None = None
+        self.discoveries = 0  # how many times the project was discovered (once per client)
 
     def __repr__(self) -> str:
         return f"AdoClient({self._urls.org!r}, {self._target.project!r})"
@@ -56,8 +60,36 @@ class AdoClient:
             async with self._lock:
                 if self._profile is None:
                     with _shape_guard(AdoTransient, "prepare"):
-                        self._profile = await discover_profile(self._http, self._urls, self._target)
+                        self.discoveries += 1
+                        found = await discover_profile(self._http, self._urls, self._target)
+                    if found.created_nodes:
+                        self._nodes_created_at = self._clock()
+                    self._profile = found.profile
         return self._profile
+
+    async def check(
+        self, *, include_qa: bool, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> preflight.CheckReport:
+        """Pre-flight of this target (writes nothing); see ``outbox.ado.preflight``."""
+        return await preflight.check(self._http, self._urls, self._target, include_qa=include_qa, sleep=sleep)
+
+    @contextmanager
+    def _node_lag(self) -> Iterator[None]:
+        """TF401347 for a path we created moments ago is the service still propagating it: retry for a
+        bounded time (``node_settle_seconds``), then it is a real error."""
+        try:
+            yield
+        except AdoPermanent as exc:
+            created = self._nodes_created_at
+            lagging = created is not None and self._clock() - created < self._target.node_settle_seconds
+            if lagging and any(code in exc.message for code in _NODE_LAG_CODES):
+                raise AdoConflict(
+                    f"{exc.message} (the path was created moments ago; retrying)",
+                    exc.status,
+                    self._target.node_retry_seconds,
+                    exc.created,
+                ) from None
+            raise
 
     async def find_existing(self, item: UploadItem) -> Uploaded | None:
         """The item already in ADO under its key (plans by name+key, suites by requirement), or None."""
@@ -113,7 +145,8 @@ class AdoClient:
 
     async def _create(self, item: UploadItem, profile: ProcessProfile) -> Uploaded:
         type_name, ops = mapping.work_item_patch(item, profile, self._urls.relation)
-        reply = await self._http.call("POST", self._urls.create(type_name), ops, patch=True, write=True)
+        with self._node_lag():
+            reply = await self._http.call("POST", self._urls.create(type_name), ops, patch=True, write=True)
         return self._uploaded(reply.data)
 
     async def _get(self, ado_id: int) -> Uploaded:
@@ -137,7 +170,10 @@ class AdoClient:
         if item.existing_ado_id is not None:
             return await self._plans.get_plan(item.existing_ado_id)
         found = await self._plans.find_plan(item) if reconcile else None
-        return found or await self._plans.create_plan(item, profile)
+        if found is not None:
+            return found
+        with self._node_lag():
+            return await self._plans.create_plan(item, profile)
 
     async def _upload_suite(self, item: UploadItem, reconcile: bool) -> Uploaded:
         if item.existing_ado_id is not None:

@@ -1,14 +1,18 @@
 """Errors of the Azure DevOps client; retry data travels on the exception.
 
     AdoError(message, status=None, retry_after=None, created=None)
-    ├── AdoTransient      nothing was written: 429, 5xx on a read or before the write, a connection
-    │   │                 that failed or was reset before the request was sent; retry after ``retry_after``
-    │   └── AdoThrottled  429, or any failure carrying Retry-After: the whole identity pauses
-    ├── AdoAmbiguous      a write MAY have happened (timeout, reset or lost response after the request
-    │                     was sent; 500/502/504 on a create): reconcile by key before creating again
+    ├── AdoTransient      nothing was written: 429, 5xx on a read, a connection that failed before the
+    │   │                 request was sent; retry after ``retry_after``
+    │   ├── AdoThrottled  429, or any failure carrying Retry-After: the whole identity pauses
+    │   └── AdoConflict   a documented "try again" conflict (409 TF26071: changed by someone else) or a
+    │                     node not yet usable right after its creation (TF401347): back off and retry
+    ├── AdoAmbiguous      a write MAY have happened (any 5xx, timeout, reset or lost response after the
+    │                     request was sent): reconcile by key before creating again
     └── AdoPermanent      retrying the same request cannot help (4xx rule errors; the service message with
         │                 its TF/VS code and field is kept)
         ├── AdoAuthError  401, 403, 203 sign-in page or a non-JSON 2xx: check the PAT and its scopes
+        │   └── AdoForbidden  the PAT is fine but its user lacks a permission or an access level
+        │                     (create area/iteration nodes, Basic + Test Plans); the message names it
         └── AdoNotFound   404 (unknown project, type, work item, plan or suite)
 
 ``created`` carries an ``Uploaded`` when a multi-step upload created the work item but a later step
@@ -48,6 +52,10 @@ class AdoThrottled(AdoTransient):
     """Blocked by rate limiting (429 or Retry-After): pause the whole identity until the deadline."""
 
 
+class AdoConflict(AdoTransient):
+    """A conflict the service documents as "try again" (TF26071, a node still propagating)."""
+
+
 class AdoAmbiguous(AdoError):
     """The write may have been committed: look the item up by its key before any new create."""
 
@@ -62,3 +70,7 @@ class AdoAuthError(AdoPermanent):
 
 class AdoNotFound(AdoPermanent):
     """The project, work item type, work item, plan or suite does not exist (or is not visible)."""
+
+
+class AdoForbidden(AdoAuthError):
+    """Refused for want of a permission or access level, not because of the PAT; the message says which."""

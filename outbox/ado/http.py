@@ -21,6 +21,7 @@ from yarl import URL
 from outbox.ado.errors import (
     AdoAmbiguous,
     AdoAuthError,
+    AdoConflict,
     AdoError,
     AdoNotFound,
     AdoPermanent,
@@ -31,6 +32,9 @@ from outbox.ado.gate import RateGate
 
 _AUTH_HINT = "check the PAT and its scopes"
 _SLOW_DELAY_SECONDS = 1.0  # X-RateLimit-Delay above this means "slow down" (reference §7)
+# Conflicts the service documents as "try again": a concurrent save (TF26071, the revision mismatch).
+_RETRYABLE_CONFLICTS = ("TF26071", "WorkItemRevisionMismatchException", "changed by someone else")
+_CONFLICT_BACKOFF_SECONDS = 0.5  # Microsoft's own tooling: 500 ms base, exponential, up to 5 tries
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,14 @@ def _service_message(raw: bytes, headers: Mapping[str, str]) -> str:
         return f"{message} (fields: {', '.join(named)})" if named else message
     header = headers.get("X-TFS-ServiceError")
     return unquote(header) if header else ""
+
+
+def _type_key(raw: bytes) -> str:
+    try:
+        body = _decode(raw) if raw.strip() else None
+    except ValueError:
+        return ""
+    return str(body.get("typeKey") or "") if isinstance(body, dict) else ""
 
 
 class AdoHttp:
@@ -163,6 +175,8 @@ class AdoHttp:
             raise _server_error(text, status, headers, retry_after, write)
         if status == 404:
             raise AdoNotFound(text, status)
+        if status == 409 and any(code in f"{text} {_type_key(raw)}" for code in _RETRYABLE_CONFLICTS):
+            raise AdoConflict(text, status, retry_after or _CONFLICT_BACKOFF_SECONDS)
         raise AdoPermanent(text, status, retry_after)
 
 
@@ -183,7 +197,7 @@ def _server_error(
 ) -> AdoError:
     if "X-VSS-HostOfflineError" in headers or "TF24668" in text:
         return AdoPermanent(text, status)  # the organization is stopped: retrying cannot help
-    if write and status in (500, 502, 504):
+    if write:  # Front Door answers 503 when the origin is slow: any 5xx on a write may have committed
         return AdoAmbiguous(f"{text}; the write may have happened", status, retry_after)
     if retry_after is not None:
         return AdoThrottled(text, status, retry_after)

@@ -2,6 +2,8 @@
 
 Only fields the target type has are set (learned from `workitemtypes/{type}/fields`). Acceptance
 criteria go to their own field where it exists, otherwise they are appended to the description.
+Fields configured in ``azure_devops.field_defaults`` for the type are added (custom required fields).
+On Basic (Epic → Issue → Task) a feature is an Epic related to its epic, not nested under it.
 Story size goes to StoryPoints (Agile), Effort (Scrum, Basic) or Size (CMMI); task estimates to
 OriginalEstimate and RemainingWork where present; Activity, or Discipline on CMMI.
 """
@@ -34,6 +36,7 @@ ORIGINAL_ESTIMATE = "Microsoft.VSTS.Scheduling.OriginalEstimate"
 REMAINING_WORK = "Microsoft.VSTS.Scheduling.RemainingWork"
 STEPS = "Microsoft.VSTS.TCM.Steps"
 PARENT_REL = "System.LinkTypes.Hierarchy-Reverse"
+RELATED_REL = "System.LinkTypes.Related"
 TESTS_REL = "Microsoft.VSTS.Common.TestedBy-Reverse"
 _ALWAYS = frozenset({TITLE, TAGS, AREA, ITERATION})  # system fields every type has
 
@@ -68,6 +71,8 @@ def work_item_patch(
     ]
     if item.parent_ado_id is not None:
         rel = TESTS_REL if item.kind == "test_case" else PARENT_REL
+        if item.kind == "feature" and profile.flat_hierarchy:
+            rel = RELATED_REL  # Basic: a feature-Epic stands beside its epic, related, not nested
         link = {"rel": rel, "url": relation_url(item.parent_ado_id)}
         ops.append({"op": "add", "path": "/relations/-", "value": link})
     return type_name, ops
@@ -94,6 +99,8 @@ def _fields(item: UploadItem, profile: ProcessProfile, type_name: str) -> dict[s
         _task_fields(body, profile, type_name, fields)
     elif item.kind == "test_case":
         fields[STEPS] = richtext.steps_xml(body.get("steps") or [])
+    for ref, value in profile.field_defaults.get(type_name, {}).items():
+        fields.setdefault(ref, value)  # always-required custom fields (azure_devops.field_defaults)
     return fields
 
 

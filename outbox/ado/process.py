@@ -3,10 +3,11 @@
 The type list is the authority (§8): User Story → Agile, Product Backlog Item → Scrum,
 Requirement → CMMI, Issue without those → Basic.
 
-Basic has only Epic, Issue and Task. We map epic → Epic, feature → Epic (nested under its epic) and
-story → Issue, task → Task: Issues stay the sprint-planned requirement level with their Tasks, as Basic
-teams use them, and features keep their place as portfolio items. Basic has no Test Case type, so QA
-items fail permanently with "process Basic has no Test Case type".
+Basic has only Epic, Issue and Task, and its boards show Epic → Issue → Task but not an Epic under an
+Epic. We map epic → Epic, feature → Epic, story → Issue, task → Task: a feature's Epic is the parent of
+its Issues (so every story and task shows on the boards under it) and is *related* to its epic's Epic
+(System.LinkTypes.Related) instead of nested. Basic has no Test Case type unless the organization
+added the test types: pre-flight then switches QA off for the job and says so.
 """
 
 from __future__ import annotations
@@ -62,11 +63,20 @@ def parse_fields(values: Iterable[Mapping[str, Any]]) -> dict[str, FieldInfo]:
         ref = value.get("referenceName")
         if isinstance(ref, str):
             allowed = value.get("allowedValues") or ()
-            fields[ref] = FieldInfo(ref, bool(value.get("alwaysRequired")), tuple(allowed))
+            fields[ref] = FieldInfo(
+                ref,
+                bool(value.get("alwaysRequired")),
+                tuple(allowed),
+                str(value.get("name") or ref),
+                value.get("defaultValue") not in (None, ""),
+            )
     return fields
 
 
 def missing_type_error(process: str, kind: str) -> AdoPermanent:
     if kind in ("test_case", "test_plan", "test_suite"):
-        return AdoPermanent(f"process {process} has no Test Case type")
+        return AdoPermanent(
+            f"QA artifacts are not available for process {process}: the project has no Test Case type "
+            "(switch workflow.include_qa off, or add the test types to the process)"
+        )
     return AdoPermanent(f"process {process} has no work item type for {kind} items")

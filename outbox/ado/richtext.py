@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from html import escape
 from xml.sax.saxutils import escape as xml_escape
@@ -10,10 +11,62 @@ from xml.sax.saxutils import escape as xml_escape
 TITLE_MAX = 255
 
 
+def utf16_length(text: str) -> int:
+    """Length as the service counts it: UTF-16 code units (a character beyond U+FFFF counts two)."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+_ZWJ = "\u200d"
+
+
+def _extends(previous: str, ch: str) -> bool:
+    """Whether ``ch`` continues the grapheme cluster ending in ``previous`` (no boundary between them).
+
+    The parts of Unicode's extended grapheme clusters that titles meet: combining marks, variation
+    selectors, emoji modifiers and tags, zero-width joiner sequences and regional-indicator flags."""
+    code = ord(ch)
+    if unicodedata.category(ch) in ("Mn", "Me", "Mc") or ch == _ZWJ or previous == _ZWJ:
+        return True
+    return 0xFE00 <= code <= 0xFE0F or 0x1F3FB <= code <= 0x1F3FF or 0xE0020 <= code <= 0xE007F
+
+
+def _cut(text: str, units: int) -> str:
+    """The longest prefix of ``text`` within ``units`` UTF-16 units that ends on a grapheme boundary."""
+    used, end = 0, 0
+    for index, ch in enumerate(text):
+        used += 2 if ord(ch) > 0xFFFF else 1
+        if used > units:
+            break
+        end = index + 1
+    while 0 < end < len(text) and _extends(text[end - 1], text[end]):
+        end -= 1
+    if 0 < end < len(text) and _is_flag_half(text, end):
+        end -= 1
+    return text[:end]
+
+
+def _is_flag_half(text: str, end: int) -> bool:
+    """A cut between two regional indicators of one flag (pairs counted from the run's start)."""
+
+    def regional(ch: str) -> bool:
+        return 0x1F1E6 <= ord(ch) <= 0x1F1FF
+
+    if not (regional(text[end - 1]) and regional(text[end])):
+        return False
+    start = end - 1
+    while start > 0 and regional(text[start - 1]):
+        start -= 1
+    return (end - start) % 2 == 1
+
+
 def title(text: str) -> str:
-    """Titles are plain strings of at most 255 characters, single line."""
+    """Titles are single-line plain strings of at most 255 UTF-16 code units (the service's count); a
+    longer one is cut at a grapheme boundary (never inside an emoji, flag or accented letter) and ends
+    with an ellipsis."""
     flat = " ".join(part.strip() for part in text.splitlines()).strip()
-    return flat if len(flat) <= TITLE_MAX else flat[: TITLE_MAX - 1] + "…"
+    if utf16_length(flat) <= TITLE_MAX:
+        return flat
+    return _cut(flat, TITLE_MAX - 1).rstrip() + "…"
 
 
 def paragraph(text: str) -> str:

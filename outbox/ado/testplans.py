@@ -1,11 +1,16 @@
 """Test plans, requirement-based suites and adding test cases to suites (§5).
 
+Suites of one plan are created one at a time: the service answers TF26071 (409) when suites are
+created in parallel under one root suite. Creating a plan without the Basic + Test Plans access level
+is refused with an authorization error that is not the PAT's fault; it is reported as such.
+
 Plans carry no tags, so a plan is found again by its name plus the item key written as the last line
 of its description. Requirement suites are unique per (plan, requirement) and found by that pair.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -13,7 +18,7 @@ from yarl import URL
 
 from outbox.ado import richtext
 from outbox.ado.discovery import values
-from outbox.ado.errors import AdoPermanent
+from outbox.ado.errors import AdoAuthError, AdoError, AdoForbidden, AdoPermanent
 from outbox.ado.http import AdoHttp
 from outbox.ado.types import ProcessProfile, Uploaded, UploadItem
 from outbox.ado.urls import AdoUrls
@@ -33,6 +38,7 @@ class TestPlans:
     def __init__(self, http: AdoHttp, urls: AdoUrls) -> None:
         self._http = http
         self._urls = urls
+        self._suite_locks: dict[int, asyncio.Lock] = {}
 
     async def _pages(self, url_for: Callable[[str | None], URL]) -> AsyncIterator[dict[str, Any]]:
         token: str | None = None
@@ -75,7 +81,10 @@ class TestPlans:
             "iteration": profile.iteration_path or profile.project_name,
             "description": f"{description}\n\n{key_line(item.key)}".strip(),
         }
-        reply = await self._http.call("POST", self._urls.plans(), body, write=True)
+        try:
+            reply = await self._http.call("POST", self._urls.plans(), body, write=True)
+        except AdoAuthError as exc:
+            raise test_plans_forbidden(exc) from None
         return self._plan_uploaded(reply.data)
 
     # -- suites ------------------------------------------------------------------------------------
@@ -105,12 +114,28 @@ class TestPlans:
             "requirementId": item.parent_ado_id,
             "parentSuite": {"id": _ref(item, "root_suite_id")},
         }
-        reply = await self._http.call("POST", self._urls.suites(plan_id), body, write=True)
+        lock = self._suite_locks.setdefault(plan_id, asyncio.Lock())
+        async with lock:
+            try:
+                reply = await self._http.call("POST", self._urls.suites(plan_id), body, write=True)
+            except AdoAuthError as exc:
+                raise test_plans_forbidden(exc) from None
         return self._suite_uploaded(plan_id, reply.data)
 
     async def add_case(self, plan_id: int, suite_id: int, case_id: int) -> None:
         body = [{"workItem": {"id": case_id}}]
         await self._http.call("POST", self._urls.suite_cases(plan_id, suite_id), body, write=True)
+
+
+TEST_PLANS_ACCESS = (
+    "the user of this PAT needs the Basic + Test Plans access level (or Visual Studio Enterprise) to "
+    "create test plans and suites: ask an organization administrator to assign it, or switch "
+    "workflow.include_qa off"
+)
+
+
+def test_plans_forbidden(exc: AdoError) -> AdoForbidden:
+    return AdoForbidden(f"no access to Test Plans: {TEST_PLANS_ACCESS} (HTTP {exc.status})", exc.status)
 
 
 def _ref(item: UploadItem, name: str) -> int:

@@ -21,6 +21,17 @@ class AdoTarget:
     area_path: str = ""
     iteration_path: str = ""
     timeout_seconds: float = 60.0
+    # work item type name → field reference → value, for fields a process makes always required
+    field_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    iteration_start: str | None = None  # ISO dates given to a newly created iteration
+    iteration_finish: str | None = None
+    node_settle_seconds: float = 30.0  # how long TF401347 on a node we just created is retried
+    node_retry_seconds: float = 1.0  # the wait between those retries
+
+    def defaults_for(self, type_name: str) -> Mapping[str, Any]:
+        """The configured values for a type (type names compare case-insensitively)."""
+        wanted = type_name.casefold()
+        return next((v for k, v in self.field_defaults.items() if k.casefold() == wanted), {})
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,8 @@ class FieldInfo:
     ref: str
     always_required: bool = False
     allowed: tuple[Any, ...] = ()
+    name: str = ""
+    has_default: bool = False  # the process fills it when a create leaves it out
 
 
 @dataclass(frozen=True)
@@ -75,9 +88,18 @@ class ProcessProfile:
     fields: Mapping[str, Mapping[str, FieldInfo]]
     area_path: str = ""
     iteration_path: str = ""
+    field_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # per type, fillable
 
     def type_for(self, kind: str) -> str | None:
         return self.type_names.get(kind)
+
+    @property
+    def flat_hierarchy(self) -> bool:
+        """Basic: features are Epics too, and an Epic under an Epic is not shown on its boards."""
+        return self.type_for("feature") is not None and self.type_for("feature") == self.type_for("epic")
+
+    def required_fields(self, type_name: str) -> list[str]:
+        return sorted(ref for ref, info in self.fields.get(type_name, {}).items() if info.always_required)
 
     def has_field(self, type_name: str, ref: str) -> bool:
         return ref in self.fields.get(type_name, {})

@@ -37,8 +37,11 @@ class AdoUrls:
             f"{self._proj}/_apis/wit/workitemtypes/{_seg(type_name)}/fields", **{"$expand": "allowedValues"}
         )
 
-    def create(self, type_name: str) -> URL:
-        return self._url(f"{self._proj}/_apis/wit/workitems/${_seg(type_name)}", suppressNotifications="true")
+    def create(self, type_name: str, *, validate_only: bool = False) -> URL:
+        extra = {"validateOnly": "true"} if validate_only else {}
+        return self._url(
+            f"{self._proj}/_apis/wit/workitems/${_seg(type_name)}", suppressNotifications="true", **extra
+        )
 
     def work_items(self, ids: list[int], fields: list[str]) -> URL:
         return self._url(
@@ -57,6 +60,9 @@ class AdoUrls:
     def node(self, group: str, path: list[str]) -> URL:
         tail = "".join("/" + _seg(p) for p in path)
         return self._url(f"{self._proj}/_apis/wit/classificationnodes/{group}{tail}")
+
+    def team_iterations(self, team: str) -> URL:
+        return self._url(f"{self._proj}/{_seg(team)}/_apis/work/teamsettings/iterations")
 
     def plans(self, continuation: str | None = None) -> URL:
         extra = {"continuationToken": continuation} if continuation else {}

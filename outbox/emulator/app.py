@@ -23,6 +23,7 @@ from outbox.emulator.errors import AdoError, error_response
 from outbox.emulator.faults import fault_middleware
 from outbox.emulator.journal import JOURNAL, Journal, journal_middleware
 from outbox.emulator.routing import EMULATOR_STATE, ROUTE_KEY, ROUTER, RouteMatch, Router, require_api_version
+from outbox.emulator.scopes import scope_middleware
 from outbox.emulator.state import EmulatorState
 
 
@@ -70,7 +71,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 
 
 def create_emulator_app(config: EmulatorConfig, journal: Journal | None = None) -> web.Application:
-    middlewares = [observe_middleware, auth_middleware, fault_middleware]
+    middlewares = [observe_middleware, auth_middleware, scope_middleware, fault_middleware]
     if journal is not None:
         middlewares.append(journal_middleware)  # innermost: only writes that reached a handler
     app = web.Application(middlewares=middlewares)

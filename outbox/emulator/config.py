@@ -13,13 +13,22 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 FaultKind = Literal[
-    "reset", "throttle", "error_503", "error_500", "lose_response", "delay", "slow", "warning"
+    "reset",
+    "throttle",
+    "error_503",
+    "error_500",
+    "error_503_after",
+    "lose_response",
+    "delay",
+    "slow",
+    "warning",
 ]
 FAULT_KINDS: tuple[FaultKind, ...] = (
     "reset",
     "throttle",
     "error_503",
     "error_500",
+    "error_503_after",
     "lose_response",
     "delay",
     "slow",
@@ -40,6 +49,8 @@ class FaultConfig(BaseModel):
     error_503: float = Field(0.0, ge=0, le=1)
     error_503_html: bool = False  # 503 body as an HTML page instead of TF10216 JSON
     error_500: float = Field(0.0, ge=0, le=1)  # 500 TF246020 before the write
+    # The write commits, then Azure Front Door answers 503 because the origin was slow to respond.
+    error_503_after: float = Field(0.0, ge=0, le=1)
     reset: float = Field(0.0, ge=0, le=1)  # connection dropped before processing
     lose_response: float = Field(0.0, ge=0, le=1)  # write committed, then the response is lost
     lose_response_mode: Literal["disconnect", "502"] = "disconnect"
@@ -58,6 +69,10 @@ class FaultConfig(BaseModel):
     batch_mode: Literal["independent", "whole-bulk-fails"] = "independent"
     batch_missing_entries: int = 0  # drop this many trailing entries from a $batch response
     wiql_lag_seconds: float = 0.0  # new items stay invisible to WIQL this long (eventual visibility)
+    # A suite created while another is being saved under the same parent suite gets 409 TF26071.
+    suite_conflicts: bool = False
+    suite_save_seconds: float = 0.02  # how long a suite save holds its parent (the conflict window)
+    node_lag_seconds: float = 0.0  # a new area/iteration is rejected (TF401347) this long after creation
 
 
 class EmulatorConfig(BaseModel):
@@ -76,3 +91,11 @@ class EmulatorConfig(BaseModel):
     max_wiql_results: int = 20_000
     max_batch_items: int = 200
     link_changes_bump_rev: bool = False
+    basic_test_types: bool = False  # Basic projects also have Test Plan/Suite/Case (added by the org)
+    # The PAT's user may create area/iteration nodes (project administrators may; others get 403).
+    node_admin: bool = True
+    # The user has the Basic + Test Plans access level; without it plan and suite creation is refused.
+    test_plans_access: bool = True
+    # PAT → the scopes it was granted (vso.work, vso.work_write, vso.test, vso.test_write); a PAT not
+    # listed has them all. A request outside its PAT's scopes gets 401.
+    pat_scopes: dict[str, frozenset[str]] = Field(default_factory=dict)

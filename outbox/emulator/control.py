@@ -56,6 +56,7 @@ def snapshot(state: EmulatorState) -> dict[str, Any]:
         "requests_total": state.requests_total,
         "status_counts": {str(k): v for k, v in sorted(state.status_counts.items())},
         "faults_injected": dict(state.faults_injected),
+        "team_iterations": {team: list(ids) for team, ids in state.team_iterations.items()},
         "faults": state.faults.model_dump(mode="json"),
     }
 

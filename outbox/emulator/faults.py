@@ -121,6 +121,8 @@ async def _with_fault(
     if kind == "delay":
         await asyncio.sleep(faults.delay_seconds)
     response = await handler(request)
+    if kind == "error_503_after" and response.status < 300:
+        return _error_503(state)  # committed: only the answer is lost to the gateway
     if kind == "lose_response" and response.status < 300:
         if faults.lose_response_mode == "502":
             return web.Response(

@@ -113,6 +113,13 @@ _AUTO = "Microsoft.VSTS.TCM.AutomationStatus"
 
 _PORTFOLIO = (_PRI, _VA, _BV, _AC, _RISK, _EFF)
 _TEST_CASE = TypeDef("Test Case", (_PRI, _STEPS, _AUTO), ("Design", "Ready", "Closed"), "New")
+# The hidden types (Microsoft.HiddenCategory): listed by `workitemtypes` like any other type, but
+# plans and suites are made through the test plan API. Every process has them except Basic.
+_HIDDEN = (
+    TypeDef("Test Plan", (), ("Active", "Inactive"), "New test plan"),
+    TypeDef("Test Suite", (), ("In Planning", "In Progress", "Completed"), "New test suite"),
+    TypeDef("Shared Steps", (_PRI, _STEPS), ("Active", "Closed"), "New shared steps"),
+)
 
 
 def _t(
@@ -134,6 +141,7 @@ PROCESSES: dict[str, tuple[TypeDef, ...]] = {
         _t("Bug", (_PRI, _VA, _AC, _SEV, _SP, _ACT, _OE, _RW, _CW, _REPRO), _AGILE_STATES, "New", True),
         _t("Issue", (_PRI,), ("Active", "Closed"), "New"),
         _TEST_CASE,
+        *_HIDDEN,
     ),
     "Scrum": (
         _t("Epic", _PORTFOLIO, _SCRUM_STATES, "New epic", True),
@@ -145,6 +153,7 @@ PROCESSES: dict[str, tuple[TypeDef, ...]] = {
         ),
         _t("Impediment", (_PRI,), ("Open", "Closed"), "New"),
         _TEST_CASE,
+        *_HIDDEN,
     ),
     "CMMI": (
         _t("Epic", (*_PORTFOLIO, _SIZE), _CMMI_STATES, "New", True),
@@ -157,6 +166,7 @@ PROCESSES: dict[str, tuple[TypeDef, ...]] = {
         _t("Risk", (_PRI,), _CMMI_STATES, "New"),
         _t("Review", (), _CMMI_STATES, "New"),
         _TEST_CASE,
+        *_HIDDEN,
     ),
     "Basic": (
         _t("Epic", (_PRI, _EFF), ("To Do", "Doing", "Done"), "Added to backlog"),
@@ -168,10 +178,16 @@ PROCESSES: dict[str, tuple[TypeDef, ...]] = {
 REQUIREMENT_TYPES = frozenset({"User Story", "Product Backlog Item", "Requirement", "Issue", "Bug"})
 
 
-def find_type(process: str, name: str) -> TypeDef | None:
+def types_of(process: str, test_types: bool = False) -> tuple[TypeDef, ...]:
+    """The process's types; ``test_types`` adds the test types to Basic (an organization can)."""
+    types = PROCESSES[process]
+    return (*types, _TEST_CASE, *_HIDDEN) if test_types and process == "Basic" else types
+
+
+def find_type(process: str, name: str, test_types: bool = False) -> TypeDef | None:
     """Type lookup is case-insensitive, like the service."""
     wanted = name.casefold()
-    return next((t for t in PROCESSES[process] if t.name.casefold() == wanted), None)
+    return next((t for t in types_of(process, test_types) if t.name.casefold() == wanted), None)
 
 
 def type_fields(type_def: TypeDef) -> tuple[str, ...]:

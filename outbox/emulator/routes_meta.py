@@ -10,10 +10,10 @@ from aiohttp import web
 from outbox.emulator.processes import (
     FIELDS,
     PROCESS_IDS,
-    PROCESSES,
     FieldDef,
     TypeDef,
     type_fields,
+    types_of,
 )
 from outbox.emulator.routes_wit import type_of
 from outbox.emulator.routing import (
@@ -63,6 +63,14 @@ LOCATIONS: tuple[tuple[str, str, str, str, float, int], ...] = (
         "{project}/_apis/{area}/{resource}/{id}",
         7.1,
         3,
+    ),
+    (
+        "908509b6-4248-4475-a1cd-829139ba419f",
+        "wit",
+        "workItemsBatch",
+        "{project}/_apis/{area}/{resource}",
+        7.1,
+        1,
     ),
     (
         "1a9c53f7-f243-4447-b110-35ef023636e4",
@@ -240,7 +248,8 @@ def _type_json(request: web.Request, project: Project, type_def: TypeDef) -> dic
 
 async def list_types(request: web.Request, match: RouteMatch) -> web.StreamResponse:
     project = project_of(request, match.params)
-    return collection([_type_json(request, project, t) for t in PROCESSES[project.process]])
+    types = types_of(project.process, project.test_types)
+    return collection([_type_json(request, project, t) for t in types])
 
 
 async def get_type(request: web.Request, match: RouteMatch) -> web.StreamResponse:

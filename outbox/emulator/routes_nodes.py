@@ -129,6 +129,14 @@ async def create_node(request: web.Request, match: RouteMatch) -> web.StreamResp
     structure = _group(match.params["group"])[0]
     parent_segments = _segments(match)
     parent = _find(state, project, structure, parent_segments)
+    if not state.config.node_admin:  # checked before the body: a user without the right learns nothing
+        raise AdoError(
+            403,
+            "AccessCheckException",
+            f"Access Denied: the user needs the following permission(s) on the resource "
+            f"{_group(match.params['group'])[2]}/{'/'.join(parent_segments)} to perform this action: "
+            "Create child nodes",
+        )
     body = await read_json(request)
     if not isinstance(body, dict):
         raise AdoError(400, "VssPropertyValidationException", "The node body is required.")
@@ -179,6 +187,9 @@ async def assign_team_iteration(request: web.Request, match: RouteMatch) -> web.
             400, "InvalidTeamSettingsIterationException", f"TF400499: Iteration {identifier} not found."
         )
     node, segments = found
+    assigned = state.team_iterations.setdefault(f"{project.name}/{match.params['team']}", [])
+    if node.identifier not in assigned:
+        assigned.append(node.identifier)
     path = "\\".join([project.name, *segments])
     return json_response(
         {"id": node.identifier, "name": node.name, "path": path, "attributes": node.attributes, "url": ""}

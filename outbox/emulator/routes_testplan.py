@@ -3,6 +3,7 @@ suite of the same plan; requirement suites need an existing requirement and link
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +24,16 @@ from outbox.emulator.serialize import item_url
 from outbox.emulator.state import EmulatorState, Project, TestPlan, TestSuite
 
 SUITE_TYPES = ("none", "dynamicTestSuite", "staticTestSuite", "requirementTestSuite")
+
+
+def _require_licence(state: EmulatorState) -> None:
+    """Creating plans and suites needs Basic + Test Plans; reading them does not (docs §5.1)."""
+    if not state.config.test_plans_access:
+        raise AdoError(
+            403,
+            "UnauthorizedRequestException",
+            "TF400409: You do not have licensing rights to access this feature: Test Plans.",
+        )
 
 
 def _plan_json(request: web.Request, project: Project, plan: TestPlan) -> dict[str, Any]:
@@ -92,6 +103,7 @@ def _path_or_default(state: EmulatorState, project: Project, structure: str, val
 async def create_plan(request: web.Request, match: RouteMatch) -> web.StreamResponse:
     project = project_of(request, match.params)
     state = state_of(request)
+    _require_licence(state)
     body = await read_json(request)
     if not isinstance(body, dict) or not str(body.get("name") or "").strip():
         raise AdoError(400, "InvalidPropertyException", "The test plan name is required.")
@@ -142,6 +154,7 @@ async def create_suite(request: web.Request, match: RouteMatch) -> web.StreamRes
     project = project_of(request, match.params)
     state = state_of(request)
     plan = _plan(state, project, match.params["plan"])
+    _require_licence(state)
     body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("parentSuite"), dict):
         raise AdoError(
@@ -157,10 +170,30 @@ async def create_suite(request: web.Request, match: RouteMatch) -> web.StreamRes
     if not name:
         raise AdoError(400, "InvalidPropertyException", "The test suite name is required.")
     query = str(body.get("queryString") or "") if suite_type == "dynamicTestSuite" else None
+    if state.faults.suite_conflicts:
+        await _save_under(state, parent)
     suite = TestSuite(state.allocate_id(), plan.id, name, suite_type, parent.id, requirement_id, query)
     state.suites[suite.id] = suite
     parent.revision += 1
     return json_response(_suite_json(request, project, plan, suite))
+
+
+async def _save_under(state: EmulatorState, parent: TestSuite) -> None:
+    """A suite save updates its parent suite; a second save under the same parent meanwhile loses
+    the revision race with TF26071 (what parallel suite creation under one root suite gets)."""
+    if parent.id in state.saving_suites:
+        state.faults_injected["suite_conflict"] += 1
+        raise AdoError(
+            409,
+            "WorkItemRevisionMismatchException",
+            f"TF26071: This work item has been changed by someone else since you opened it. "
+            f"You will need to refresh it and discard your changes. (suite {parent.id})",
+        )
+    state.saving_suites.add(parent.id)
+    try:
+        await asyncio.sleep(state.faults.suite_save_seconds)
+    finally:
+        state.saving_suites.discard(parent.id)
 
 
 async def list_suites(request: web.Request, match: RouteMatch) -> web.StreamResponse:
@@ -259,5 +292,20 @@ def add_routes(router: Router) -> None:
     router.add("GET", base + "/{plan}/suites/{suite}", get_suite, "testplan")
     router.add("POST", base + "/{plan}/suites/{suite}/testcase", add_cases_new, "testplan")
     router.add("GET", base + "/{plan}/suites/{suite}/testcase", list_cases, "testplan")
-    old = "/{org}/{project}/_apis/test/plans/{plan}/suites/{suite}/testcases/{ids}"
-    router.add("POST", old, add_cases_old, "testplan")
+    old = "/{org}/{project}/_apis/test/plans/{plan}/suites/{suite}/testcases"
+    router.add("POST", old + "/{ids}", add_cases_old, "testplan")
+    router.add("GET", old, list_cases_old, "testplan")
+
+
+async def list_cases_old(request: web.Request, match: RouteMatch) -> web.StreamResponse:
+    """The older test client's `get_test_cases`: the suite's cases as {testCase, pointAssignments}."""
+    project = project_of(request, match.params)
+    state = state_of(request)
+    plan = _plan(state, project, match.params["plan"])
+    suite = _suite(state, plan, match.params["suite"])
+    base = org_url(request)
+    values = [
+        {"testCase": {"id": str(i), "url": item_url(state, base, i)}, "pointAssignments": []}
+        for i in suite.test_case_ids
+    ]
+    return collection(values)

@@ -40,7 +40,7 @@ def _require_patch_media(request: web.Request) -> None:
 
 
 def type_of(project: Project, name: str) -> TypeDef:
-    type_def = find_type(project.process, name)
+    type_def = find_type(project.process, name, project.test_types)
     if type_def is None:
         raise AdoError(
             404,

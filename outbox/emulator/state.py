@@ -30,6 +30,7 @@ class Project:
     name: str
     id: str
     process: str
+    test_types: bool = False  # Basic only: the organization added the test types
 
 
 @dataclass
@@ -67,6 +68,7 @@ class Node:
     attributes: dict[str, Any] = field(default_factory=dict)
     children: list[Node] = field(default_factory=list)
     identifier: str = field(default_factory=lambda: str(uuid.uuid4()))
+    created_at: float | None = None  # state clock at creation (None: part of the project template)
 
     def child(self, name: str) -> Node | None:
         return next((c for c in self.children if c.name.casefold() == name.casefold()), None)
@@ -125,6 +127,8 @@ class EmulatorState:
     faults_fired: int = 0
     next_id: int = 1
     next_node_id: int = 1000
+    saving_suites: set[int] = field(default_factory=set)  # parent suites with a suite save in progress
+    team_iterations: dict[str, list[str]] = field(default_factory=dict)  # team → iteration identifiers
 
     def __post_init__(self) -> None:
         self.reset()
@@ -133,10 +137,13 @@ class EmulatorState:
         self.set_faults(self.config.faults)
         self.projects = {}
         for name, process in self.config.projects:
-            self.projects[name.casefold()] = Project(name, stable_guid("project", name), process)
+            self.projects[name.casefold()] = Project(
+                name, stable_guid("project", name), process, self.config.basic_test_types
+            )
         self.items, self.plans, self.suites, self.nodes = {}, {}, {}, {}
         self.creates_by_tag, self.status_counts, self.faults_injected = Counter(), Counter(), Counter()
         self.early_requests = self.requests_total = 0
+        self.team_iterations = {}
         self.next_id, self.next_node_id = 1, 1000
         for project in self.projects.values():
             self.nodes[(project.name, "area")] = Node(self._node_id(), project.name, "area")
@@ -156,7 +163,7 @@ class EmulatorState:
         return self.next_node_id
 
     def new_node(self, name: str, structure: str, attributes: dict[str, Any]) -> Node:
-        return Node(self._node_id(), name, structure, attributes)
+        return Node(self._node_id(), name, structure, attributes, created_at=self.clock())
 
     def allocate_id(self) -> int:
         """Work item ids are unique across the organization (plans and suites share the counter)."""
@@ -182,7 +189,11 @@ class EmulatorState:
         parts = path.split("\\")
         if not parts or parts[0].casefold() != project.name.casefold():
             return False
-        return self.find_node(project.name, structure, parts[1:]) is not None
+        node = self.find_node(project.name, structure, parts[1:])
+        if node is None:
+            return False
+        lag = self.faults.node_lag_seconds  # a new node takes a while to reach every service
+        return node.created_at is None or lag <= 0 or self.clock() - node.created_at >= lag
 
     # -- rate-limit bookkeeping per identity ----------------------------------------------------
 

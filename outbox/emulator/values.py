@@ -13,6 +13,11 @@ MAX_TAG_LENGTH = 400
 MAX_TAGS = 100
 
 
+def utf16_units(text: str) -> int:
+    """String limits count UTF-16 code units: a character beyond U+FFFF (an emoji) counts two."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 def _invalid(field: FieldDef, value: Any) -> AdoError:
     return AdoError(
         400,
@@ -35,7 +40,7 @@ def coerce(field: FieldDef, value: Any) -> Any:
         raise _invalid(field, value)
     else:
         result = str(value)
-    if field.kind == "string" and len(result) > MAX_STRING:
+    if field.kind == "string" and utf16_units(result) > MAX_STRING:
         raise rule_error(field.ref, field.name, "InvalidTooLong")
     if field.allowed and result not in field.allowed:
         raise rule_error(field.ref, field.name, "LimitedToValues")

@@ -166,14 +166,22 @@ async def test_500_on_create_is_ambiguous_and_reconcile_creates_when_absent(
     assert ids == [epic.ado_id]
 
 
-async def test_503_on_create_is_transient_not_ambiguous(aiohttp_server: ServerFactory) -> None:
-    """A 503 (service unavailable) is transient: nothing was written."""
-    config = emulator_config(faults=_faults("error_503", {"create"}))
+@pytest.mark.parametrize("kind", ["error_503", "error_503_after"])
+async def test_503_on_create_is_ambiguous_and_reconciled_once(
+    aiohttp_server: ServerFactory, kind: str
+) -> None:
+    """A 503 on a create may hide a committed write (Front Door): AdoAmbiguous, and the reconciling
+    retry leaves exactly one work item whether or not the first create committed."""
+    config = emulator_config(faults=_faults(kind, {"create"}))
     async with rig(aiohttp_server, config) as r:
-        with pytest.raises(AdoTransient) as caught:
+        with pytest.raises(AdoAmbiguous) as caught:
             await r.client.upload(upload_item("epic"), reconcile=False)
-    assert not isinstance(caught.value, AdoAmbiguous)
+        committed = await r.ids_tagged("bk-epic")
+        epic = await r.client.upload(upload_item("epic"), reconcile=True)
+        ids = await r.ids_tagged("bk-epic")
     assert caught.value.status == 503
+    assert len(committed) == (1 if kind == "error_503_after" else 0)
+    assert ids == [epic.ado_id]
 
 
 async def test_reset_on_a_read_is_transient(aiohttp_server: ServerFactory) -> None:
@@ -207,7 +215,7 @@ async def test_failed_suite_add_carries_the_created_case(aiohttp_server: ServerF
             upload_item("test_suite", parent=story.ado_id, refs=refs), reconcile=False
         )
         case_refs = {"plan_id": plan.ado_id, "suite_id": suite.ado_id}
-        with pytest.raises(AdoTransient) as caught:
+        with pytest.raises(AdoAmbiguous) as caught:  # a 503 on a write: it may have happened
             await r.client.upload(
                 upload_item("test_case", parent=story.ado_id, refs=case_refs), reconcile=False
             )

@@ -79,6 +79,7 @@ async def rig(
     area_path: str = "",
     iteration_path: str = "",
     timeout_seconds: float = 5.0,
+    **target_kw: Any,
 ) -> AsyncIterator[Rig]:
     config = config or emulator_config()
     server = await aiohttp_server(create_emulator_app(config))
@@ -91,6 +92,7 @@ async def rig(
             area_path=area_path,
             iteration_path=iteration_path,
             timeout_seconds=timeout_seconds,
+            **target_kw,
         )
         yield Rig(AdoClient(session, target, gate), session, server, gate, config)
 

@@ -60,6 +60,23 @@ def test_paragraph_escapes_html_and_keeps_line_breaks() -> None:
     assert _text_of(block.replace("<br>", "\n")) == text
 
 
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("\U0001f600" * 200, "\U0001f600" * 127),  # emoji count two units each
+        ("a" * 252 + "e\u0301\u0301xyz", "a" * 252),  # never strip a letter's accents
+        ("a" * 252 + "\U0001f469\u200d\U0001f4bbx", "a" * 252),  # nor split a ZWJ sequence
+        ("a" * 250 + "\U0001f1eb\U0001f1f7\U0001f1e9\U0001f1ea", "a" * 250 + "\U0001f1eb\U0001f1f7"),  # flags
+        ("a" * 252 + "\U0001f44d\U0001f3fd!", "a" * 252),  # nor drop a skin tone
+    ],
+)
+def test_long_titles_are_cut_to_255_utf16_units_at_a_grapheme_boundary(text: str, kept: str) -> None:
+    """A long title is cut to at most 255 UTF-16 code units, at a grapheme boundary, with an ellipsis."""
+    cut = richtext.title(text)
+    assert cut == kept + "…"
+    assert richtext.utf16_length(cut) <= 255
+
+
 def test_title_is_capped_at_255_and_kept_otherwise() -> None:
     """A title with HTML and quotes is kept as is; a long one is cut to 255 characters."""
     assert richtext.title('Say "hi" <b>now</b>') == 'Say "hi" <b>now</b>'
@@ -148,10 +165,10 @@ def test_test_case_links_with_tested_by_not_as_child() -> None:
 
 
 def test_missing_qa_type_is_a_clear_permanent_error() -> None:
-    """On Basic a test case fails with "process Basic has no Test Case type"."""
+    """On Basic a test case fails with "QA artifacts are not available for process Basic"."""
     profile = _profile("Basic", {}, {"test_case": None})
     body = {"title": "Login works", "steps": STEPS}
-    with pytest.raises(AdoPermanent, match="process Basic has no Test Case type"):
+    with pytest.raises(AdoPermanent, match="not available for process Basic"):
         mapping.work_item_patch(_item("test_case", body), profile, str)
 
 

@@ -66,14 +66,18 @@ async def test_backlog_kinds_land_with_their_fields(aiohttp_server: ServerFactor
         profile = await r.client.prepare()
         assert profile.process == process
         ids = await _hierarchy(r)
-        epic, feature, story, task = [
-            (await r.work_item(ids[k]))["fields"] for k in ("epic", "feature", "story", "task")
-        ]
+        items = {k: await r.work_item(ids[k]) for k in ("epic", "feature", "story", "task")}
+        epic, feature, story, task = [items[k]["fields"] for k in ("epic", "feature", "story", "task")]
     assert epic["System.Title"] == BODIES["epic"]["title"]
     assert "Second line" in _text(epic["System.Description"])
     assert 'see "slots"' in _text(epic["System.Description"])
     assert epic["Microsoft.VSTS.Common.Priority"] == 1
-    assert feature["System.Parent"] == ids["epic"]
+    if process == "Basic":  # Epic → Issue → Task: the feature's Epic is related to its epic, not nested
+        assert "System.Parent" not in feature and feature["System.WorkItemType"] == "Epic"
+        rels = [(x["rel"], int(x["url"].rsplit("/", 1)[1])) for x in items["feature"]["relations"]]
+        assert ("System.LinkTypes.Related", ids["epic"]) in rels
+    else:
+        assert feature["System.Parent"] == ids["epic"]
     assert story["System.WorkItemType"] == story_type
     assert story["System.Parent"] == ids["feature"]
     assert story[size_field] == 5
@@ -125,9 +129,9 @@ async def test_qa_items_land_in_plan_suite_and_case(aiohttp_server: ServerFactor
 async def test_basic_has_no_test_case_type(aiohttp_server: ServerFactory) -> None:
     """On Basic a test case fails permanently with a clear message and nothing is created."""
     async with rig(aiohttp_server, emulator_config("Basic")) as r:
-        with pytest.raises(AdoPermanent, match="process Basic has no Test Case type"):
+        with pytest.raises(AdoPermanent, match="not available for process Basic"):
             await r.client.upload(upload_item("test_case", parent=1), reconcile=False)
-        with pytest.raises(AdoPermanent, match="process Basic has no Test Case type"):
+        with pytest.raises(AdoPermanent, match="not available for process Basic"):
             await r.client.upload(upload_item("test_plan"), reconcile=False)
         assert await r.ids_tagged("bk-test_case") == []
 

@@ -128,6 +128,13 @@ async def test_title_rules(emu: Ado) -> None:
     assert missing.json["customProperties"]["RuleValidationErrors"][0]["fieldReferenceName"] == TITLE
 
 
+async def test_title_limit_counts_utf16_code_units(emu: Ado) -> None:
+    """The 255 limit is in UTF-16 code units: 128 emoji (256 units) are refused, 127 (254) accepted."""
+    too_long = await emu.create("Task", {TITLE: "\U0001f600" * 128})
+    assert too_long.status == 400 and too_long.json["typeKey"] == "RuleValidationException"
+    assert (await emu.create("Task", {TITLE: "\U0001f600" * 127 + "x"})).status == 200
+
+
 async def test_wrong_value_types_and_picklists_rejected(emu: Ado) -> None:
     """Priority must be 1–4 (numeric strings coerced), story points numeric."""
     assert (await emu.create("Task", {TITLE: "x", "Microsoft.VSTS.Common.Priority": 7})).status == 400

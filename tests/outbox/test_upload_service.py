@@ -136,17 +136,19 @@ async def test_streaming_uploads_start_before_generation_ends(
 
 
 async def test_rule_violation_kills_item_blocks_children_and_retry_completes(tmp_path: Path) -> None:
-    """A TF401320 rule error makes features dead with the message and their subtrees blocked; after the
-    rule is fixed, ``retry_uploads`` uploads everything exactly once."""
-    config = EmulatorConfig(
-        projects=((PROJECT, "Agile"),),
-        pats=frozenset({PAT}),
-        required_fields={"Feature": ("Custom.Reviewer",)},
-    )
-    async with standalone(config) as emulator:
+    """A TF401320 rule error (a rule added after the pre-flight check) makes features dead with the
+    message and their subtrees blocked; after the rule is fixed, ``retry_uploads`` uploads everything
+    exactly once."""
+    clean = EmulatorConfig(projects=((PROJECT, "Agile"),), pats=frozenset({PAT}))
+    config = clean.model_copy(update={"required_fields": {"Feature": ("Custom.Reviewer",)}})
+    async with standalone(clean) as emulator:
         settings = settings_for(tmp_path, target="ado", organization_url=emulator.url)
         async with build_services(settings, {"AZURE_DEVOPS_PAT": PAT}) as services:
-            job = await run_job(services, JobRequest(vision=VISION))
+            job = await run_job(services, JobRequest(vision=VISION, upload_mode="manual"))
+            assert job.status == "awaiting_upload"
+            emulator.state.config = config  # an administrator adds a required field after the check
+            await services.jobs.start_upload(job.id)
+            job = await asyncio.wait_for(services.jobs.wait(job.id), 30)
             rows = await services.store.items(job.id)
             assert job.status == "completed_with_errors"
             dead = [r for r in rows if r.state == "dead"]
@@ -171,13 +173,16 @@ async def test_rule_violation_kills_item_blocks_children_and_retry_completes(tmp
 
 
 async def test_wrong_pat_is_reported_dead_then_retry_with_the_right_pat_completes(tmp_path: Path) -> None:
-    """A refused PAT ends every root item dead with an auth message (nothing lost); retry with the right
-    PAT uploads the whole backlog, and no PAT is ever written to the database."""
+    """A PAT refused at upload time (a manual upload, past no pre-flight) ends every root item dead with
+    an auth message (nothing lost); retry with the right PAT uploads the whole backlog, and no PAT is
+    ever written to the database."""
     wrong = "wrong-pat-0123456789"
     async with standalone(EmulatorConfig(projects=((PROJECT, "Agile"),), pats=frozenset({PAT}))) as emulator:
         settings = settings_for(tmp_path, target="ado", organization_url=emulator.url)
         async with build_services(settings, {"AZURE_DEVOPS_PAT": wrong}) as services:
-            job = await run_job(services, JobRequest(vision=VISION))
+            job = await run_job(services, JobRequest(vision=VISION, upload_mode="manual"))
+            await services.jobs.start_upload(job.id)
+            job = await asyncio.wait_for(services.jobs.wait(job.id), 30)
             rows = await services.store.items(job.id)
             assert job.status == "completed_with_errors"
             assert {(r.kind, r.state) for r in rows if r.state == "dead"} == {("epic", "dead")}
@@ -195,15 +200,18 @@ async def test_wrong_pat_is_reported_dead_then_retry_with_the_right_pat_complete
 
 
 async def test_unknown_project_is_reported_dead_then_retry_after_it_exists_completes(tmp_path: Path) -> None:
-    """An unknown project ends the root items dead with a not-found message; once the project exists,
-    retry uploads everything exactly once."""
+    """An unknown project at upload time (a manual upload) ends the root items dead with a not-found
+    message; once the project exists, retry uploads everything exactly once."""
     config = EmulatorConfig(projects=(("Other", "Agile"),), pats=frozenset({PAT}))
     async with standalone(config) as emulator:
         settings = settings_for(tmp_path, target="ado", organization_url=emulator.url)
         async with build_services(settings, {"AZURE_DEVOPS_PAT": PAT}) as services:
-            job = await run_job(
-                services, JobRequest(vision=VISION, azure_devops=AdoRequest(project="Missing"))
+            request = JobRequest(
+                vision=VISION, azure_devops=AdoRequest(project="Missing"), upload_mode="manual"
             )
+            job = await run_job(services, request)
+            await services.jobs.start_upload(job.id)
+            job = await asyncio.wait_for(services.jobs.wait(job.id), 30)
             rows = await services.store.items(job.id)
             assert job.status == "completed_with_errors"
             dead = [r for r in rows if r.state == "dead"]
@@ -225,19 +233,20 @@ async def test_unknown_project_is_reported_dead_then_retry_after_it_exists_compl
 
 
 async def test_missing_work_item_type_kills_only_the_items_of_that_type(tmp_path: Path) -> None:
-    """A Basic project has no Test Case type: QA items end dead or blocked with that message, and every
-    other item is uploaded exactly once (nothing lost, nothing skipped silently)."""
+    """A Basic project has no test types: pre-flight switches QA off, the job ends ``completed`` with a
+    warning saying so, and every backlog item is uploaded exactly once (no dead QA items)."""
     async with standalone(EmulatorConfig(projects=((PROJECT, "Basic"),), pats=frozenset({PAT}))) as emulator:
         settings = settings_for(tmp_path, target="ado", organization_url=emulator.url)
         async with build_services(settings, {"AZURE_DEVOPS_PAT": PAT}) as services:
             job = await run_job(services, JobRequest(vision=VISION))
             rows = await services.store.items(job.id)
+            final = (await services.store.events_after(job.id, 0))[-1]
         emu = await emulator_state(emulator.base_url)
-    assert job.status == "completed_with_errors"
-    qa = [r for r in rows if r.kind in ("test_plan", "test_suite", "test_case")]
-    assert qa and {r.state for r in qa} <= {"dead", "blocked"}
-    assert any("Test Case" in (r.error or "") and r.state == "dead" for r in qa)
-    backlog = [r for r in rows if r not in qa]
+    assert job.status == "completed"
+    assert not [r for r in rows if r.kind in ("test_plan", "test_suite", "test_case")]
+    assert any("not available for process Basic" in w for w in job.metadata["warnings"])
+    assert final.type == "final" and "not available for process Basic" in final.payload["warnings"][0]
+    backlog = rows
     assert {r.state for r in backlog} == {"uploaded"}
     creates = {tag: n for tag, n in emu["creates_by_tag"].items() if tag.startswith("bk-")}
     assert creates == {idempotency_key(r.id): 1 for r in backlog}

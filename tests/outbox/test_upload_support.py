@@ -181,13 +181,15 @@ async def upload_rig(
     pat: str = PAT,
     project: str = PROJECT,
     clock: Callable[[], float] | None = None,
+    target_kw: dict[str, Any] | None = None,
     **relay_kw: Any,
 ) -> AsyncIterator[UploadRig]:
     server = await aiohttp_server(create_emulator_app(config or emulator_config()))
     gate = gate or SimpleGate(concurrency)
     async with Store.open(tmp_path / "outbox.sqlite3") as store, aiohttp.ClientSession() as session:
         org = str(server.make_url("/backlogd"))
-        client = AdoClient(session, AdoTarget(org, project, pat, timeout_seconds=5.0), gate)
+        target = AdoTarget(org, project, pat, timeout_seconds=5.0, **(target_kw or {}))
+        client = AdoClient(session, target, gate)
         events: list[EventRow] = []
 
         async def clients(job_id: str) -> Uploader | None:

@@ -121,3 +121,20 @@ def test_missing_default_file_gives_defaults(tmp_path: Path, monkeypatch: pytest
     assert load_settings(None, {}) == Settings()
     with pytest.raises(SettingsError, match="not found"):
         load_settings(tmp_path / "missing.yaml", {})
+
+
+def test_field_defaults_and_iteration_dates_load_from_yaml_and_env(tmp_path: Path) -> None:
+    """field_defaults (type → field → value) and the iteration dates load; dates go together, in order."""
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "azure_devops:\n  field_defaults: {User Story: {Custom.Team: Payroll}}\n"
+        "  iteration_start: 2026-01-05\n  iteration_finish: 2026-01-16\n",
+        encoding="utf-8",
+    )
+    ado = load_settings(path, {}).azure_devops
+    assert ado.field_defaults == {"User Story": {"Custom.Team": "Payroll"}}
+    assert (ado.iteration_start.isoformat(), ado.iteration_finish.isoformat()) == ("2026-01-05", "2026-01-16")
+    with pytest.raises(SettingsError, match="set both or neither"):
+        load_settings(path, {"BACKLOGD_AZURE_DEVOPS__ITERATION_FINISH": "null"})
+    with pytest.raises(SettingsError, match="before iteration_start"):
+        load_settings(path, {"BACKLOGD_AZURE_DEVOPS__ITERATION_FINISH": "2026-01-01"})

@@ -235,6 +235,7 @@ async def test_health_ready_hardware_and_openapi(client: Client) -> None:
         "/api/progress/stream/{id}",
         "/api/jobs/{id}/retry-uploads",
         "/api/jobs/{id}/upload",
+        "/api/targets/check",
         "/api/hardware",
         "/healthz",
         "/readyz",

@@ -47,7 +47,7 @@ export function setupForm(onCreated) {
   });
 }
 
-function collect() {
+export function collect() {
   const body = { vision: $("vision").value, include_qa: $("include-qa").checked };
   if ($("upload-mode").value) body.upload_mode = $("upload-mode").value;
   const ado = {};

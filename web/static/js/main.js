@@ -2,6 +2,7 @@
 // API needs one.
 
 import { setupForm } from "./form.js";
+import { setupCheck } from "./check.js";
 import { JobPage } from "./jobpage.js";
 import { JobsList } from "./jobs.js";
 import { Login } from "./login.js";
@@ -28,6 +29,7 @@ function route() {
 }
 
 setupForm((jobId) => { location.hash = `#/jobs/${jobId}`; });
+setupCheck();
 window.addEventListener("hashchange", () => { if ($("login-view").hidden) route(); });
 const login = new Login(route);
 login.check().then((ok) => { if (ok) route(); });
