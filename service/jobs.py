@@ -16,16 +16,17 @@ import structlog
 from outbox.records import TERMINAL_JOB_STATES, EventRow, JobRow, NewEvent
 from outbox.store import Store
 from service.broadcaster import Broadcaster
-from service.errors import JobNotFound, JobStateError
+from service.errors import JobNotFound, JobStateError, QueueFull
 from service.items import JobContext
 from service.progress import Progress
 from service.requests import JobOptions, JobRequest, resolve_options
 from service.runner import GenerationRunner, Limiter
 from service.settings import Settings
+from service.targets import check_job_target
 from service.uploads import UploadCoordinator
 from stages import quality
 from stages.providers.base import Provider
-from stages.vision import Vision, from_mapping, from_pasted
+from stages.vision import Vision, check_size, expanded_size, from_mapping, from_pasted
 
 log = structlog.get_logger("backlogd.jobs")
 
@@ -72,14 +73,24 @@ class JobManager:
     # ----- creating and starting --------------------------------------------------------------
 
     async def submit(self, request: JobRequest, *, start: bool = True) -> str:
+        """Validate, then admit: QueueFull when server.max_queued_jobs jobs already wait (checked in the
+        insert's transaction), TargetRefused for an upload target the settings do not allow."""
         vision = parse_request_vision(request.vision)
+        check_size(expanded_size(vision), "vision", self.settings.server.max_vision_bytes)
+        check_job_target(request, self.settings.azure_devops)
         options = resolve_options(request, self.settings)
         job_id = str(uuid.uuid4())
+        events = await self.store.create_job(
+            job_id,
+            vision.model_dump(mode="json"),
+            options.model_dump(mode="json"),
+            self._metadata(),
+            max_queued=self.settings.server.max_queued_jobs,
+        )
+        if events is None:
+            raise QueueFull(self.settings.server.max_queued_jobs)
         if self.uploads is not None and request.azure_devops.pat is not None:
             self.uploads.remember_pat(job_id, request.azure_devops.pat.get_secret_value())
-        events = await self.store.create_job(
-            job_id, vision.model_dump(mode="json"), options.model_dump(mode="json"), self._metadata()
-        )
         self.publish(events)
         log.info("job_created", job_id=job_id, target=options.target, provider=options.provider)
         if start:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool
 
 from service.settings import Limits, Settings
 
@@ -39,7 +39,7 @@ class JobRequest(BaseModel):
     vision: str | dict[str, Any]
     azure_devops: AdoRequest = AdoRequest()
     limits: LimitsRequest = LimitsRequest()
-    include_qa: bool | None = None
+    include_qa: StrictBool | None = None  # "yes" or 1 is a 400, not true
     upload_mode: Literal["streaming", "after_generation", "manual"] | None = None
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 from aiohttp import web
@@ -14,6 +13,7 @@ from service.errors import JobNotFound
 from service.export import render
 from service.requests import JobRequest
 from stages.vision import parse_bytes
+from web.bodies import read_json
 from web.errors import BadRequest
 from web.keys import SERVICES
 from web.snapshots import backlog_view, job_summary, job_title, links, progress_snapshot
@@ -39,15 +39,7 @@ class CredentialsBody(BaseModel):
 
 
 async def _json_body(request: web.Request) -> Any:
-    raw = await request.read()  # raises 413 past client_max_size
-    if not raw.strip():
-        return {}
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(
-            "invalid_json", f"the body is not valid JSON: {exc}", [{"field": "(body)", "message": str(exc)}]
-        ) from None
+    return await read_json(request)
 
 
 async def _job(request: web.Request) -> JobRow:
