@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -25,6 +26,7 @@ from service.errors import JobNotFound, JobStateError, SettingsError
 from service.export import render
 from service.requests import JobRequest
 from service.settings import Settings, load_settings
+from service.uploads import read_secret
 from stages.errors import VisionError
 from stages.vision import parse_bytes
 
@@ -61,7 +63,7 @@ def build_parser(extra: dict[str, tuple[str, Command]] | None = None) -> argpars
     hardware = sub.add_parser("hardware", parents=[common], help="print the probed hardware and the sizing")
     hardware.add_argument("--root", default="/", help="read /proc and /sys under this folder (tests)")
     emulator = sub.add_parser("emulator", parents=[common], help="run the Azure DevOps emulator alone")
-    emulator.add_argument("--port", type=int, default=8081)
+    emulator.add_argument("--port", type=int, help="default azure_devops.emulator_port (0: any free port)")
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--journal", help="keep its work items in this file across restarts")
     for name, (help_text, _) in (extra or {}).items():
@@ -308,11 +310,23 @@ async def cmd_emulator(args: argparse.Namespace, settings: Settings) -> int:
     from outbox.emulator.server import serve
 
     ado = settings.azure_devops
-    emulator = await serve(
-        EmulatorConfig(projects=((ado.project, ado.emulator_process),)), args.host, args.port
+    pat = read_secret(ado.pat_env, os.environ)  # the PAT the service would send; else a fresh one
+    made_up = pat is None
+    pat = pat or secrets.token_urlsafe(24)
+    config = EmulatorConfig(
+        projects=((ado.project, ado.emulator_process),),
+        pats=frozenset({pat}),
+        control=settings.emulator.control,
     )
+    port = ado.emulator_port if args.port is None else args.port
+    try:
+        emulator = await serve(config, args.host, port, journal=Path(args.journal) if args.journal else None)
+    except ValueError as exc:
+        print(f"backlogd: {exc}", file=sys.stderr)
+        return 2
+    which = f"PAT {pat} (made up; set {ado.pat_env} to choose it)" if made_up else f"the PAT in {ado.pat_env}"
     print(
-        f"emulator: {emulator.url}  (project {ado.project!r}, any non-empty PAT; browse "
+        f"emulator: {emulator.url}  (project {ado.project!r}, {which}; browse "
         f"{emulator.url}/{ado.project}/_backlogs)",
         flush=True,
     )

@@ -30,6 +30,7 @@ from service.logs import redact
 from service.progress import Progress
 from service.requests import JobOptions
 from service.settings import AzureDevOpsSettings
+from service.targets import may_use_server_pat
 
 log = structlog.get_logger("backlogd.uploads")
 GateFactory = Callable[[str], AdaptiveLimiter]  # one per ADO identity, shared by its jobs
@@ -108,7 +109,8 @@ class UploadCoordinator:
         else:
             org_url = options.organization_url
             pat = self._pats.get(job_id)
-            if pat is None and options.pat_source == "settings":
+            server_pat_ok = may_use_server_pat(org_url, self.settings)  # only the configured organization
+            if pat is None and options.pat_source == "settings" and server_pat_ok:
                 pat = self._server_pat
             if not pat or not org_url:
                 return None

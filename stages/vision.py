@@ -169,7 +169,7 @@ def parse_bytes(raw: bytes, filename: str) -> Vision:
 
 def check_size(size: int, where: str, limit: int = MAX_VISION_BYTES) -> None:
     if size > limit:
-        raise VisionTooLarge(f"{where}: {size} bytes is over the {limit} byte vision limit", size, limit)
+        raise VisionTooLarge(f"{where}: {size} bytes is over the {limit // 1024} KB vision limit", size, limit)
 
 
 def expanded_size(vision: Vision | _StructuredVision) -> int:

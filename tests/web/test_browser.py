@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -17,6 +16,7 @@ from aiohttp.test_utils import TestServer
 from outbox.emulator.config import FaultConfig
 from service.composition import Services, build_services
 from service.settings import Settings
+from tests.fakes.emulator_control import set_faults
 from tests.web.conftest import make_settings
 from web.app import create_app
 from web.keys import STREAMS
@@ -77,8 +77,9 @@ async def _serve(settings: Settings) -> AsyncIterator[Site]:
 
 
 @pytest.fixture
-async def site(settings: Settings) -> AsyncIterator[Site]:
-    async for served in _serve(settings):
+async def site(tmp_path: Path) -> AsyncIterator[Site]:
+    # emulator.control: the retry test sets the embedded emulator's faults (with its PAT)
+    async for served in _serve(make_settings(tmp_path, emulator={"control": True})):
         yield served
 
 
@@ -135,35 +136,32 @@ async def test_a_failed_upload_is_shown_and_retried_from_the_page(browser: Any, 
     url, services = site.url, site.services
     assert services.emulator is not None and services.uploads is not None
     services.uploads.relay.max_attempts = 1
-    faults = f"{services.emulator.base_url}/_emulator/faults"
-    async with aiohttp.ClientSession() as http:
-        async with http.post(faults, json={"error_500": 1.0}) as resp:
-            assert resp.status == 200
-        page = await browser.new_page()
-        await _submit(page, url)
-        await page.wait_for_function(
-            "document.querySelector('#job-status').textContent === 'completed with errors'", timeout=15_000
-        )
-        await page.click("#expand-all")
-        dead = page.locator("#tree .badge.dead").first
-        await dead.wait_for()
-        assert await page.locator("#tree .err:not([hidden])").count() > 0
-        assert int(await page.inner_text("#count-epic td[data-count=failed]")) > 0
-        async with http.post(faults, json={}) as resp:
-            assert resp.status == 200
-        retry = page.locator("#retry-btn")
-        await retry.wait_for(state="visible")
-        await retry.click()
-        await page.wait_for_function(
-            "document.querySelector('#job-status').textContent === 'completed'", timeout=15_000
-        )
-        await page.wait_for_function(
-            "[...document.querySelectorAll('#tree .badge')].every(b => b.classList.contains('uploaded'))",
-            timeout=15_000,
-        )
-        assert await page.locator("#tree .err:not([hidden])").count() == 0
-        assert await retry.is_hidden()
-        await page.close()
+    emulator = services.emulator
+    await set_faults(emulator, {"error_500": 1.0})
+    page = await browser.new_page()
+    await _submit(page, url)
+    await page.wait_for_function(
+        "document.querySelector('#job-status').textContent === 'completed with errors'", timeout=15_000
+    )
+    await page.click("#expand-all")
+    dead = page.locator("#tree .badge.dead").first
+    await dead.wait_for()
+    assert await page.locator("#tree .err:not([hidden])").count() > 0
+    assert int(await page.inner_text("#count-epic td[data-count=failed]")) > 0
+    await set_faults(emulator, {})
+    retry = page.locator("#retry-btn")
+    await retry.wait_for(state="visible")
+    await retry.click()
+    await page.wait_for_function(
+        "document.querySelector('#job-status').textContent === 'completed'", timeout=15_000
+    )
+    await page.wait_for_function(
+        "[...document.querySelectorAll('#tree .badge')].every(b => b.classList.contains('uploaded'))",
+        timeout=15_000,
+    )
+    assert await page.locator("#tree .err:not([hidden])").count() == 0
+    assert await retry.is_hidden()
+    await page.close()
 
 
 async def test_polling_fallback_on_a_narrow_screen(browser: Any, tmp_path: Path) -> None:
