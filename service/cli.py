@@ -21,7 +21,7 @@ from hardware.sizing import report
 from outbox.records import JobRow
 from service import logs
 from service.composition import Services, build_services, size_for
-from service.console import ProgressView, summary_tree
+from service.console import ProgressView, summary_tree, terminal_safe
 from service.errors import JobNotFound, JobStateError, SettingsError
 from service.export import render
 from service.requests import JobRequest
@@ -243,12 +243,12 @@ def _print_outcome(job: JobRow, summary: dict[str, Any], services: Services) -> 
         f"{summary['uploads']['uploaded']} items uploaded; {summary['llm']['calls']} LLM calls"
     )
     if job.error:
-        print(f"error: {job.error}")
+        print(terminal_safe(f"error: {job.error}"))
     report = job.metadata.get("traceability")
     if report and report.get("uncovered"):
         print(f"traceability: {len(report['uncovered'])} vision sentences no story covers:")
         for s in report["uncovered"][:5]:
-            print(f"  [{s['id']}] {s['text'][:100]}")
+            print(terminal_safe(f"  [{s['id']}] {s['text'][:100]}"))
     if services.emulator is not None and summary["uploads"]["uploaded"]:
         project = services.settings.azure_devops.project.replace(" ", "%20")
         print(
@@ -277,7 +277,7 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         for job in await services.store.list_jobs(50):
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created_at))
             title = job.vision.get("title") or job.vision.get("vision", "")[:40]
-            print(f"{job.id}  {when}  {job.status:<22} {title}")
+            print(terminal_safe(f"{job.id}  {when}  {job.status:<22} {title}"))
         return 0
 
 
@@ -294,6 +294,7 @@ async def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     if args.output:
         await asyncio.to_thread(Path(args.output).write_text, text, "utf-8")
     else:
+        text = terminal_safe(text)  # stdout may be a terminal: generated text never drives it
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
 

@@ -101,8 +101,18 @@ class JobManager:
         task = self._tasks.get(job_id)
         if task is None or task.done():
             task = asyncio.create_task(self.run(job_id), name=f"job-{job_id}")
-            self._tasks[job_id] = task
+            self._track(job_id, task)
         return task
+
+    def _track(self, job_id: str, task: asyncio.Task[JobRow]) -> None:
+        """Keep the task while it runs (close() awaits it); it removes itself when done."""
+        self._tasks[job_id] = task
+
+        def done(finished: asyncio.Task[JobRow]) -> None:
+            if self._tasks.get(job_id) is finished:
+                del self._tasks[job_id]
+
+        task.add_done_callback(done)
 
     async def resume_unfinished(self) -> list[str]:
         """Start every job a previous process left queued or running."""
@@ -233,7 +243,21 @@ class JobManager:
         )
         self.publish(events)
         log.info("job_finished", job_id=job_id, status=status)
+        if status in TERMINAL_JOB_STATES:
+            self._forget(job_id)
         return await self._job(job_id)
+
+    def _forget(self, job_id: str) -> None:
+        """The job has ended: its in-memory state (progress, per-job PAT, client) goes with it. A later
+        retry rebuilds what it needs (and asks for the PAT again when the job came with one)."""
+        self._progress.pop(job_id, None)
+        if self.uploads is not None:
+            self.uploads.forget(job_id)
+
+    def tracked_jobs(self) -> int:
+        """How many jobs this manager holds in memory (bounded by the unfinished ones)."""
+        live = {job_id for job_id, task in self._tasks.items() if not task.done()}
+        return len(live | set(self._progress))
 
     # ----- actions ----------------------------------------------------------------------------
 
@@ -259,7 +283,7 @@ class JobManager:
         if pat:
             self.uploads.remember_pat(job_id, pat)
         await self._set_status(job_id, "running", stage="upload")  # streams and ETags see the restart
-        self._tasks[job_id] = asyncio.create_task(self._upload_only(job_id), name=f"upload-{job_id}")
+        self._track(job_id, asyncio.create_task(self._upload_only(job_id), name=f"upload-{job_id}"))
 
     async def retry_uploads(self, job_id: str, pat: str | None = None) -> int:
         job = await self._job(job_id)

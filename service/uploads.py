@@ -26,7 +26,7 @@ from outbox.ado.types import AdoTarget
 from outbox.records import EventRow, NewEvent
 from outbox.relay import Relay, Uploader
 from outbox.store import Store
-from service.logs import redact
+from service.logs import redact, unredact
 from service.progress import Progress
 from service.requests import JobOptions
 from service.settings import AzureDevOpsSettings
@@ -76,6 +76,7 @@ class UploadCoordinator:
         self._pats: dict[str, str] = {}
         self._gates: dict[str, AdaptiveLimiter] = {}
         self._clients: dict[str, AdoClient] = {}
+        self._identities: dict[str, str] = {}  # job -> the rate identity its client uses
         self._progress: dict[str, Progress] = {}
         self._tick: dict[str, asyncio.Task[None]] = {}
         self._interval = progress_interval
@@ -96,6 +97,26 @@ class UploadCoordinator:
         redact(pat)
         self._pats[job_id] = pat
         self._clients.pop(job_id, None)
+
+    def forget(self, job_id: str) -> None:
+        """The job has ended: drop its PAT, client, progress and debounce task (and the rate gate of an
+        identity no other job uses, unless it is the server's or the emulator's)."""
+        pat = self._pats.pop(job_id, None)
+        if pat is not None and pat not in self._pats.values() and pat != self._server_pat:
+            unredact(pat)
+        self._clients.pop(job_id, None)
+        self._progress.pop(job_id, None)
+        tick = self._tick.pop(job_id, None)
+        if tick is not None:
+            tick.cancel()
+        identity = self._identities.pop(job_id, None)
+        if pat is not None and identity is not None and identity not in self._identities.values():
+            self._gates.pop(identity, None)  # a per-job PAT's gate; the server's stays (it keeps learning)
+
+    def tracked_jobs(self) -> int:
+        """How many jobs this coordinator holds anything for (it must not grow with finished jobs)."""
+        held = set(self._pats) | set(self._clients) | set(self._progress) | set(self._tick)
+        return len(held | set(self._identities))
 
     def has_credentials(self, job_id: str, options: JobOptions) -> bool:
         return self._target(job_id, options) is not None
@@ -133,7 +154,8 @@ class UploadCoordinator:
         target = self._target(job_id, JobOptions.model_validate(job.options))
         if target is None:
             return None
-        identity = hashlib.sha256(f"{target.organization_url}\n{target.pat}".encode()).hexdigest()[:16]
+        identity = _identity(target.organization_url, target.pat)
+        self._identities[job_id] = identity
         gate = self._gates.get(identity)
         if gate is None:
             gate = self._gates[identity] = self._gate_factory(identity)
@@ -231,3 +253,8 @@ class UploadCoordinator:
         for task in list(self._tick.values()):
             task.cancel()
         await asyncio.gather(*self._tick.values(), return_exceptions=True)
+
+
+def _identity(organization_url: str, pat: str) -> str:
+    """One rate gate per organization + PAT; a digest, so the PAT is not the key."""
+    return hashlib.sha256(f"{organization_url}\n{pat}".encode()).hexdigest()[:16]

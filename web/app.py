@@ -54,6 +54,7 @@ def create_app(
     add_routes(app.router)
     app.on_response_prepare.append(guard.add_security_headers)
     app.on_shutdown.append(_end_streams)
+    app.on_cleanup.append(_close_streams)
     return app
 
 
@@ -82,6 +83,10 @@ def add_routes(r: web.UrlDispatcher) -> None:
 
 async def _index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def _close_streams(app: web.Application) -> None:
+    await app[STREAMS].close()
 
 
 async def _end_streams(app: web.Application) -> None:
