@@ -1,0 +1,82 @@
+"""Hole 7 (leaks): a closed progress stream frees its per-client slot at once (not at the next
+heartbeat), and per-job state (progress, ADO clients, per-job PATs) is freed when the job ends, so
+memory stays flat however many jobs the service runs."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from pathlib import Path
+from typing import Any
+
+from service import logs
+from service.composition import build_services
+from service.progress import Progress
+from service.requests import JobRequest
+from tests.ops.conftest import VISION, AppFactory, make_settings
+
+ONE = dict.fromkeys(
+    ["max_epics", "max_features_per_epic", "max_stories_per_feature", "max_tasks_per_story"], 1
+)
+
+
+async def test_a_closed_stream_frees_its_slot_at_once(make_client: AppFactory) -> None:
+    """With one stream allowed per client and a 15 s heartbeat, closing the stream lets a new one in
+    within a fraction of a second (reloading a tab no longer locks the user out)."""
+    client, services = await make_client(
+        server={"sse_connections_per_client": 1},
+        progress={"heartbeat_seconds": 15},
+        azure_devops={"target": "emulator", "upload_mode": "manual"},
+    )
+    job_id = (await (await client.post("/api/jobs", json={"vision": VISION})).json())["job_id"]
+    assert (await services.jobs.wait(job_id)).status == "awaiting_upload"  # open-ended: streams stay
+    url = f"/api/progress/stream/{job_id}"
+    first = await client.get(url)
+    assert first.status == 200
+    await first.content.readuntil(b"event: stage")  # the stream is live
+    assert (await client.get(url)).status == 429  # the one slot is taken
+    first.close()  # the tab is closed: the connection goes away
+    loop = asyncio.get_running_loop()
+    closed_at, status = loop.time(), 429
+    while status == 429 and loop.time() - closed_at < 3:
+        again = await client.get(url)
+        status = again.status
+        again.close()
+        if status == 429:
+            await asyncio.sleep(0.01)
+    assert status == 200 and loop.time() - closed_at < 1.0
+
+
+async def test_per_job_state_is_freed_across_500_jobs(tmp_path: Path) -> None:
+    """After 500 jobs (half uploading to the embedded emulator, all with a per-job PAT) the job manager
+    and the upload coordinator hold nothing for any of them: no progress, client or PAT stays."""
+    settings = make_settings(
+        tmp_path,
+        azure_devops={"target": "emulator"},
+        workflow={"limits": ONE},
+        server={"max_queued_jobs": 1000, "max_concurrent_jobs": 8},
+        logging={"level": "error"},
+    )
+    async with build_services(settings, {}, backoff_base=0.01) as services:
+        assert services.uploads is not None
+        secrets_before = len(logs._SECRETS)
+
+        async def one(n: int) -> str:
+            ado: dict[str, Any] = {"target": "emulator" if n % 2 else "none", "pat": f"per-job-pat-{n:04d}-x"}
+            job_id = await services.jobs.submit(
+                JobRequest.model_validate({"vision": VISION, "azure_devops": ado})
+            )
+            job = await services.jobs.wait(job_id)
+            assert job.status == "completed", job.error
+            return job.id
+
+        ours: set[str] = set()
+        for batch in range(25):
+            ours.update(await asyncio.gather(*(one(batch * 20 + i) for i in range(20))))
+        assert len(ours) == 500
+        assert services.jobs.tracked_jobs() == 0
+        assert services.uploads.tracked_jobs() == 0
+        assert len(logs._SECRETS) == secrets_before  # no per-job PAT kept for redaction
+        gc.collect()
+        progress = [o for o in gc.get_objects() if isinstance(o, Progress) and o.job_id in ours]
+        assert progress == []
