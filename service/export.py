@@ -81,7 +81,7 @@ class _SafeWriter:
     """A csv writer whose every text cell is neutralised."""
 
     def __init__(self, buf: io.StringIO) -> None:
-        self._writer = csv.writer(buf, lineterminator="\n")
+        self._writer = csv.writer(buf, lineterminator="\r\n")  # RFC 4180: a CR or LF in a cell is quoted
 
     def writerow(self, row: list[Any]) -> None:
         self._writer.writerow([neutralise(cell) for cell in row])
