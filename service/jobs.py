@@ -298,7 +298,14 @@ class JobManager:
     async def _upload_only(self, job_id: str) -> JobRow:
         job = await self._job(job_id)
         options = JobOptions.model_validate(job.options)
+        fresh = job_id not in self._progress  # freed when the job ended, or a restart: count from the store
         progress = self._progress_for(job, options)
+        if fresh:
+            for kind, states in (await self.store.item_counts(job_id)).items():
+                if kind in progress.generated:
+                    progress.generated[kind] = sum(states.values())
+                    progress.uploaded[kind] = states.get("uploaded", 0)
+                    progress.failed[kind] = states.get("dead", 0) + states.get("blocked", 0)
         failed_calls = job.metadata.get("failed_calls") or {}
         assert self.uploads is not None
         outcome = await self.uploads.upload(job_id, options, progress)
