@@ -4,7 +4,9 @@
 Scripts send ``Authorization: Bearer <token>``. The browser logs in once (``POST /api/session`` with
 the token) and gets an HttpOnly, SameSite=Strict cookie holding a signed expiry, never the token; its
 fetches and EventSource send it by themselves, so the token never appears in a URL. The signing key
-is derived from the token: sessions survive a restart and all end when the token is rotated.
+is derived from the token: sessions survive a restart and all end when the token is rotated. Logout
+revokes that session in the running service (a replayed copy of the cookie is refused); the list of
+revoked sessions lives in memory until each would have expired anyway.
 """
 
 from __future__ import annotations

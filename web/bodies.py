@@ -99,7 +99,10 @@ def _check_ints(data: Any) -> None:
 
 
 def is_json(request: web.Request) -> bool:
-    return request.content_type == "application/json"
+    """application/json or a ``+json`` type (merge-patch…): none of them can be sent by a plain
+    cross-site form without the browser asking first (a CORS preflight this service never grants)."""
+    kind = request.content_type
+    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
 
 
 async def read_json(request: web.Request) -> Any:

@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from service.settings import ServerSettings
+from web.bodies import is_json
 from web.errors import Handler, error_response
 
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -75,7 +76,7 @@ def middleware(server: ServerSettings) -> Middleware:
                 return error_response(
                     403, "cross_site_request", message, [{"field": "Origin", "message": message}]
                 )
-            if request.body_exists and request.content_type != "application/json":
+            if request.body_exists and not is_json(request):
                 message = f"send the body as Content-Type: application/json (got {request.content_type!r})"
                 details = [{"field": "Content-Type", "message": message}]
                 return error_response(415, "unsupported_media_type", message, details)

@@ -131,3 +131,12 @@ async def test_booleans_are_strict(make_client: AppFactory, value: Any) -> None:
     client, _ = await make_client()
     error = await _error(await client.post("/api/jobs", json={"vision": VISION, "include_qa": value}), 400)
     assert error["details"][0]["field"] == "include_qa"
+
+
+@pytest.mark.parametrize("value", [True, "3", 2.5])
+async def test_integers_are_strict(make_client: AppFactory, value: Any) -> None:
+    """``"max_epics": true`` (or "3", or 2.5) is a 400 naming the field, not a silent 1 or 3."""
+    client, _ = await make_client()
+    body = {"vision": VISION, "limits": {"max_epics": value}}
+    error = await _error(await client.post("/api/jobs", json=body), 400)
+    assert error["details"][0]["field"] == "limits.max_epics"
