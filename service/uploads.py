@@ -77,6 +77,7 @@ class UploadCoordinator:
         self._gates: dict[str, AdaptiveLimiter] = {}
         self._clients: dict[str, AdoClient] = {}
         self._identities: dict[str, str] = {}  # job -> the rate identity its client uses
+        self._own_identities: set[str] = set()  # identities of PATs sent with a job
         self._progress: dict[str, Progress] = {}
         self._tick: dict[str, asyncio.Task[None]] = {}
         self._interval = progress_interval
@@ -99,8 +100,8 @@ class UploadCoordinator:
         self._clients.pop(job_id, None)
 
     def forget(self, job_id: str) -> None:
-        """The job has ended: drop its PAT, client, progress and debounce task (and the rate gate of an
-        identity no other job uses, unless it is the server's or the emulator's)."""
+        """The job has ended: drop its PAT, client, progress and debounce task, and the rate gate of its
+        own PAT once no other job uses it."""
         pat = self._pats.pop(job_id, None)
         if pat is not None and pat not in self._pats.values() and pat != self._server_pat:
             unredact(pat)
@@ -110,8 +111,9 @@ class UploadCoordinator:
         if tick is not None:
             tick.cancel()
         identity = self._identities.pop(job_id, None)
-        if pat is not None and identity is not None and identity not in self._identities.values():
-            self._gates.pop(identity, None)  # a per-job PAT's gate; the server's stays (it keeps learning)
+        if identity in self._own_identities and identity not in self._identities.values():
+            self._own_identities.discard(identity)  # a per-job PAT's gate nobody uses any more; the
+            self._gates.pop(identity, None)  # server's and the emulator's stay (they keep what they learnt)
 
     def tracked_jobs(self) -> int:
         """How many jobs this coordinator holds anything for (it must not grow with finished jobs)."""
@@ -156,6 +158,8 @@ class UploadCoordinator:
             return None
         identity = _identity(target.organization_url, target.pat)
         self._identities[job_id] = identity
+        if target.pat == self._pats.get(job_id) and target.pat not in (self._server_pat, self._emulator[1]):
+            self._own_identities.add(identity)
         gate = self._gates.get(identity)
         if gate is None:
             gate = self._gates[identity] = self._gate_factory(identity)

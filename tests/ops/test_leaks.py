@@ -14,6 +14,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from outbox.emulator.config import EmulatorConfig
+from outbox.emulator.server import serve
 from service import logs
 from service.composition import Services, build_services
 from service.progress import Progress
@@ -74,35 +76,39 @@ async def test_a_closed_stream_frees_its_slot_at_once(tmp_path: Path) -> None:
 
 
 async def test_per_job_state_is_freed_across_500_jobs(tmp_path: Path) -> None:
-    """After 500 jobs (half uploading to the embedded emulator, all with a per-job PAT) the job manager
-    and the upload coordinator hold nothing for any of them: no progress, client or PAT stays."""
+    """After 500 jobs, each with its own PAT (half uploading with it to an organization, half not
+    uploading), the job manager and the upload coordinator hold nothing for any of them: no progress,
+    client, PAT or rate gate stays."""
+    organization = await serve(EmulatorConfig(), "127.0.0.1", 0)  # any non-empty PAT is accepted
     settings = make_settings(
         tmp_path,
-        azure_devops={"target": "emulator"},
+        azure_devops={"target": "ado", "organization_url": organization.url},
         workflow={"limits": ONE},
         server={"max_queued_jobs": 1000, "max_concurrent_jobs": 8},
         logging={"level": "error"},
     )
-    async with build_services(settings, {}, backoff_base=0.01) as services:
-        assert services.uploads is not None
-        secrets_before = len(logs._SECRETS)
+    try:
+        async with build_services(settings, {}, backoff_base=0.01) as services:
+            assert services.uploads is not None
+            secrets_before = len(logs._SECRETS)
 
-        async def one(n: int) -> str:
-            ado: dict[str, Any] = {"target": "emulator" if n % 2 else "none", "pat": f"per-job-pat-{n:04d}-x"}
-            job_id = await services.jobs.submit(
-                JobRequest.model_validate({"vision": VISION, "azure_devops": ado})
-            )
-            job = await services.jobs.wait(job_id)
-            assert job.status == "completed", job.error
-            return job.id
+            async def one(n: int) -> str:
+                ado: dict[str, Any] = {"target": "ado" if n % 2 else "none", "pat": f"per-job-pat-{n:04d}"}
+                request = JobRequest.model_validate({"vision": VISION, "azure_devops": ado})
+                job = await services.jobs.wait(await services.jobs.submit(request))
+                assert job.status == "completed", job.error
+                return job.id
 
-        ours: set[str] = set()
-        for batch in range(25):
-            ours.update(await asyncio.gather(*(one(batch * 20 + i) for i in range(20))))
-        assert len(ours) == 500
-        assert services.jobs.tracked_jobs() == 0
-        assert services.uploads.tracked_jobs() == 0
-        assert len(logs._SECRETS) == secrets_before  # no per-job PAT kept for redaction
-        gc.collect()
-        progress = [o for o in gc.get_objects() if isinstance(o, Progress) and o.job_id in ours]
-        assert progress == []
+            ours: set[str] = set()
+            for batch in range(25):
+                ours.update(await asyncio.gather(*(one(batch * 20 + i) for i in range(20))))
+            assert len(ours) == 500 and len(organization.state.items) == 250 * 4  # they did upload
+            assert services.jobs.tracked_jobs() == 0
+            assert services.uploads.tracked_jobs() == 0
+            assert services.uploads.gate_snapshots() == {}  # every per-job PAT's rate gate went too
+            assert len(logs._SECRETS) == secrets_before  # no per-job PAT kept for redaction
+            gc.collect()
+            progress = [o for o in gc.get_objects() if isinstance(o, Progress) and o.job_id in ours]
+            assert progress == []
+    finally:
+        await organization.close()
