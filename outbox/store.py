@@ -104,10 +104,23 @@ class Store:
     # ----- jobs -------------------------------------------------------------------------------
 
     async def create_job(
-        self, job_id: str, vision: dict[str, Any], options: dict[str, Any], metadata: dict[str, Any]
-    ) -> list[EventRow]:
+        self,
+        job_id: str,
+        vision: dict[str, Any],
+        options: dict[str, Any],
+        metadata: dict[str, Any],
+        *,
+        max_queued: int | None = None,
+    ) -> list[EventRow] | None:
+        """Insert a queued job; None (nothing written) when ``max_queued`` jobs already wait. The count
+        and the insert share one ``BEGIN IMMEDIATE`` transaction: concurrent admissions are serialised."""
         now = self.now()
         async with self.transaction() as db:
+            if max_queued is not None:
+                async with db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued'") as cur:
+                    row = await cur.fetchone()
+                if row is not None and int(row[0]) >= max_queued:
+                    return None
             await db.execute(
                 "INSERT INTO jobs(id, status, vision, options, metadata, created_at, updated_at)"
                 " VALUES (?, 'queued', ?, ?, ?, ?, ?)",

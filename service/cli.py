@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -20,11 +21,12 @@ from hardware.sizing import report
 from outbox.records import JobRow
 from service import logs
 from service.composition import Services, build_services, size_for
-from service.console import ProgressView, summary_tree
+from service.console import ProgressView, summary_tree, terminal_safe
 from service.errors import JobNotFound, JobStateError, SettingsError
 from service.export import render
 from service.requests import JobRequest, resolve_options
 from service.settings import Settings, load_settings
+from service.uploads import read_secret
 from stages.errors import VisionError
 from stages.vision import parse_bytes
 
@@ -61,7 +63,7 @@ def build_parser(extra: dict[str, tuple[str, Command]] | None = None) -> argpars
     hardware = sub.add_parser("hardware", parents=[common], help="print the probed hardware and the sizing")
     hardware.add_argument("--root", default="/", help="read /proc and /sys under this folder (tests)")
     emulator = sub.add_parser("emulator", parents=[common], help="run the Azure DevOps emulator alone")
-    emulator.add_argument("--port", type=int, default=8081)
+    emulator.add_argument("--port", type=int, help="default azure_devops.emulator_port (0: any free port)")
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--journal", help="keep its work items in this file across restarts")
     check = sub.add_parser(
@@ -247,12 +249,12 @@ def _print_outcome(job: JobRow, summary: dict[str, Any], services: Services) -> 
         f"{summary['uploads']['uploaded']} items uploaded; {summary['llm']['calls']} LLM calls"
     )
     if job.error:
-        print(f"error: {job.error}")
+        print(terminal_safe(f"error: {job.error}"))
     report = job.metadata.get("traceability")
     if report and report.get("uncovered"):
         print(f"traceability: {len(report['uncovered'])} vision sentences no story covers:")
         for s in report["uncovered"][:5]:
-            print(f"  [{s['id']}] {s['text'][:100]}")
+            print(terminal_safe(f"  [{s['id']}] {s['text'][:100]}"))
     if services.emulator is not None and summary["uploads"]["uploaded"]:
         project = services.settings.azure_devops.project.replace(" ", "%20")
         print(
@@ -281,7 +283,7 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         for job in await services.store.list_jobs(50):
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created_at))
             title = job.vision.get("title") or job.vision.get("vision", "")[:40]
-            print(f"{job.id}  {when}  {job.status:<22} {title}")
+            print(terminal_safe(f"{job.id}  {when}  {job.status:<22} {title}"))
         return 0
 
 
@@ -298,6 +300,7 @@ async def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     if args.output:
         await asyncio.to_thread(Path(args.output).write_text, text, "utf-8")
     else:
+        text = terminal_safe(text)  # stdout may be a terminal: generated text never drives it
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
 
@@ -330,11 +333,23 @@ async def cmd_emulator(args: argparse.Namespace, settings: Settings) -> int:
     from outbox.emulator.server import serve
 
     ado = settings.azure_devops
-    emulator = await serve(
-        EmulatorConfig(projects=((ado.project, ado.emulator_process),)), args.host, args.port
+    pat = read_secret(ado.pat_env, os.environ)  # the PAT the service would send; else a fresh one
+    made_up = pat is None
+    pat = pat or secrets.token_urlsafe(24)
+    config = EmulatorConfig(
+        projects=((ado.project, ado.emulator_process),),
+        pats=frozenset({pat}),
+        control=settings.emulator.control,
     )
+    port = ado.emulator_port if args.port is None else args.port
+    try:
+        emulator = await serve(config, args.host, port, journal=Path(args.journal) if args.journal else None)
+    except ValueError as exc:
+        print(f"backlogd: {exc}", file=sys.stderr)
+        return 2
+    which = f"PAT {pat} (made up; set {ado.pat_env} to choose it)" if made_up else f"the PAT in {ado.pat_env}"
     print(
-        f"emulator: {emulator.url}  (project {ado.project!r}, any non-empty PAT; browse "
+        f"emulator: {emulator.url}  (project {ado.project!r}, {which}; browse "
         f"{emulator.url}/{ado.project}/_backlogs)",
         flush=True,
     )

@@ -187,13 +187,15 @@ async def build_services(
 async def _start_emulator(
     settings: Settings, stack: contextlib.AsyncExitStack
 ) -> tuple[RunningEmulator | None, str | None]:
-    """The embedded emulator (``target: emulator``), with a PAT made up for this process."""
+    """The embedded emulator (``target: emulator``) on loopback, answering only to a PAT made up for
+    this process (handed to the uploader, never shown)."""
     if settings.azure_devops.target != "emulator":
         return None, None
     pat = secrets.token_urlsafe(24)
     config = EmulatorConfig(
         projects=((settings.azure_devops.project, settings.azure_devops.emulator_process),),
         pats=frozenset({pat}),
+        control=settings.emulator.control,
     )
     # Its writes are journaled next to the database and replayed on the next start, on the port it had
     # (when free), so uploaded items keep their ids and links across restarts of the service.

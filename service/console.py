@@ -4,12 +4,23 @@ tree at the end. Reads the same committed events the web UI gets.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from typing import Any, TextIO
 
 from outbox.records import EventRow, ItemRow
 from service.broadcaster import Subscription
+
+# C0 controls but tab and newline, DEL, C1 controls, and the bidi overrides that reorder what a
+# terminal shows ("Trojan Source"): generated text never reaches a terminal with any of them raw.
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every character a terminal would act on written as a visible escape (``\\x1b``)."""
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
 
 _SHORT = {"epic": "epics", "feature": "features", "story": "stories", "task": "tasks", "test_case": "tests"}
 
@@ -56,7 +67,7 @@ class ProgressView:
         counts = p.get("counts", {})
         gen = " ".join(f"{_SHORT[k]} {v['generated']}" for k, v in counts.items() if k in _SHORT)
         up = sum(v["uploaded"] for v in counts.values())
-        action = str(p.get("currentAction", ""))[:50]
+        action = terminal_safe(str(p.get("currentAction", ""))[:50])
         if self.tty:
             filled = int(self.width * pct / 100)
             bar = "█" * filled + "░" * (self.width - filled)
@@ -71,7 +82,7 @@ class ProgressView:
     def _print(self, text: str) -> None:
         if self.tty and self._last_line:
             self.stream.write("\r" + " " * len(self._last_line) + "\r")
-        self.stream.write(text + "\n")
+        self.stream.write(terminal_safe(text) + "\n")
         self.stream.flush()
 
 
@@ -93,7 +104,7 @@ def summary_tree(items: list[ItemRow], max_stories: int = 3) -> str:
                 lines.append(f"    Story: {story.title} [{tasks} tasks, {tests} tests]{_mark(story)}")
             if len(stories) > max_stories:
                 lines.append(f"    … and {len(stories) - max_stories} more stories")
-    return "\n".join(lines)
+    return terminal_safe("\n".join(lines))
 
 
 def _mark(item: ItemRow) -> str:

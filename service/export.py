@@ -66,10 +66,33 @@ def to_json(items: list[ItemRow]) -> str:
     return json.dumps(tree(items), indent=2, ensure_ascii=False)
 
 
+BOM = "\ufeff"  # Excel reads the file as UTF-8 (ü, —, emoji) only with it
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell: Any) -> Any:
+    """OWASP CSV injection: a text cell a spreadsheet would take for a formula gets a leading ``'``."""
+    if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
+
+class _SafeWriter:
+    """A csv writer whose every text cell is neutralised."""
+
+    def __init__(self, buf: io.StringIO) -> None:
+        self._writer = csv.writer(buf, lineterminator="\r\n")  # RFC 4180: a CR or LF in a cell is quoted
+
+    def writerow(self, row: list[Any]) -> None:
+        self._writer.writerow([neutralise(cell) for cell in row])
+
+
 def to_csv(items: list[ItemRow]) -> str:
-    """Azure Boards import: one row per item, the title in the column of its depth (Title 1..4)."""
+    """Azure Boards import: one row per item, the title in the column of its depth (Title 1..4); it
+    starts with a UTF-8 BOM and no cell can start a formula."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    buf.write(BOM)
+    writer = _SafeWriter(buf)
     writer.writerow(
         [
             "ID",

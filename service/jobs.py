@@ -17,16 +17,17 @@ from outbox.ado.preflight import CheckReport
 from outbox.records import TERMINAL_JOB_STATES, EventRow, JobRow, NewEvent
 from outbox.store import Store
 from service.broadcaster import Broadcaster
-from service.errors import JobNotFound, JobStateError
+from service.errors import JobNotFound, JobStateError, QueueFull
 from service.items import JobContext
 from service.progress import Progress
 from service.requests import JobOptions, JobRequest, resolve_options
 from service.runner import GenerationRunner, Limiter
 from service.settings import Settings
+from service.targets import check_job_target
 from service.uploads import UploadCoordinator
 from stages import quality
 from stages.providers.base import Provider
-from stages.vision import Vision, from_mapping, from_pasted
+from stages.vision import Vision, check_size, expanded_size, from_mapping, from_pasted
 
 log = structlog.get_logger("backlogd.jobs")
 
@@ -74,14 +75,24 @@ class JobManager:
     # ----- creating and starting --------------------------------------------------------------
 
     async def submit(self, request: JobRequest, *, start: bool = True) -> str:
+        """Validate, then admit: QueueFull when server.max_queued_jobs jobs already wait (checked in the
+        insert's transaction), TargetRefused for an upload target the settings do not allow."""
         vision = parse_request_vision(request.vision)
+        check_size(expanded_size(vision), "vision", self.settings.server.max_vision_bytes)
+        check_job_target(request, self.settings.azure_devops)
         options = resolve_options(request, self.settings)
         job_id = str(uuid.uuid4())
+        events = await self.store.create_job(
+            job_id,
+            vision.model_dump(mode="json"),
+            options.model_dump(mode="json"),
+            self._metadata(),
+            max_queued=self.settings.server.max_queued_jobs,
+        )
+        if events is None:
+            raise QueueFull(self.settings.server.max_queued_jobs)
         if self.uploads is not None and request.azure_devops.pat is not None:
             self.uploads.remember_pat(job_id, request.azure_devops.pat.get_secret_value())
-        events = await self.store.create_job(
-            job_id, vision.model_dump(mode="json"), options.model_dump(mode="json"), self._metadata()
-        )
         self.publish(events)
         log.info("job_created", job_id=job_id, target=options.target, provider=options.provider)
         if start:
@@ -92,8 +103,18 @@ class JobManager:
         task = self._tasks.get(job_id)
         if task is None or task.done():
             task = asyncio.create_task(self.run(job_id), name=f"job-{job_id}")
-            self._tasks[job_id] = task
+            self._track(job_id, task)
         return task
+
+    def _track(self, job_id: str, task: asyncio.Task[JobRow]) -> None:
+        """Keep the task while it runs (close() awaits it); it removes itself when done."""
+        self._tasks[job_id] = task
+
+        def done(finished: asyncio.Task[JobRow]) -> None:
+            if self._tasks.get(job_id) is finished:
+                del self._tasks[job_id]
+
+        task.add_done_callback(done)
 
     async def resume_unfinished(self) -> list[str]:
         """Start every job a previous process left queued or running."""
@@ -244,7 +265,21 @@ class JobManager:
         )
         self.publish(events)
         log.info("job_finished", job_id=job_id, status=status)
+        if status in TERMINAL_JOB_STATES:
+            self._forget(job_id)
         return await self._job(job_id)
+
+    def _forget(self, job_id: str) -> None:
+        """The job has ended: its in-memory state (progress, per-job PAT, client) goes with it. A later
+        retry rebuilds what it needs (and asks for the PAT again when the job came with one)."""
+        self._progress.pop(job_id, None)
+        if self.uploads is not None:
+            self.uploads.forget(job_id)
+
+    def tracked_jobs(self) -> int:
+        """How many jobs this manager holds in memory (bounded by the unfinished ones)."""
+        live = {job_id for job_id, task in self._tasks.items() if not task.done()}
+        return len(live | set(self._progress))
 
     # ----- actions ----------------------------------------------------------------------------
 
@@ -270,7 +305,7 @@ class JobManager:
         if pat:
             self.uploads.remember_pat(job_id, pat)
         await self._set_status(job_id, "running", stage="upload")  # streams and ETags see the restart
-        self._tasks[job_id] = asyncio.create_task(self._upload_only(job_id), name=f"upload-{job_id}")
+        self._track(job_id, asyncio.create_task(self._upload_only(job_id), name=f"upload-{job_id}"))
 
     async def retry_uploads(self, job_id: str, pat: str | None = None) -> int:
         job = await self._job(job_id)
@@ -293,7 +328,14 @@ class JobManager:
     async def _upload_only(self, job_id: str) -> JobRow:
         job = await self._job(job_id)
         options = JobOptions.model_validate(job.options)
+        fresh = job_id not in self._progress  # freed when the job ended, or a restart: count from the store
         progress = self._progress_for(job, options)
+        if fresh:
+            for kind, states in (await self.store.item_counts(job_id)).items():
+                if kind in progress.generated:
+                    progress.generated[kind] = sum(states.values())
+                    progress.uploaded[kind] = states.get("uploaded", 0)
+                    progress.failed[kind] = states.get("dead", 0) + states.get("blocked", 0)
         failed_calls = job.metadata.get("failed_calls") or {}
         assert self.uploads is not None
         outcome = await self.uploads.upload(job_id, options, progress)

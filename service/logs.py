@@ -22,6 +22,11 @@ def redact(secret: str | None) -> None:
         _SECRETS.add(secret)
 
 
+def unredact(secret: str | None) -> None:
+    """A per-job secret whose job has ended is not kept in memory for the life of the process."""
+    _SECRETS.discard(secret or "")
+
+
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         for secret in _SECRETS:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool, StrictInt
 
 from service.settings import Limits, Settings
 
@@ -24,13 +24,15 @@ class AdoRequest(BaseModel):
 
 
 class LimitsRequest(BaseModel):
+    """Integers as JSON integers: ``true`` or ``"3"`` is a 400, not 1 or 3."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_epics: int | None = Field(default=None, ge=1, le=50)
-    max_features_per_epic: int | None = Field(default=None, ge=1, le=50)
-    max_stories_per_feature: int | None = Field(default=None, ge=1, le=50)
-    max_tasks_per_story: int | None = Field(default=None, ge=1, le=50)
-    max_test_cases_per_story: int | None = Field(default=None, ge=1, le=50)
+    max_epics: StrictInt | None = Field(default=None, ge=1, le=50)
+    max_features_per_epic: StrictInt | None = Field(default=None, ge=1, le=50)
+    max_stories_per_feature: StrictInt | None = Field(default=None, ge=1, le=50)
+    max_tasks_per_story: StrictInt | None = Field(default=None, ge=1, le=50)
+    max_test_cases_per_story: StrictInt | None = Field(default=None, ge=1, le=50)
 
 
 class JobRequest(BaseModel):
@@ -39,7 +41,7 @@ class JobRequest(BaseModel):
     vision: str | dict[str, Any]
     azure_devops: AdoRequest = AdoRequest()
     limits: LimitsRequest = LimitsRequest()
-    include_qa: bool | None = None
+    include_qa: StrictBool | None = None  # "yes" or 1 is a 400, not true
     upload_mode: Literal["streaming", "after_generation", "manual"] | None = None
 
 

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from service.errors import SettingsError
+from service.targets import normal_org_url, upload_url_problem
 
 ENV_PREFIX = "BACKLOGD_"
 DEFAULT_CONFIG = "config/settings.yaml"
@@ -39,6 +40,15 @@ class ServerSettings(_Section):
     jobs_per_client_per_minute: int = Field(default=30, ge=1)  # POST /api/jobs per client address (429)
     sse_connections_per_client: int = Field(default=64, ge=1)  # open progress streams per address (429)
     session_hours: float = Field(default=12.0, gt=0)  # lifetime of the UI's login cookie
+    # Host header names the service answers to (421 otherwise); null = the bound address, localhost
+    # and 127.0.0.1 (a defence against DNS rebinding).
+    allowed_hosts: tuple[str, ...] | None = None
+
+    def answers_to(self) -> frozenset[str]:
+        """The host names (no port, lower case, IPv6 without brackets) a request's Host may carry."""
+        if self.allowed_hosts is not None:
+            return frozenset(h.strip().strip("[]").lower() for h in self.allowed_hosts)
+        return frozenset({self.host.strip("[]").lower(), "localhost", "127.0.0.1"})
 
 
 class DatabaseSettings(_Section):
@@ -117,6 +127,32 @@ class AzureDevOpsSettings(_Section):
             raise ValueError("iteration_finish is before iteration_start")
         return self
 
+    # organizations a job may name in azure_devops.organization_url; empty = only organization_url
+    allowed_organizations: tuple[str, ...] = ()
+
+    @field_validator("organization_url")
+    @classmethod
+    def _org_url_scheme(cls, value: str) -> str:
+        return upload_url_problem_or(value) if value else value
+
+    @field_validator("allowed_organizations")
+    @classmethod
+    def _allowed_schemes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(upload_url_problem_or(v) for v in value)
+
+    def allowed_upload_organizations(self) -> frozenset[str]:
+        """Normalised organization URLs a job may upload to (the configured one is always allowed)."""
+        allowed = {normal_org_url(u) for u in self.allowed_organizations}
+        if self.organization_url:
+            allowed.add(normal_org_url(self.organization_url))
+        return frozenset(allowed)
+
+
+class EmulatorSettings(_Section):
+    # the /_emulator/* control routes (faults, state, reset) exist only when true, and even then
+    # answer only to the emulator's PAT
+    control: bool = False
+
 
 class ProgressSettings(_Section):
     enable_sse: bool = True
@@ -138,6 +174,15 @@ class Settings(_Section):
     azure_devops: AzureDevOpsSettings = AzureDevOpsSettings()
     progress: ProgressSettings = ProgressSettings()
     logging: LoggingSettings = LoggingSettings()
+    emulator: EmulatorSettings = EmulatorSettings()
+
+
+def upload_url_problem_or(url: str) -> str:
+    """The URL itself, or a ValueError saying why uploads may not go there."""
+    problem = upload_url_problem(url)
+    if problem:
+        raise ValueError(problem)
+    return url
 
 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

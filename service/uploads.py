@@ -27,10 +27,11 @@ from outbox.ado.types import AdoTarget
 from outbox.records import EventRow, NewEvent
 from outbox.relay import Relay, Uploader
 from outbox.store import Store
-from service.logs import redact
+from service.logs import redact, unredact
 from service.progress import Progress
 from service.requests import JobOptions
 from service.settings import AzureDevOpsSettings
+from service.targets import may_use_server_pat
 
 log = structlog.get_logger("backlogd.uploads")
 GateFactory = Callable[[str], AdaptiveLimiter]  # one per ADO identity, shared by its jobs
@@ -77,6 +78,8 @@ class UploadCoordinator:
         self._gates: dict[str, AdaptiveLimiter] = {}
         self._clients: dict[str, AdoClient] = {}  # job id → its target's client
         self._by_target: dict[tuple[str, ...], AdoClient] = {}  # one per (org, PAT, project, paths)
+        self._identities: dict[str, str] = {}  # job -> the rate identity its client uses
+        self._own_identities: set[str] = set()  # identities of PATs sent with a job
         self._progress: dict[str, Progress] = {}
         self._tick: dict[str, asyncio.Task[None]] = {}
         self._interval = progress_interval
@@ -98,6 +101,29 @@ class UploadCoordinator:
         self._pats[job_id] = pat
         self._clients.pop(job_id, None)
 
+    def forget(self, job_id: str) -> None:
+        """The job has ended: drop its PAT, client, progress and debounce task, and the rate gate of its
+        own PAT once no other job uses it."""
+        pat = self._pats.pop(job_id, None)
+        if pat is not None and pat not in self._pats.values() and pat != self._server_pat:
+            unredact(pat)
+        self._clients.pop(job_id, None)
+        self._progress.pop(job_id, None)
+        tick = self._tick.pop(job_id, None)
+        if tick is not None:
+            tick.cancel()
+        identity = self._identities.pop(job_id, None)
+        if identity in self._own_identities and identity not in self._identities.values():
+            self._own_identities.discard(identity)  # a per-job PAT's gate and clients nobody uses any
+            self._gates.pop(identity, None)  # more; the server's and the emulator's stay (they keep what
+            for key in [k for k in self._by_target if k[0] == identity]:  # they learnt)
+                del self._by_target[key]
+
+    def tracked_jobs(self) -> int:
+        """How many jobs this coordinator holds anything for (it must not grow with finished jobs)."""
+        held = set(self._pats) | set(self._clients) | set(self._progress) | set(self._tick)
+        return len(held | set(self._identities))
+
     def has_credentials(self, job_id: str, options: JobOptions) -> bool:
         return self._target(job_id, options) is not None
 
@@ -110,7 +136,8 @@ class UploadCoordinator:
         else:
             org_url = options.organization_url
             pat = self._pats.get(job_id)
-            if pat is None and options.pat_source == "settings":
+            server_pat_ok = may_use_server_pat(org_url, self.settings)  # only the configured organization
+            if pat is None and options.pat_source == "settings" and server_pat_ok:
                 pat = self._server_pat
             if not pat or not org_url:
                 return None
@@ -149,11 +176,15 @@ class UploadCoordinator:
             return None
         # No await from here on: concurrent callers for one job (or one target) share one client, so
         # the project is discovered once per (organization, PAT, project).
+        identity = _identity(target.organization_url, target.pat)
+        self._identities[job_id] = identity
+        if target.pat == self._pats.get(job_id) and target.pat not in (self._server_pat, self._emulator[1]):
+            self._own_identities.add(identity)
         client = self._clients[job_id] = self.client_of(target)
         return client
 
     def client_of(self, target: AdoTarget) -> AdoClient:
-        identity = hashlib.sha256(f"{target.organization_url}\n{target.pat}".encode()).hexdigest()[:16]
+        identity = _identity(target.organization_url, target.pat)
         key = (identity, target.project.casefold(), target.area_path, target.iteration_path)
         client = self._by_target.get(key)
         if client is None:
@@ -175,7 +206,11 @@ class UploadCoordinator:
         if options.target == "emulator":
             target = self.emulator_target(options)
         else:
-            secret = pat or self._server_pat
+            # the server's PAT goes to the configured organization only
+            server_pat = (
+                self._server_pat if may_use_server_pat(options.organization_url, self.settings) else None
+            )
+            secret = pat or server_pat
             target = self.target_for(options, options.organization_url, secret) if secret else None
         if target is None:
             where = options.organization_url or "(no organization_url)"
@@ -202,7 +237,7 @@ class UploadCoordinator:
 
     async def check(self, target: AdoTarget, *, include_qa: bool) -> CheckReport:
         """An ad-hoc check (CLI, API): a client of its own (not kept), behind the identity's gate."""
-        identity = hashlib.sha256(f"{target.organization_url}\n{target.pat}".encode()).hexdigest()[:16]
+        identity = _identity(target.organization_url, target.pat)
         gate = self._gates.get(identity) or self._gate_factory(identity)
         return await AdoClient(self.session, target, gate).check(include_qa=include_qa)
 
@@ -296,3 +331,8 @@ class UploadCoordinator:
         for task in list(self._tick.values()):
             task.cancel()
         await asyncio.gather(*self._tick.values(), return_exceptions=True)
+
+
+def _identity(organization_url: str, pat: str) -> str:
+    """One rate gate per organization + PAT; a digest, so the PAT is not the key."""
+    return hashlib.sha256(f"{organization_url}\n{pat}".encode()).hexdigest()[:16]

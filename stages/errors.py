@@ -1,7 +1,9 @@
 """Errors of the backlog domain and of LLM providers.
 
 StagesError
-├── VisionError              bad vision input (empty, binary, not UTF-8, too big, bad structure)
+├── VisionError              bad vision input (empty, binary, not UTF-8, control characters, YAML
+│   │                        aliases, bad structure)
+│   └── VisionTooLarge       the parsed, expanded vision is over the size limit (``size``, ``limit``)
 ├── OutputError              an LLM answer that cannot be accepted as is
 │   ├── OutputInvalid        not JSON, or violates the schema/checks (``problems`` for a repair turn)
 │   └── OutputTruncated      finish_reason == "length": never accepted, retried asking for fewer
@@ -20,6 +22,13 @@ class StagesError(Exception):
 
 class VisionError(StagesError):
     """The vision input is unusable; the message says what and where."""
+
+
+class VisionTooLarge(VisionError):
+    def __init__(self, message: str, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
 
 
 class OutputError(StagesError):

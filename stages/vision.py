@@ -14,11 +14,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from stages.errors import VisionError
+from stages.errors import VisionError, VisionTooLarge
 
 MAX_VISION_BYTES = 256 * 1024
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _MD_NOISE = re.compile(r"^\s{0,3}(#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s?)")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # C0 (but tab, LF, CR) and DEL
+_TEXT_FIELDS = ("title", "domain", "vision", "target_users", "key_features", "success_metrics", "constraints")
 
 
 class Sentence(BaseModel):
@@ -55,6 +57,22 @@ class _StructuredVision(BaseModel):
     key_features: list[str] = []
     success_metrics: list[str] = []
     constraints: list[str] = []
+
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: C speed
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that refuses aliases (VisionError naming the line): ``*ref`` lets a few bytes
+    stand for megabytes (an "alias bomb"). The events are scanned first, so nothing is built."""
+    for event in yaml.parse(text, Loader=_YAML_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            line = event.start_mark.line + 1 if event.start_mark else 0
+            anchor = f"*{event.anchor}"
+            raise VisionError(
+                f"line {line}: YAML aliases ({anchor}) are not accepted in a vision; write it out"
+            )
+    return yaml.load(text, Loader=_YAML_LOADER)  # a safe loader (no tags that construct objects)
 
 
 def split_sentences(text: str) -> list[str]:
@@ -114,7 +132,7 @@ def from_pasted(text: str, where: str = "vision") -> Vision:
     stripped = text.strip()
     if stripped[:1] == "{" or re.match(r"^[A-Za-z_]+:", stripped):
         try:
-            data = json.loads(stripped) if stripped[:1] == "{" else yaml.safe_load(stripped)
+            data = json.loads(stripped) if stripped[:1] == "{" else load_yaml(stripped)
         except (yaml.YAMLError, ValueError, RecursionError):
             data = None
         if isinstance(data, dict) and "vision" in data:
@@ -126,7 +144,8 @@ def parse_bytes(raw: bytes, filename: str) -> Vision:
     """Parse a vision file's bytes; the extension chooses the format (.yaml/.yml/.json or text)."""
     check_size(len(raw), filename)
     if b"\x00" in raw:
-        raise VisionError(f"{filename}: looks binary (contains NUL bytes); expected UTF-8 text")
+        nul = raw.index(b"\x00")
+        raise VisionError(f"{filename}: looks binary (a NUL byte at byte {nul}); expected UTF-8 text")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -136,20 +155,51 @@ def parse_bytes(raw: bytes, filename: str) -> Vision:
     lower = filename.lower()
     if lower.endswith((".yaml", ".yml", ".json")):
         try:
-            data = json.loads(text) if lower.endswith(".json") else yaml.safe_load(text)
+            data = json.loads(text) if lower.endswith(".json") else load_yaml(text)
+        except VisionError as exc:
+            raise VisionError(f"{filename}: {exc}") from None
         except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: bad dates, huge ints
             raise VisionError(f"{filename}: cannot parse: {_one_line(exc)[:200]}") from None
         return from_mapping(data, filename)
     return from_text(text, filename)
 
 
-def check_size(size: int, where: str) -> None:
-    if size > MAX_VISION_BYTES:
-        raise VisionError(f"{where}: {size} bytes is over the {MAX_VISION_BYTES // 1024} KB vision limit")
+def check_size(size: int, where: str, limit: int = MAX_VISION_BYTES) -> None:
+    if size > limit:
+        raise VisionTooLarge(
+            f"{where}: {size} bytes is over the {limit // 1024} KB vision limit", size, limit
+        )
+
+
+def expanded_size(vision: Vision | _StructuredVision) -> int:
+    """The vision's size once parsed (YAML expanded): UTF-8 bytes of every text it carries."""
+    total = 0
+    for name in _TEXT_FIELDS:
+        value = getattr(vision, name)
+        for text in [value] if isinstance(value, str) else value:
+            total += len(text.encode("utf-8", "surrogatepass"))
+    return total
+
+
+def _check_controls(sv: _StructuredVision) -> None:
+    """NUL and other control characters (tab and line breaks aside) are refused, with where they are."""
+    for name in _TEXT_FIELDS:
+        value = getattr(sv, name)
+        texts = (
+            [(name, value)] if isinstance(value, str) else [(f"{name}[{i}]", t) for i, t in enumerate(value)]
+        )
+        for field, text in texts:
+            found = _CONTROL.search(text)
+            if found:
+                code, at = ord(found.group()), found.start() + 1
+                raise VisionError(
+                    f"{field}: control character U+{code:04X} at character {at}; use plain text"
+                )
 
 
 def _finish(sv: _StructuredVision) -> Vision:
-    check_size(len(sv.vision.encode()), "vision")
+    _check_controls(sv)
+    check_size(expanded_size(sv), "vision")
     sentences = _number(sv)
     if not sentences:
         raise VisionError("vision: no sentences found in the vision text")

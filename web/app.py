@@ -12,7 +12,7 @@ from aiohttp import web
 
 from service.composition import Services
 from service.settings import Settings
-from web import auth, health, jobs_api, limits, metrics, targets_api
+from web import auth, guard, health, jobs_api, limits, metrics, targets_api
 from web.errors import error_middleware
 from web.keys import DRAINING, SERVICES, SETTINGS, STREAMS
 from web.openapi import openapi
@@ -36,7 +36,12 @@ def create_app(
         )
     gate = auth.Auth(api_token, settings.server.session_hours * 3600)
     app = web.Application(
-        middlewares=[error_middleware, auth.middleware(gate), limits.limits_middleware],
+        middlewares=[
+            error_middleware,
+            limits.limits_middleware,  # a body over the size limit is 413 before anything else
+            guard.middleware(settings.server),
+            auth.middleware(gate),
+        ],
         client_max_size=settings.server.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -47,7 +52,9 @@ def create_app(
     app[limits.LIMITS] = limits.Limits(settings.server, clock)
     metrics.install(app, services)
     add_routes(app.router)
+    app.on_response_prepare.append(guard.add_security_headers)
     app.on_shutdown.append(_end_streams)
+    app.on_cleanup.append(_close_streams)
     return app
 
 
@@ -77,6 +84,10 @@ def add_routes(r: web.UrlDispatcher) -> None:
 
 async def _index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def _close_streams(app: web.Application) -> None:
+    await app[STREAMS].close()
 
 
 async def _end_streams(app: web.Application) -> None:

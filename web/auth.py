@@ -4,7 +4,9 @@
 Scripts send ``Authorization: Bearer <token>``. The browser logs in once (``POST /api/session`` with
 the token) and gets an HttpOnly, SameSite=Strict cookie holding a signed expiry, never the token; its
 fetches and EventSource send it by themselves, so the token never appears in a URL. The signing key
-is derived from the token: sessions survive a restart and all end when the token is rotated.
+is derived from the token: sessions survive a restart and all end when the token is rotated. Logout
+revokes that session in the running service (a replayed copy of the cookie is refused); the list of
+revoked sessions lives in memory until each would have expired anyway.
 """
 
 from __future__ import annotations
@@ -12,18 +14,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import json
 import secrets
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from service.settings import ServerSettings
-from web.errors import BadRequest, Handler, error_response
+from web.bodies import read_json
+from web.errors import Handler, error_response
 from web.limits import LIMITS, LOGINS_PER_MINUTE, client_of, too_many
 
 COOKIE = "backlogd_session"
@@ -49,6 +50,7 @@ class Auth:
         self._key = hmac.new(self._token, _KEY_LABEL, hashlib.sha256).digest() if self._token else b""
         self.session_seconds = session_seconds
         self._clock = clock
+        self._revoked: dict[str, float] = {}  # nonce -> expiry of logged-out sessions
 
     @property
     def enabled(self) -> bool:
@@ -70,7 +72,19 @@ class Auth:
         parts = payload.split(".")
         if not self.enabled or len(parts) != 3 or parts[0] != "v1" or not parts[1].isdigit():
             return False
-        return hmac.compare_digest(mac, self._mac(payload)) and int(parts[1]) > self._clock()
+        if not hmac.compare_digest(mac, self._mac(payload)) or int(parts[1]) <= self._clock():
+            return False
+        return parts[2] not in self._revoked
+
+    def revoke(self, value: str) -> None:
+        """Log out: this cookie value stops working here at once, even if a copy of it is replayed."""
+        if not self.session_ok(value):
+            return
+        _, expires, nonce = value.rpartition(".")[0].split(".")
+        now = self._clock()
+        for gone in [n for n, until in self._revoked.items() if until <= now]:
+            del self._revoked[gone]  # an expired cookie is refused anyway: forget it
+        self._revoked[nonce] = float(expires)
 
     def _mac(self, payload: str) -> str:
         return hmac.new(self._key, payload.encode(), hashlib.sha256).hexdigest()
@@ -81,12 +95,6 @@ def guarded(path: str) -> bool:
     return (path.startswith("/api/") and path != SESSION_PATH) or path == "/metrics"
 
 
-def _cross_site(request: web.Request) -> bool:
-    """A cookie-authenticated write whose Origin is another site (SameSite=Strict is the first guard)."""
-    origin = request.headers.get("Origin")
-    return origin is not None and urlsplit(origin).netloc != request.host
-
-
 def middleware(auth: Auth) -> Middleware:
     @web.middleware
     async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -95,9 +103,7 @@ def middleware(auth: Auth) -> Middleware:
         if auth.bearer_ok(request.headers.get("Authorization", "")):
             return await handler(request)
         if auth.session_ok(request.cookies.get(COOKIE, "")):
-            if request.method not in ("GET", "HEAD") and _cross_site(request):
-                return error_response(403, "cross_site_request", "cross-site requests are refused")
-            return await handler(request)
+            return await handler(request)  # cross-site writes were refused by web.guard already
         return error_response(
             401,
             "unauthorized",
@@ -163,18 +169,14 @@ async def post_session(request: web.Request) -> web.Response:
 
 
 async def delete_session(request: web.Request) -> web.Response:
-    """Log out: the cookie is cleared."""
-    return logout_response(request.app[AUTH])
+    """Log out: the session is revoked server-side and the cookie cleared."""
+    auth = request.app[AUTH]
+    auth.revoke(request.cookies.get(COOKIE, ""))
+    return logout_response(auth)
 
 
 async def _login_body(request: web.Request) -> LoginBody:
-    try:
-        data = json.loads(await request.read() or b"{}")
-    except ValueError:
-        raise BadRequest(
-            "invalid_json", "the body is not valid JSON", [{"field": "(body)", "message": "not JSON"}]
-        ) from None
-    return LoginBody.model_validate(data)
+    return LoginBody.model_validate(await read_json(request))
 
 
 MIN_TOKEN_CHARS = 16

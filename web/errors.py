@@ -2,6 +2,9 @@
 
 JobNotFound                   404 job_not_found
 JobStateError                 409 conflict
+TargetRefused                 400 target_not_allowed (details: the field, the setting to change)
+QueueFull                     429 too_many_jobs + Retry-After (checked in the insert's transaction)
+VisionTooLarge                413 vision_too_large (the parsed, expanded vision)
 VisionError                   400 bad_vision
 pydantic ValidationError      400 invalid_request (details: one entry per bad field)
 BadRequest (ours)             400 the code it carries
@@ -19,8 +22,8 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from service.errors import JobNotFound, JobStateError
-from stages.errors import VisionError
+from service.errors import JobNotFound, JobStateError, QueueFull, TargetRefused
+from stages.errors import VisionError, VisionTooLarge
 
 log = structlog.get_logger("backlogd.web")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -86,6 +89,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(404, "job_not_found", str(exc), [{"field": "id", "message": str(exc)}])
     except JobStateError as exc:
         return error_response(409, "conflict", str(exc))
+    except TargetRefused as exc:
+        refused = [{"field": exc.field, "message": str(exc)}]
+        return error_response(400, "target_not_allowed", str(exc), refused)
+    except QueueFull as exc:
+        full: list[dict[str, Any]] = [{"field": "(client)", "message": str(exc), "limit": exc.limit}]
+        return error_response(429, "too_many_jobs", str(exc), full, headers={"Retry-After": "30"})
+    except VisionTooLarge as exc:
+        too_big: list[dict[str, Any]] = [
+            {"field": "vision", "message": str(exc), "limit": exc.limit, "size": exc.size}
+        ]
+        return error_response(413, "vision_too_large", str(exc), too_big)
     except VisionError as exc:
         return error_response(400, "bad_vision", str(exc), [{"field": "vision", "message": str(exc)}])
     except ValidationError as exc:

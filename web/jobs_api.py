@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
-from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -14,6 +12,7 @@ from service.errors import JobNotFound
 from service.export import render
 from service.requests import JobRequest
 from stages.vision import parse_bytes
+from web.bodies import read_json
 from web.errors import BadRequest
 from web.keys import SERVICES
 from web.snapshots import backlog_view, job_summary, job_title, links, progress_snapshot
@@ -38,18 +37,6 @@ class CredentialsBody(BaseModel):
     pat: SecretStr | None = Field(default=None, max_length=1000)
 
 
-async def json_body(request: web.Request) -> Any:
-    raw = await request.read()  # raises 413 past client_max_size
-    if not raw.strip():
-        return {}
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(
-            "invalid_json", f"the body is not valid JSON: {exc}", [{"field": "(body)", "message": str(exc)}]
-        ) from None
-
-
 async def _job(request: web.Request) -> JobRow:
     job_id = request.match_info["id"]
     job = await request.app[SERVICES].store.get_job(job_id)
@@ -67,7 +54,7 @@ def _not_modified(request: web.Request, etag: str) -> bool:
 
 
 async def create_job(request: web.Request) -> web.Response:
-    body = await json_body(request)
+    body = await read_json(request)
     fmt = request.query.get("vision_format", "")
     if fmt and isinstance(body, dict) and isinstance(body.get("vision"), str):
         # A file the browser read as text: parse it like the CLI would (YAML/JSON become structured).
@@ -157,7 +144,7 @@ async def export_job(request: web.Request) -> web.Response:
 
 async def retry_uploads(request: web.Request) -> web.Response:
     job = await _job(request)
-    creds = CredentialsBody.model_validate(await json_body(request))
+    creds = CredentialsBody.model_validate(await read_json(request))
     pat = creds.pat.get_secret_value() if creds.pat else None
     moved = await request.app[SERVICES].jobs.retry_uploads(job.id, pat)
     return web.json_response({"job_id": job.id, "requeued": moved, "links": links(job.id)}, status=202)
@@ -165,7 +152,7 @@ async def retry_uploads(request: web.Request) -> web.Response:
 
 async def start_upload(request: web.Request) -> web.Response:
     job = await _job(request)
-    creds = CredentialsBody.model_validate(await json_body(request))
+    creds = CredentialsBody.model_validate(await read_json(request))
     pat = creds.pat.get_secret_value() if creds.pat else None
     await request.app[SERVICES].jobs.start_upload(job.id, pat)
     return web.json_response({"job_id": job.id, "links": links(job.id)}, status=202)

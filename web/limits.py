@@ -5,7 +5,9 @@ vision            > server.max_vision_bytes          413 vision_too_large
 new jobs          > jobs_per_client_per_minute       429 too_many_requests  Retry-After: until one expires
 waiting jobs      >= server.max_queued_jobs          429 too_many_jobs      (running ones are bounded by
                                                                              max_concurrent_jobs; the rest
-                                                                             wait queued up to this many)
+                                                                             wait queued up to this many;
+                                                                             counted in the transaction
+                                                                             that inserts the job)
 progress streams  >= sse_connections_per_client      429 too_many_streams
 login attempts    > 10 per client per minute         429 too_many_requests
 any POST while shutting down                         503 shutting_down      Retry-After
@@ -24,8 +26,9 @@ from typing import Any
 from aiohttp import web
 
 from service.settings import ServerSettings
+from web.bodies import read_json
 from web.errors import Handler, error_response
-from web.keys import DRAINING, SERVICES
+from web.keys import DRAINING
 
 LOGINS_PER_MINUTE = 10
 
@@ -133,7 +136,9 @@ def vision_size(body: Any) -> int:
 
 
 def job_limits(create: Handler) -> Handler:
-    """``POST /api/jobs`` behind the per-client rate, the vision size and the waiting-queue bound."""
+    """``POST /api/jobs`` behind the per-client rate and the vision size. The per-client window is
+    checked and recorded with no await in between (atomic on the event loop); the waiting-queue bound
+    is enforced by the store in the transaction that inserts the job (QueueFull)."""
 
     async def limited(request: web.Request) -> web.StreamResponse:
         limits = request.app[LIMITS]
@@ -141,17 +146,9 @@ def job_limits(create: Handler) -> Handler:
         if wait is not None:
             n = limits.jobs.limit
             return too_many("too_many_requests", f"at most {n} new jobs per minute per client", wait, n)
-        try:
-            body = json.loads(await request.read() or b"{}")
-        except ValueError:
-            body = None  # the handler answers the JSON error
-        size = vision_size(body)
+        size = vision_size(await read_json(request))
         if size > limits.server.max_vision_bytes:
             return too_large("vision_too_large", "vision", size, limits.server.max_vision_bytes)
-        queued = await request.app[SERVICES].store.jobs_in(["queued"])
-        if len(queued) >= limits.server.max_queued_jobs:
-            n = limits.server.max_queued_jobs
-            return too_many("too_many_jobs", f"{n} jobs are already waiting to run; retry later", 30, n)
         return await create(request)
 
     return limited

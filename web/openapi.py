@@ -32,10 +32,14 @@ _SSE_EVENT = {  # one event of the stream: `data:` is the JSON payload as text
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}}
 _LIMITED = {
     "401": {**_ERROR, "description": "the API token is required (server.api_token_env is set)"},
+    "403": {**_ERROR, "description": "a state-changing request from another Origin"},
+    "415": {**_ERROR, "description": "a body that is not Content-Type: application/json"},
+    "421": {**_ERROR, "description": "a Host outside server.allowed_hosts"},
     "413": {**_ERROR, "description": "the body or the vision is over its limit (details give the limit)"},
     "429": {**_ERROR, "description": "too many requests, jobs or streams", "headers": _RETRY_AFTER},
     "503": {**_ERROR, "description": "the service is shutting down", "headers": _RETRY_AFTER},
 }
+_EVENT_ID = {"type": "integer", "minimum": 0, "maximum": 2**53}  # outside: 400 before the stream
 _OPEN: list[dict[str, list[str]]] = [{}]  # no token needed, even when auth is on
 
 
@@ -167,8 +171,8 @@ def spec() -> dict[str, Any]:
                     "429": _LIMITED["429"],
                 },
                 params=[
-                    {"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer"}},
-                    {"name": "lastEventId", "in": "query", "schema": {"type": "integer"}},
+                    {"name": "Last-Event-ID", "in": "header", "schema": _EVENT_ID},
+                    {"name": "lastEventId", "in": "query", "schema": _EVENT_ID},
                 ],
             )
         },

@@ -74,7 +74,8 @@ async def _serve(
         site = web.TCPSite(runner, settings.server.host, settings.server.port)
         await site.start()
         host, port = _bound(runner, settings)
-        url = f"http://{host}:{port}/"
+        shown = f"[{host}]" if ":" in host else host  # an IPv6 address goes in brackets in a URL
+        url = f"http://{shown}:{port}/"
         await _until_ready(services, stop)
         print(f"backlogd: serving on {url}", flush=True)
         log.info(

@@ -20,6 +20,7 @@ from outbox.records import TERMINAL_JOB_STATES, EventRow
 from outbox.store import Store
 from service.broadcaster import Subscription
 from service.errors import JobNotFound
+from web.errors import BadRequest
 from web.keys import DRAINING, SERVICES, SETTINGS, STREAMS
 from web.streams import LiveStream, StreamRegistry
 
@@ -39,12 +40,21 @@ def event_data(ev: EventRow) -> dict[str, Any]:
     return ev.payload
 
 
+MAX_EVENT_ID = 2**53  # what a browser's JavaScript number holds exactly
+
+
 def last_event_id(request: web.Request) -> int:
-    raw = request.headers.get("Last-Event-ID") or request.query.get("lastEventId") or "0"
-    try:
-        return max(0, int(raw))
-    except ValueError:
-        return 0
+    """The seq to resume after; a value that is not an integer in 0…2^53 is a 400 (before any byte of
+    the stream is sent, so a browser does not reconnect with it forever)."""
+    header = request.headers.get("Last-Event-ID", "").strip()
+    field, raw = (
+        ("Last-Event-ID", header) if header else ("lastEventId", request.query.get("lastEventId", ""))
+    )
+    raw = raw.strip() or "0"
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 16 or int(raw) > MAX_EVENT_ID:
+        message = f"must be an integer from 0 to {MAX_EVENT_ID} (got {raw[:40]!r})"
+        raise BadRequest("invalid_request", f"{field} {message}", [{"field": field, "message": message}])
+    return int(raw)
 
 
 async def stream_progress(request: web.Request) -> web.StreamResponse:
@@ -56,15 +66,15 @@ async def stream_progress(request: web.Request) -> web.StreamResponse:
         )
     services = request.app[SERVICES]
     job_id = request.match_info["id"]
+    after = last_event_id(request)
     job = await services.store.get_job(job_id)
     if job is None:
         raise JobNotFound(job_id)
-    after = last_event_id(request)
     if job.status in TERMINAL_JOB_STATES and job.last_seq <= after:
         return web.Response(status=204)  # finished and nothing missed: EventSource stops here
     if request.app[DRAINING].is_set():
         raise web.HTTPServiceUnavailable(text="the service is shutting down", headers={"Retry-After": "1"})
-    live = LiveStream(job_id, services.broadcaster.subscribe(job_id))
+    live = LiveStream(job_id, services.broadcaster.subscribe(job_id), lambda: _gone(request))
     registry = request.app[STREAMS]
     registry.add(live)
     resp = EventSourceResponse(
@@ -87,6 +97,11 @@ async def stream_progress(request: web.Request) -> web.StreamResponse:
             resp.stop_streaming()
             await asyncio.gather(watcher, return_exceptions=True)
     return resp
+
+
+def _gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 async def _stream(

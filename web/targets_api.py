@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from outbox.ado.preflight import CheckReport, Problem
 from service.requests import AdoRequest, JobRequest, resolve_options
-from web.jobs_api import json_body
+from service.targets import check_job_target
+from web.bodies import read_json
 from web.keys import SERVICES
 
 
@@ -17,15 +18,15 @@ class TargetCheckBody(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     azure_devops: AdoRequest = AdoRequest()
-    include_qa: bool | None = None
+    include_qa: StrictBool | None = None  # "yes" or 0 is a 400, as for a job
 
 
 async def check_target(request: web.Request) -> web.Response:
-    body = TargetCheckBody.model_validate(await json_body(request))
+    body = TargetCheckBody.model_validate(await read_json(request))
     services = request.app[SERVICES]
-    options = resolve_options(
-        JobRequest(vision="-", azure_devops=body.azure_devops, include_qa=body.include_qa), services.settings
-    )
+    job = JobRequest(vision="-", azure_devops=body.azure_devops, include_qa=body.include_qa)
+    check_job_target(job, services.settings.azure_devops)  # the same allowed targets as a job (400)
+    options = resolve_options(job, services.settings)
     pat = body.azure_devops.pat.get_secret_value() if body.azure_devops.pat else None
     if services.uploads is None or options.target == "none":
         off = Problem("no_target", "uploads are off (azure_devops.target: none)", "set a target to check")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -63,8 +64,20 @@ def _decode(raw: bytes) -> Any:
     return json.loads(raw.decode("utf-8-sig"))
 
 
+_MESSAGE_CHARS = 300
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+
+
+def summarise(text: str) -> str:
+    """An upstream message as one short line: control characters out, whitespace collapsed, capped.
+    Whatever the server answered is never copied whole into a job's error."""
+    line = " ".join(_CONTROLS.sub(" ", text).split())
+    return line if len(line) <= _MESSAGE_CHARS else line[: _MESSAGE_CHARS - 1] + "…"
+
+
 def _service_message(raw: bytes, headers: Mapping[str, str]) -> str:
-    """The WrappedException message (with its TF/VS code) plus the failing fields, if any."""
+    """The WrappedException message (with its TF/VS code) plus the failing fields, summarised; for any
+    other body only its type and size."""
     try:
         body = _decode(raw) if raw.strip() else None
     except ValueError:
@@ -73,10 +86,15 @@ def _service_message(raw: bytes, headers: Mapping[str, str]) -> str:
         message: str = body["message"]
         rules = (body.get("customProperties") or {}).get("RuleValidationErrors") or []
         fields = [r.get("fieldReferenceName") for r in rules if isinstance(r, dict)]
-        named = [f for f in fields if f and f not in message]
-        return f"{message} (fields: {', '.join(named)})" if named else message
+        named = [str(f) for f in fields if f and f not in message]
+        return summarise(f"{message} (fields: {', '.join(named)})" if named else message)
     header = headers.get("X-TFS-ServiceError")
-    return unquote(header) if header else ""
+    if header:
+        return summarise(unquote(header))
+    if raw.strip():
+        kind = headers.get("Content-Type", "unknown type").split(";")[0].strip()
+        return summarise(f"a {kind} body of {len(raw)} bytes")
+    return ""
 
 
 def _type_key(raw: bytes) -> str:

@@ -43,7 +43,9 @@ def build_router() -> Router:
 async def observe_middleware(request: web.Request, handler: NextHandler) -> web.StreamResponse:
     state = request.app[EMULATOR_STATE]
     match = request.app[ROUTER].resolve(request.method, request.path)
-    public = match is not None and match.route.public
+    if match is not None and match.route.route_class == "control" and not state.config.control:
+        match = None  # the control routes exist only with emulator.control: true
+    public = match is not None and match.route.internal
     if not public:
         state.requests_total += 1
     try:
@@ -65,7 +67,7 @@ async def observe_middleware(request: web.Request, handler: NextHandler) -> web.
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
     match: RouteMatch = request[ROUTE_KEY]
-    if not match.route.public:
+    if not match.route.internal:
         require_api_version(request)
     return await match.route.handler(request, match)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import ipaddress
 
 from aiohttp import web
 from aiohttp.typedefs import Handler as NextHandler
@@ -36,6 +37,18 @@ def token_of(header: str) -> str | None:
     return pat if sep and pat else None
 
 
+def is_loopback_name(host: str) -> bool:
+    """``Host`` names a loopback address (127.0.0.0/8, ::1) or localhost."""
+    name = host.strip().lower()
+    name = name[1 : name.find("]")] if name.startswith("[") else name.rsplit(":", 1)[0]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def identity_of(token: str) -> str:
     """Rate-limit identity: a digest, so the token itself is never kept."""
     return hashlib.sha256(token.encode()).hexdigest()[:16]
@@ -53,7 +66,11 @@ def rejection(request: web.Request) -> web.Response:
 @web.middleware
 async def auth_middleware(request: web.Request, handler: NextHandler) -> web.StreamResponse:
     match: RouteMatch | None = request.get(ROUTE_KEY)
-    if match is None or match.route.public:
+    if match is not None and match.route.public:
+        if not is_loopback_name(request.host):  # a DNS-rebinding page must not read the human pages
+            return web.Response(status=421, text="this emulator answers to loopback names only")
+        return await handler(request)
+    if match is None:
         return await handler(request)
     token = token_of(request.headers.get("Authorization", ""))
     config = request.app[EMULATOR_STATE].config

@@ -83,6 +83,7 @@ class EmulatorConfig(BaseModel):
     organization: str = "backlogd"
     projects: tuple[tuple[str, ProcessName], ...] = (("Backlogd", "Agile"),)
     pats: frozenset[str] | None = None
+    control: bool = False  # the /_emulator/* test knobs (faults, state, reset); they need a PAT too
     expired_pats: frozenset[str] = frozenset()  # 401 AccessCheckException "token used has expired"
     faults: FaultConfig = FaultConfig()
     # Extra always-required fields per work item type name (rule fixture for TF401320).

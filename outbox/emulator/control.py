@@ -1,4 +1,9 @@
-"""Test knobs under `/_emulator`: replace faults, read-only state introspection, reset."""
+"""Test knobs under `/_emulator`: replace faults, read-only state introspection, reset.
+
+They exist only when the emulator was started with ``control=True`` (setting ``emulator.control``)
+and, like the API, answer only to the emulator's PAT. A reset empties the organization but never
+rewinds the id counter, and is journaled, so no work item id is ever handed out twice.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import pydantic
 from aiohttp import web
 
 from outbox.emulator.config import FaultConfig
+from outbox.emulator.journal import JOURNAL
 from outbox.emulator.routing import RouteMatch, Router, state_of
 from outbox.emulator.state import EmulatorState
 
@@ -76,10 +82,13 @@ async def set_faults(request: web.Request, match: RouteMatch) -> web.StreamRespo
 
 async def reset(request: web.Request, match: RouteMatch) -> web.StreamResponse:
     state_of(request).reset()
+    journal = request.app.get(JOURNAL)
+    if journal is not None and not journal.replaying:
+        journal.append({"reset": True})  # a restart replays the reset too: ids stay where they were
     return web.json_response({"reset": True})
 
 
 def add_routes(router: Router) -> None:
-    router.add("GET", "/_emulator/state", get_state, "control", public=True)
-    router.add("POST", "/_emulator/faults", set_faults, "control", public=True)
-    router.add("POST", "/_emulator/reset", reset, "control", public=True)
+    router.add("GET", "/_emulator/state", get_state, "control")
+    router.add("POST", "/_emulator/faults", set_faults, "control")
+    router.add("POST", "/_emulator/reset", reset, "control")

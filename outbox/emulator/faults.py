@@ -143,7 +143,7 @@ async def _with_fault(
 async def fault_middleware(request: web.Request, handler: NextHandler) -> web.StreamResponse:
     match: RouteMatch | None = request.get(ROUTE_KEY)
     identity: str | None = request.get(IDENTITY_KEY)
-    if match is None or match.route.public or identity is None:
+    if match is None or match.route.internal or identity is None:
         return await handler(request)
     state = request.app[EMULATOR_STATE]
     left = state.note_arrival(identity)

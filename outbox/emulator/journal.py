@@ -1,6 +1,7 @@
 """A write-ahead journal for the embedded emulator, so its work items survive a restart of the service.
 
-Every successful write (POST/PATCH/PUT/DELETE outside ``/_emulator``) is appended as one JSON line and
+Every successful write (POST/PATCH/PUT/DELETE outside ``/_emulator``, and every reset) is appended as
+one JSON line and
 flushed before the response goes out; on start the lines are replayed, in order, through the
 emulator's own HTTP API. Ids come from one org-wide counter, so the replay gives every work item,
 plan and suite the id it had: the ids and links the service stored stay valid.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +82,9 @@ async def journal_middleware(request: web.Request, handler: Handler) -> web.Stre
     return response
 
 
-async def replay(journal: Journal, base_url: str, pat: str) -> int:
-    """Send every journaled write again, in order; returns how many were replayed."""
+async def replay(journal: Journal, base_url: str, pat: str, reset: Callable[[], None]) -> int:
+    """Send every journaled write again, in order (a journaled reset calls ``reset``); returns how many
+    entries were replayed."""
     entries = journal.entries()
     if not entries:
         return 0
@@ -90,6 +93,9 @@ async def replay(journal: Journal, base_url: str, pat: str) -> int:
     try:
         async with aiohttp.ClientSession() as session:
             for entry in entries:
+                if entry.get("reset"):
+                    reset()
+                    continue
                 headers = {**entry["headers"], "Authorization": auth, "X-TFS-FedAuthRedirect": "Suppress"}
                 async with session.request(
                     entry["method"],

@@ -32,7 +32,12 @@ class Route:
     pattern: re.Pattern[str]
     handler: Handler
     route_class: str  # used by fault injection; "control"/"browse" are never faulted
-    public: bool = False  # no auth (emulator control and human browsing pages)
+    public: bool = False  # no PAT needed (the human browsing pages; never the control routes)
+
+    @property
+    def internal(self) -> bool:
+        """Control and browse routes: not counted, never faulted, no api-version."""
+        return self.route_class in ("control", "browse")
 
 
 @dataclass

@@ -8,6 +8,7 @@ from pathlib import Path
 from aiohttp import web
 
 from outbox.emulator.app import create_emulator_app
+from outbox.emulator.auth import is_loopback_name
 from outbox.emulator.config import EmulatorConfig
 from outbox.emulator.journal import JOURNAL, Journal, replay
 from outbox.emulator.routing import EMULATOR_STATE
@@ -32,6 +33,11 @@ class RunningEmulator:
         return f"{self.base_url}/{self.config.organization}"
 
     @property
+    def pat(self) -> str | None:
+        """The PAT its API answers to (None: any non-empty PAT)."""
+        return min(self.config.pats) if self.config.pats else None
+
+    @property
     def state(self) -> EmulatorState:
         return self.runner.app[EMULATOR_STATE]
 
@@ -45,8 +51,11 @@ class RunningEmulator:
 async def serve(
     config: EmulatorConfig, host: str = "127.0.0.1", port: int = 0, journal: Path | None = None
 ) -> RunningEmulator:
-    """Start serving; `port=0` binds a free port (read it back from `.port`). With a `journal` file,
-    earlier writes are replayed first and new ones recorded (state that survives restarts)."""
+    """Start serving on a loopback address (anything else is a ValueError: the emulator is private);
+    `port=0` binds a free port (read it back from `.port`). With a `journal` file, earlier writes are
+    replayed first and new ones recorded (state that survives restarts)."""
+    if not is_loopback_name(host):
+        raise ValueError(f"the emulator listens on loopback addresses only, not {host!r}")
     log = Journal(journal) if journal is not None else None
     runner = web.AppRunner(create_emulator_app(config, log), access_log=None)
     await runner.setup()
@@ -64,5 +73,5 @@ async def serve(
     running = RunningEmulator(runner, host, bound, config)
     if log is not None:
         pat = next(iter(config.pats), "journal") if config.pats else "journal"
-        await replay(log, running.base_url, pat)
+        await replay(log, running.base_url, pat, running.state.reset)
     return running

@@ -106,7 +106,7 @@ def split_tags(raw: str) -> list[str]:
 
 @dataclass
 class EmulatorState:
-    """Everything the emulator remembers; reset() returns it to a fresh organization."""
+    """Everything the emulator remembers; reset() returns it to a fresh organization (ids go on)."""
 
     config: EmulatorConfig
     clock: Callable[[], float] = time.monotonic
@@ -144,7 +144,7 @@ class EmulatorState:
         self.creates_by_tag, self.status_counts, self.faults_injected = Counter(), Counter(), Counter()
         self.early_requests = self.requests_total = 0
         self.team_iterations = {}
-        self.next_id, self.next_node_id = 1, 1000
+        # next_id and next_node_id keep counting: an id handed out once never names another item
         for project in self.projects.values():
             self.nodes[(project.name, "area")] = Node(self._node_id(), project.name, "area")
             root = Node(self._node_id(), project.name, "iteration")

@@ -17,12 +17,17 @@ from typing import Any
 
 import aiohttp
 
+from tests.fakes.emulator_control import control_headers
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def backlogd_command(*args: str) -> list[str]:
     """The ``backlogd`` console script's entry point, run by this interpreter (so the same virtualenv)."""
     return [sys.executable, "-m", "web.main", *args]
+
+
+E2E_PAT = "e2e-pat"  # the PAT the emulator process and the uploader share
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -92,19 +97,23 @@ class EmulatorProcess:
         return self.org_url.rsplit("/", 1)[0]
 
     async def state(self) -> dict[str, Any]:
-        async with self.session.get(f"{self.base_url}/_emulator/state") as resp:
+        headers = control_headers(E2E_PAT)
+        async with self.session.get(f"{self.base_url}/_emulator/state", headers=headers) as resp:
             data: dict[str, Any] = await resp.json()
             return data
 
     async def set_faults(self, **faults: Any) -> None:
-        async with self.session.post(f"{self.base_url}/_emulator/faults", json=faults) as resp:
+        url, headers = f"{self.base_url}/_emulator/faults", control_headers(E2E_PAT)
+        async with self.session.post(url, json=faults, headers=headers) as resp:
             assert resp.status == 200, await resp.text()
 
 
 @contextlib.asynccontextmanager
 async def emulator_process(config: Path, cwd: Path) -> AsyncIterator[EmulatorProcess]:
-    """Start ``backlogd emulator --port 0`` with the given settings file and wait until it listens."""
-    proc = await spawn(backlogd_command("emulator", "--port", "0", "--config", str(config)), child_env(), cwd)
+    """Start ``backlogd emulator --port 0`` with the given settings file (``emulator.control: true``)
+    and wait until it listens; it answers to ``E2E_PAT``."""
+    command = backlogd_command("emulator", "--port", "0", "--config", str(config))
+    proc = await spawn(command, child_env({"AZURE_DEVOPS_PAT": E2E_PAT}), cwd)
     try:
         line = await read_line_with(proc, "emulator:")
         async with aiohttp.ClientSession() as session:

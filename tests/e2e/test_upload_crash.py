@@ -42,6 +42,7 @@ def write_settings(tmp_path: Path, org_url: str = "") -> Path:
     settings = {
         "database": {"path": str(tmp_path / "backlogd.sqlite3")},
         "logging": {"level": "warning"},
+        "emulator": {"control": True},  # the test reads the emulator's state and sets its faults
         "workflow": {"limits": LIMITS, "parallel_processing": {"max_workers": 1}},
         "azure_devops": {
             "target": "ado",

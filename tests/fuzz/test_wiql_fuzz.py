@@ -22,6 +22,7 @@ from outbox.ado.types import AdoTarget, UploadItem
 from outbox.emulator import wiql
 from outbox.emulator.app import create_emulator_app
 from outbox.emulator.config import EmulatorConfig
+from tests.fakes.emulator_control import control_headers
 from tests.fuzz.strategies import FEW, FUZZ, scalars
 
 WORDS = ["SELECT", "FROM", "WorkItems", "WHERE", "AND", "OR", "NOT", "CONTAINS", "IN", "ORDER", "BY", "DESC"]
@@ -75,13 +76,14 @@ class Rig:
 
     async def reset(self) -> None:
         self.wiql_sent.clear()
-        async with self.session.post(f"{self.base}/_emulator/reset") as resp:
+        url, headers = f"{self.base}/_emulator/reset", control_headers("pat")
+        async with self.session.post(url, headers=headers) as resp:
             assert resp.status == 200
 
 
 @pytest.fixture
 async def rig() -> AsyncIterator[Rig]:
-    server = TestServer(create_emulator_app(EmulatorConfig(pats=frozenset({"pat"}))))
+    server = TestServer(create_emulator_app(EmulatorConfig(pats=frozenset({"pat"}), control=True)))
     await server.start_server()
     sent: list[str] = []
 

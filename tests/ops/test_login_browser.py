@@ -20,7 +20,7 @@ from web.auth import COOKIE
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-DONE = "document.querySelector('#progress-bar').getAttribute('aria-valuenow') === '100'"
+DONE = "() => document.querySelector('#progress-bar').getAttribute('aria-valuenow') === '100'"
 
 
 def _need_chromium() -> None:

@@ -98,7 +98,7 @@ class Ado:
 
 @pytest.fixture
 def emu_config() -> EmulatorConfig:
-    return EmulatorConfig(projects=PROJECTS, pats=frozenset({PAT}))
+    return EmulatorConfig(projects=PROJECTS, pats=frozenset({PAT}), control=True)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from outbox.ado.gate import SimpleGate
 from outbox.ado.types import AdoTarget, UploadItem
 from outbox.emulator.app import create_emulator_app
 from outbox.emulator.config import EmulatorConfig, FaultConfig
+from tests.fakes.emulator_control import control_headers
 
 PROJECT = "Backlogd"
 PAT = "test-pat-123"
@@ -59,13 +60,15 @@ class Rig:
         return [int(w["id"]) for w in data["workItems"]]
 
     async def state(self) -> dict[str, Any]:
-        async with self.session.get(self.server.make_url("/_emulator/state")) as resp:
+        url = self.server.make_url("/_emulator/state")
+        async with self.session.get(url, headers=control_headers(PAT)) as resp:
             data: dict[str, Any] = await resp.json()
             return data
 
 
 def emulator_config(process: str = "Agile", **kwargs: Any) -> EmulatorConfig:
     faults = kwargs.pop("faults", FaultConfig())
+    kwargs.setdefault("control", True)  # the tests read the state (with the PAT)
     return EmulatorConfig(projects=((PROJECT, process),), pats=frozenset({PAT}), faults=faults, **kwargs)
 
 
@@ -82,7 +85,7 @@ async def rig(
     **target_kw: Any,
 ) -> AsyncIterator[Rig]:
     config = config or emulator_config()
-    server = await aiohttp_server(create_emulator_app(config))
+    server = await aiohttp_server(create_emulator_app(config.model_copy(update={"control": True})))
     gate = SimpleGate(4)
     async with aiohttp.ClientSession() as session:
         target = AdoTarget(

@@ -52,19 +52,42 @@ async def test_bare_pat_encoding_and_missing_header_refused(emu: Ado) -> None:
     """Base64 of the bare PAT (no colon) and a missing Authorization header are refused; nothing written."""
     bare = "Basic " + base64.b64encode(PAT.encode()).decode()
     assert (await emu.request("GET", PROJECT_URL, headers={"Authorization": bare})).status == 401
-    emu.headers.pop("Authorization")
+    auth = emu.headers.pop("Authorization")
     assert (await emu.create("Task", {"System.Title": "x"})).status == 401
+    emu.headers["Authorization"] = auth  # the state needs the PAT too
     assert (await emu.state())["work_items"] == []
 
 
-async def test_control_and_browse_pages_need_no_auth(emu: Ado) -> None:
-    """The test knobs and the human pages are open; API calls are counted, knobs are not."""
-    emu.headers.clear()
-    assert (await emu.request("GET", "/_emulator/state")).status == 200
+async def test_the_control_routes_refuse_anonymous_reads_and_writes(emu: Ado) -> None:
+    """Without the PAT, /_emulator/state, /faults and /reset are refused and nothing changes; the human
+    pages stay open on loopback; API calls are counted, knobs are not."""
+    await emu.create("Task", {"System.Title": "kept"})
+    auth = emu.headers.pop("Authorization")
+    for method, path in (("GET", "/_emulator/state"), ("POST", "/_emulator/reset")):
+        reply = await emu.request(method, path)
+        assert reply.status == 401 and "work_items" not in reply.text
+    assert (await emu.request("POST", "/_emulator/faults", {"error_500": 1.0})).status == 401
     assert (await emu.request("GET", "/backlogd/Backlogd/_backlogs")).status == 200
-    assert (await emu.request("GET", PROJECT_URL)).status == 203
+    assert (await emu.request("GET", PROJECT_URL)).status == 401
+    emu.headers["Authorization"] = auth
     state = await emu.state()
-    assert state["requests_total"] == 1 and state["status_counts"] == {"203": 1}
+    assert [w["fields"]["System.Title"] for w in state["work_items"]] == ["kept"]
+    assert state["faults"]["error_500"] == 0.0
+    assert state["requests_total"] == 2 and state["status_counts"] == {"200": 1, "401": 1}
+
+
+async def test_the_control_routes_do_not_exist_unless_enabled(emu: Ado, emu_server: TestServer) -> None:
+    """With control off (the default) even the PAT gets 404 from /_emulator/*: only tests turn it on."""
+    state = emu_server.app[EMULATOR_STATE]
+    state.config = state.config.model_copy(update={"control": False})
+    assert (await emu.request("GET", "/_emulator/state")).status == 404
+    assert (await emu.request("POST", "/_emulator/reset")).status == 404
+
+
+async def test_the_human_pages_answer_to_loopback_names_only(emu: Ado) -> None:
+    """A DNS-rebinding page (Host: attacker.example) cannot read the browse pages."""
+    reply = await emu.request("GET", "/backlogd/Backlogd/_backlogs", headers={"Host": "attacker.example"})
+    assert reply.status == 421
 
 
 async def test_expired_pat_is_401_access_check_json(emu: Ado, emu_server: TestServer) -> None:

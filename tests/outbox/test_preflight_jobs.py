@@ -24,7 +24,7 @@ async def test_fatal_preflight_problem_fails_the_job_before_any_llm_call(tmp_pat
             job = await run_job(services, JobRequest(vision=VISION))
             calls = await services.store.calls(job.id)
             items = await services.store.items(job.id)
-        emu = await emulator_state(emulator.base_url)
+        emu = await emulator_state(emulator)
     assert job.status == "failed"
     assert job.error is not None and job.error.startswith("pre-flight check failed")
     assert "Custom.Cost" in job.error and "field_defaults" in job.error
@@ -42,7 +42,7 @@ async def test_no_test_plans_access_runs_without_qa_and_says_so(tmp_path: Path) 
         async with build_services(settings, {"AZURE_DEVOPS_PAT": PAT}) as services:
             job = await run_job(services, JobRequest(vision=VISION))
             rows = await services.store.items(job.id)
-        emu = await emulator_state(emulator.base_url)
+        emu = await emulator_state(emulator)
     assert job.status == "completed"
     assert rows and not [r for r in rows if r.kind in ("test_plan", "test_suite", "test_case")]
     assert any("Basic + Test Plans" in w for w in job.metadata["warnings"])
@@ -60,6 +60,6 @@ async def test_job_stopped_by_preflight_starts_over_with_the_right_pat(tmp_path:
             assert await services.jobs.retry_uploads(job.id, pat=PAT) == 0
             job = await services.jobs.wait(job.id)
             rows = await services.store.items(job.id)
-        emu = await emulator_state(emulator.base_url)
+        emu = await emulator_state(emulator)
     assert job.status == "completed"
     check_exactly_once(rows, emu)

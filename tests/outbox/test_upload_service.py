@@ -11,8 +11,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from outbox.emulator.config import EmulatorConfig
 from outbox.emulator.server import RunningEmulator, serve
 from outbox.records import JobRow
@@ -21,6 +19,7 @@ from service.composition import Services, build_services
 from service.requests import AdoRequest, JobRequest
 from service.settings import Settings
 from stages.vision import parse_bytes
+from tests.fakes.emulator_control import emulator_state, set_faults
 from tests.fakes.openai_server import FakeLLM
 from tests.outbox.test_upload_support import PAT, PROJECT, ServerFactory, check_exactly_once
 
@@ -46,19 +45,9 @@ def settings_for(tmp_path: Path, **ado: Any) -> Settings:
             "llm": llm,
             "workflow": {"limits": SMALL, "parallel_processing": {"max_workers": 1}},
             "azure_devops": {"project": PROJECT, "max_concurrency": 8, **ado},
+            "emulator": {"control": True},  # the tests read the embedded emulator's state
         }
     )
-
-
-async def post_json(url: str, body: dict[str, Any]) -> None:
-    async with aiohttp.ClientSession() as session, session.post(url, json=body) as resp:
-        assert resp.status == 200, await resp.text()
-
-
-async def emulator_state(base_url: str) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session, session.get(f"{base_url}/_emulator/state") as resp:
-        data: dict[str, Any] = await resp.json()
-        return data
 
 
 async def run_job(services: Services, request: JobRequest, limit: float = 30.0) -> JobRow:
@@ -68,7 +57,7 @@ async def run_job(services: Services, request: JobRequest, limit: float = 30.0) 
 
 @asynccontextmanager
 async def standalone(config: EmulatorConfig) -> AsyncIterator[RunningEmulator]:
-    emulator = await serve(config, "127.0.0.1", 0)
+    emulator = await serve(config.model_copy(update={"control": True}), "127.0.0.1", 0)
     try:
         yield emulator
     finally:
@@ -100,10 +89,10 @@ async def test_generated_backlog_survives_a_fault_storm_in_the_embedded_emulator
         }
         # The grace covers requests already on the wire when a 429 left: generation shares this event
         # loop with the client and the embedded emulator, so a 429 can take a few ms to be seen.
-        await post_json(f"{services.emulator.base_url}/_emulator/faults", storm)
+        await set_faults(services.emulator, storm)
         job = await run_job(services, JobRequest(vision=VISION))
         rows = await services.store.items(job.id)
-        emu = await emulator_state(services.emulator.base_url)
+        emu = await emulator_state(services.emulator)
     assert job.status == "completed", job.error
     assert 100 <= len(rows) <= 300
     check_exactly_once(rows, emu)
@@ -140,13 +129,14 @@ async def test_rule_violation_kills_item_blocks_children_and_retry_completes(tmp
     message and their subtrees blocked; after the rule is fixed, ``retry_uploads`` uploads everything
     exactly once."""
     clean = EmulatorConfig(projects=((PROJECT, "Agile"),), pats=frozenset({PAT}))
-    config = clean.model_copy(update={"required_fields": {"Feature": ("Custom.Reviewer",)}})
     async with standalone(clean) as emulator:
         settings = settings_for(tmp_path, target="ado", organization_url=emulator.url)
         async with build_services(settings, {"AZURE_DEVOPS_PAT": PAT}) as services:
             job = await run_job(services, JobRequest(vision=VISION, upload_mode="manual"))
             assert job.status == "awaiting_upload"
-            emulator.state.config = config  # an administrator adds a required field after the check
+            # an administrator adds a required field after the check
+            required = {"Feature": ("Custom.Reviewer",)}
+            emulator.state.config = emulator.state.config.model_copy(update={"required_fields": required})
             await services.jobs.start_upload(job.id)
             job = await asyncio.wait_for(services.jobs.wait(job.id), 30)
             rows = await services.store.items(job.id)
@@ -163,13 +153,13 @@ async def test_rule_violation_kills_item_blocks_children_and_retry_completes(tmp
             assert all("TF401320" in reported[r.id]["error"] for r in dead)
 
             # Fix the rule in the organization (an administrator's change), then retry.
-            emulator.state.config = config.model_copy(update={"required_fields": {}})
+            emulator.state.config = emulator.state.config.model_copy(update={"required_fields": {}})
             moved = await services.jobs.retry_uploads(job.id)
             assert moved == len(dead) + len(blocked)
             job = await asyncio.wait_for(services.jobs.wait(job.id), 30)
             rows = await services.store.items(job.id)
         assert job.status == "completed"
-        check_exactly_once(rows, await emulator_state(emulator.base_url))
+        check_exactly_once(rows, await emulator_state(emulator))
 
 
 async def test_wrong_pat_is_reported_dead_then_retry_with_the_right_pat_completes(tmp_path: Path) -> None:
@@ -192,7 +182,7 @@ async def test_wrong_pat_is_reported_dead_then_retry_with_the_right_pat_complete
             job = await asyncio.wait_for(services.jobs.wait(job.id), 30)
             rows = await services.store.items(job.id)
         assert job.status == "completed"
-        check_exactly_once(rows, await emulator_state(emulator.base_url))
+        check_exactly_once(rows, await emulator_state(emulator))
     raw = await asyncio.to_thread(
         lambda: b"".join(p.read_bytes() for p in tmp_path.glob("backlogd.sqlite3*"))
     )
@@ -219,14 +209,14 @@ async def test_unknown_project_is_reported_dead_then_retry_after_it_exists_compl
             assert all("project Missing does not exist" in (r.error or "") for r in dead), dead[0].error
             assert {r.state for r in rows} == {"dead", "blocked"}
             # The organization gains the project (as an administrator would create it); nothing else changed.
-            emulator.state.config = config.model_copy(
+            emulator.state.config = emulator.state.config.model_copy(
                 update={"projects": (("Other", "Agile"), ("Missing", "Scrum"))}
             )
             emulator.state.reset()
             await services.jobs.retry_uploads(job.id)
             job = await asyncio.wait_for(services.jobs.wait(job.id), 30)
             rows = await services.store.items(job.id)
-            emu = await emulator_state(emulator.base_url)
+            emu = await emulator_state(emulator)
         assert job.status == "completed"
         check_exactly_once(rows, emu)
         assert {w["project"] for w in emu["work_items"]} == {"Missing"}
@@ -241,7 +231,7 @@ async def test_missing_work_item_type_kills_only_the_items_of_that_type(tmp_path
             job = await run_job(services, JobRequest(vision=VISION))
             rows = await services.store.items(job.id)
             final = (await services.store.events_after(job.id, 0))[-1]
-        emu = await emulator_state(emulator.base_url)
+        emu = await emulator_state(emulator)
     assert job.status == "completed"
     assert not [r for r in rows if r.kind in ("test_plan", "test_suite", "test_case")]
     assert any("not available for process Basic" in w for w in job.metadata["warnings"])

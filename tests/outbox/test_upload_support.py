@@ -27,6 +27,7 @@ from outbox.emulator.config import EmulatorConfig, FaultConfig
 from outbox.records import EventRow, ItemRow, NewItem
 from outbox.relay import Relay, Uploader, idempotency_key
 from outbox.store import Store
+from tests.fakes.emulator_control import control_headers
 
 PROJECT = "Backlogd"
 PAT = "upload-pat"
@@ -131,6 +132,7 @@ async def stage(store: Store, job: str, items: list[NewItem]) -> None:
 
 
 def emulator_config(faults: FaultConfig | None = None, **kw: Any) -> EmulatorConfig:
+    kw.setdefault("control", True)  # the tests read the state and set faults (with the PAT)
     return EmulatorConfig(
         projects=((PROJECT, "Agile"),), pats=frozenset({PAT}), faults=faults or FaultConfig(), **kw
     )
@@ -153,12 +155,13 @@ class UploadRig:
         return str(self.server.make_url("")).rstrip("/")
 
     async def state(self) -> dict[str, Any]:
-        async with self.session.get(f"{self.base}/_emulator/state") as resp:
+        async with self.session.get(f"{self.base}/_emulator/state", headers=control_headers(PAT)) as resp:
             data: dict[str, Any] = await resp.json()
             return data
 
     async def set_faults(self, **faults: Any) -> None:
-        async with self.session.post(f"{self.base}/_emulator/faults", json=faults) as resp:
+        url, headers = f"{self.base}/_emulator/faults", control_headers(PAT)
+        async with self.session.post(url, json=faults, headers=headers) as resp:
             assert resp.status == 200, await resp.text()
 
     async def upload(self, job: str, limit: float = 30.0) -> None:
@@ -184,7 +187,9 @@ async def upload_rig(
     target_kw: dict[str, Any] | None = None,
     **relay_kw: Any,
 ) -> AsyncIterator[UploadRig]:
-    server = await aiohttp_server(create_emulator_app(config or emulator_config()))
+    server = await aiohttp_server(
+        create_emulator_app((config or emulator_config()).model_copy(update={"control": True}))
+    )
     gate = gate or SimpleGate(concurrency)
     async with Store.open(tmp_path / "outbox.sqlite3") as store, aiohttp.ClientSession() as session:
         org = str(server.make_url("/backlogd"))

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import yaml
 
+from tests.fakes.emulator_control import control_headers
 from tests.reliability.procs import PYTHON, Child, Children, clean_env
 
 PAT = "soak-pat"
@@ -67,6 +68,7 @@ def service_settings(folder: Path, limits: dict[str, int]) -> dict[str, Any]:
             "max_concurrency": 8,
         },
         "progress": {"heartbeat_seconds": 1, "retry_ms": 100},
+        "emulator": {"control": True},  # the rig sets the emulator's faults and reads its state
         "logging": {"level": "info", "format": "json"},
     }
 
@@ -95,7 +97,7 @@ class Rig:
             Child(
                 "emulator",
                 [PYTHON, "-m", "web.main", "emulator", "--port", "0", "--config", str(self.config)],
-                clean_env({}),
+                clean_env({"AZURE_DEVOPS_PAT": PAT}),  # the emulator answers to the service's PAT only
                 self.folder,
             )
         )
@@ -176,11 +178,13 @@ class Rig:
             "seed": s.seed,
             "routes": ["create", "testplan"],
         }
-        async with session.post(f"{self._emulator_base}/_emulator/faults", json=faults) as resp:
+        url, headers = f"{self._emulator_base}/_emulator/faults", control_headers(PAT)
+        async with session.post(url, json=faults, headers=headers) as resp:
             assert resp.status == 200, await resp.text()
 
     async def emulator_state(self, session: aiohttp.ClientSession) -> dict[str, Any]:
-        async with session.get(f"{self._emulator_base}/_emulator/state") as resp:
+        url, headers = f"{self._emulator_base}/_emulator/state", control_headers(PAT)
+        async with session.get(url, headers=headers) as resp:
             assert resp.status == 200
             state: dict[str, Any] = await resp.json()
             return state

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
-
-import aiohttp
 
 from service.composition import build_services
 from service.requests import JobRequest
 from service.settings import Settings
+from tests.fakes.emulator_control import emulator_state
 
 VISION = {
     "title": "Tool library",
@@ -34,14 +32,9 @@ def settings_in(tmp_path: Path) -> Settings:
                 }
             },
             "azure_devops": {"target": "emulator"},
+            "emulator": {"control": True},  # the tests read its state (with the PAT it was started with)
         }
     )
-
-
-async def emulator_state(url: str) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session, session.get(f"{url}/_emulator/state") as resp:
-        state: dict[str, Any] = await resp.json()
-        return state
 
 
 async def test_uploaded_items_keep_their_ids_and_links_after_a_restart(tmp_path: Path) -> None:
@@ -57,7 +50,7 @@ async def test_uploaded_items_keep_their_ids_and_links_after_a_restart(tmp_path:
     async with build_services(settings, {}) as services:
         assert services.emulator is not None
         assert services.emulator.base_url == url  # the remembered port was free
-        state = await emulator_state(services.emulator.base_url)
+        state = await emulator_state(services.emulator)
         ids = {w["id"] for w in state["work_items"]} | {p["id"] for p in state["test_plans"]}
         ids |= {s["id"] for s in state["suites"]}
         assert set(before) <= ids
@@ -88,7 +81,7 @@ async def test_a_job_stopped_mid_upload_finishes_exactly_once_after_a_restart(tm
         job = await services.jobs.wait(job_id)
         assert job.status == "completed", job.error
         items = await services.store.items(job_id)
-        state = await emulator_state(services.emulator.base_url)
+        state = await emulator_state(services.emulator)
     by_tag = state["creates_by_tag"]
     keys = {tag: n for tag, n in by_tag.items() if tag.startswith("bk-")}  # bi- is the job's run tag
     assert keys and all(n == 1 for n in keys.values()), {k: v for k, v in keys.items() if v != 1}

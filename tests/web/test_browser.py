@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -17,6 +16,7 @@ from aiohttp.test_utils import TestServer
 from outbox.emulator.config import FaultConfig
 from service.composition import Services, build_services
 from service.settings import Settings
+from tests.fakes.emulator_control import set_faults
 from tests.web.conftest import make_settings
 from web.app import create_app
 from web.keys import STREAMS
@@ -33,7 +33,7 @@ ARGS = [
     "--no-first-run",
 ]
 VISION = "# Bike shop\nCustomers book repairs online. Mechanics see the repair queue."
-DONE = "document.querySelector('#progress-bar').getAttribute('aria-valuenow') === '100'"
+DONE = "() => document.querySelector('#progress-bar').getAttribute('aria-valuenow') === '100'"
 
 
 def _need_chromium() -> None:
@@ -77,8 +77,9 @@ async def _serve(settings: Settings) -> AsyncIterator[Site]:
 
 
 @pytest.fixture
-async def site(settings: Settings) -> AsyncIterator[Site]:
-    async for served in _serve(settings):
+async def site(tmp_path: Path) -> AsyncIterator[Site]:
+    # emulator.control: the retry test sets the embedded emulator's faults (with its PAT)
+    async for served in _serve(make_settings(tmp_path, emulator={"control": True})):
         yield served
 
 
@@ -93,7 +94,8 @@ async def _submit(page: Any, url: str, vision: str = VISION) -> None:
 
 async def test_submit_watch_progress_open_tree_and_follow_a_work_item(browser: Any, site: Site) -> None:
     """A job submitted in the form reaches 100 %, its tree expands to tasks, and a work item link opens
-    the emulator's page for that item; tree nodes are updated in place, never re-rendered."""
+    the emulator's page for that item; tree nodes are updated in place, never re-rendered; the page
+    works under the service's Content-Security-Policy (no violation is reported)."""
     url, services = site.url, site.services
     assert services.emulator is not None  # slow uploads down so the page watches the job live
     services.emulator.state.set_faults(FaultConfig(latency_seconds=0.1, routes=frozenset({"any"})))
@@ -101,12 +103,13 @@ async def test_submit_watch_progress_open_tree_and_follow_a_work_item(browser: A
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
     await _submit(page, url)
     first_epic = page.locator("#tree > li").first
     await first_epic.wait_for()
     epic_handle = await first_epic.element_handle()
     await page.wait_for_function(DONE, timeout=15_000)
-    await page.wait_for_function("document.querySelector('#job-status').textContent === 'completed'")
+    await page.wait_for_function("() => document.querySelector('#job-status').textContent === 'completed'")
     assert (await page.inner_text("#progress-text")).startswith("100%")
     assert "uploaded as #" in await page.inner_text("#feed")  # items arrived live over SSE
     assert await epic_handle.evaluate("node => node.isConnected")  # the same node, updated in place
@@ -135,35 +138,32 @@ async def test_a_failed_upload_is_shown_and_retried_from_the_page(browser: Any, 
     url, services = site.url, site.services
     assert services.emulator is not None and services.uploads is not None
     services.uploads.relay.max_attempts = 1
-    faults = f"{services.emulator.base_url}/_emulator/faults"
-    async with aiohttp.ClientSession() as http:
-        async with http.post(faults, json={"error_500": 1.0}) as resp:
-            assert resp.status == 200
-        page = await browser.new_page()
-        await _submit(page, url)
-        await page.wait_for_function(
-            "document.querySelector('#job-status').textContent === 'completed with errors'", timeout=15_000
-        )
-        await page.click("#expand-all")
-        dead = page.locator("#tree .badge.dead").first
-        await dead.wait_for()
-        assert await page.locator("#tree .err:not([hidden])").count() > 0
-        assert int(await page.inner_text("#count-epic td[data-count=failed]")) > 0
-        async with http.post(faults, json={}) as resp:
-            assert resp.status == 200
-        retry = page.locator("#retry-btn")
-        await retry.wait_for(state="visible")
-        await retry.click()
-        await page.wait_for_function(
-            "document.querySelector('#job-status').textContent === 'completed'", timeout=15_000
-        )
-        await page.wait_for_function(
-            "[...document.querySelectorAll('#tree .badge')].every(b => b.classList.contains('uploaded'))",
-            timeout=15_000,
-        )
-        assert await page.locator("#tree .err:not([hidden])").count() == 0
-        assert await retry.is_hidden()
-        await page.close()
+    emulator = services.emulator
+    await set_faults(emulator, {"error_500": 1.0})
+    page = await browser.new_page()
+    await _submit(page, url)
+    await page.wait_for_function(
+        "() => document.querySelector('#job-status').textContent === 'completed with errors'", timeout=15_000
+    )
+    await page.click("#expand-all")
+    dead = page.locator("#tree .badge.dead").first
+    await dead.wait_for()
+    assert await page.locator("#tree .err:not([hidden])").count() > 0
+    assert int(await page.inner_text("#count-epic td[data-count=failed]")) > 0
+    await set_faults(emulator, {})
+    retry = page.locator("#retry-btn")
+    await retry.wait_for(state="visible")
+    await retry.click()
+    await page.wait_for_function(
+        "() => document.querySelector('#job-status').textContent === 'completed'", timeout=15_000
+    )
+    await page.wait_for_function(
+        "() => [...document.querySelectorAll('#tree .badge')].every(b => b.classList.contains('uploaded'))",
+        timeout=15_000,
+    )
+    assert await page.locator("#tree .err:not([hidden])").count() == 0
+    assert await retry.is_hidden()
+    await page.close()
 
 
 async def test_polling_fallback_on_a_narrow_screen(browser: Any, tmp_path: Path) -> None:
@@ -195,11 +195,11 @@ async def test_the_page_recovers_when_the_stream_drops_mid_job(browser: Any, sit
         }).observe(document, {subtree: true, attributeFilter: ["data-mode"], attributeOldValue: true});
     """)
     await _submit(page, url)
-    await page.wait_for_function("document.querySelector('#live-mode').textContent === '● live'")
-    await page.wait_for_function("document.querySelectorAll('#feed li').length > 5")
+    await page.wait_for_function("() => document.querySelector('#live-mode').textContent === '● live'")
+    await page.wait_for_function("() => document.querySelectorAll('#feed li').length > 5")
     site.app[STREAMS].stop_all("dropped")  # the server ends every stream; EventSource reconnects
     await page.wait_for_function(DONE, timeout=20_000)
-    await page.wait_for_function("document.querySelector('#job-status').textContent === 'completed'")
+    await page.wait_for_function("() => document.querySelector('#job-status').textContent === 'completed'")
     assert any(m.startswith("live -> ") and not m.endswith("finished") for m in modes)  # noticed the drop
     assert sum(m.endswith("-> live") for m in modes) >= 2, modes  # and came back live
     feed = [line for line in (await page.inner_text("#feed")).splitlines() if "uploaded as #" in line]

@@ -248,8 +248,15 @@ async def test_health_ready_hardware_and_openapi(client: Client) -> None:
     assert js.status == 200 and "javascript" in js.content_type
 
 
-async def test_a_pat_sent_with_a_job_never_comes_back(client: Client, services: Services) -> None:
+async def test_a_pat_sent_with_a_job_never_comes_back(aiohttp_client: Any, tmp_path: Path) -> None:
     """A per-job PAT is used in memory only: no job, list, backlog, progress, export or event shows it."""
+    settings = make_settings(tmp_path, azure_devops={"allowed_organizations": ("http://127.0.0.1:9",)})
+    async with build_services(settings, {}, backoff_base=0.01) as services:
+        client = await aiohttp_client(create_app(settings, services))
+        await _pat_stays_hidden(client, services)
+
+
+async def _pat_stays_hidden(client: Client, services: Services) -> None:
     secret = "pat-that-must-not-leak-4711"
     job_id = await _submit(
         client,
