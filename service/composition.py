@@ -95,6 +95,13 @@ def llm_limiter(settings: Settings, sizing: Sizing) -> AdaptiveLimiter:
     return AdaptiveLimiter(sizing.llm_concurrency, rate_per_second=sizing.llm_rate_per_second, name="llm")
 
 
+def stage_rates(settings: Settings, sizing: Sizing) -> dict[str, float]:
+    """Each stage's share of the provider's request rate (none for the offline generator: no quota)."""
+    if settings.llm.provider == "offline":
+        return {}
+    return {name: budget.tokens_per_second for name, budget in sizing.budgets.items()}
+
+
 def job_metadata(profile: HardwareProfile, sizing: Sizing) -> dict[str, Any]:
     return {
         "hardware_tier": sizing.tier,
@@ -173,6 +180,7 @@ async def build_services(
             backoff_base=backoff_base,
             metadata=lambda: job_metadata(profile, sizing),
             stage_limits={name: budget.concurrency for name, budget in sizing.budgets.items()},
+            stage_rates=stage_rates(settings, sizing),
             concurrent_jobs=min(settings.server.max_concurrent_jobs, sizing.concurrent_jobs),
         )
         stack.push_async_callback(jobs.close)
