@@ -41,6 +41,7 @@ _HELD: contextvars.ContextVar[tuple[tuple[int, int, int], ...]] = contextvars.Co
 PROBE_COST = 20.0  # after a cut, wait this many times the pause it cost before probing above it again
 BACKOFF_BASE = 0.05  # seconds: the first backoff of a throttle without Retry-After (or the latency)
 BACKOFF_CAP = 30.0
+SLOW_START_INITIAL = 4  # where a limiter for an unknown provider starts (slow start doubles it per RTT)
 
 
 class AdaptiveLimiter:

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import structlog
 
-from hardware.aimd import AdaptiveLimiter
+from hardware.aimd import SLOW_START_INITIAL, AdaptiveLimiter
 from hardware.probe import HardwareProfile, probe_async
 from hardware.sizing import Sizing, report, size
 from outbox.emulator.config import EmulatorConfig
@@ -92,7 +92,15 @@ def llm_limiter(settings: Settings, sizing: Sizing) -> AdaptiveLimiter:
     if settings.llm.provider == "offline":  # local CPU work in the pool: no provider quota to respect
         ceiling = sizing.process_pool_size * 2 if sizing.mode != "disabled" else 1
         return AdaptiveLimiter(ceiling, name="llm")
-    return AdaptiveLimiter(sizing.llm_concurrency, rate_per_second=sizing.llm_rate_per_second, name="llm")
+    ceiling = sizing.llm_concurrency
+    # Slow start from a few requests (doubling each round trip while they go through) instead of the
+    # whole ceiling at once: a provider's hidden cap then costs one or two 429s, not a burst of them.
+    return AdaptiveLimiter(
+        ceiling,
+        initial=min(ceiling, SLOW_START_INITIAL),
+        rate_per_second=sizing.llm_rate_per_second,
+        name="llm",
+    )
 
 
 def stage_rates(settings: Settings, sizing: Sizing) -> dict[str, float]:
