@@ -8,10 +8,12 @@ fewer than ``limit`` requests are in flight; then, when a rate is set, it takes 
 Throttling is pacing, never failure. A throttle with a ``Retry-After`` pauses the whole identity
 until then; one without (or ``Retry-After: 0``) pauses it for an exponential backoff with full
 jitter, shared by every caller. The first throttle of each overload cuts the limit, at once down to
-below the load at which the throttled request was sent when that is known (a hidden concurrency cap
-is found in one step, not in a dozen 10% cuts). After a cut the limit does not probe upwards again
-before ``PROBE_COST`` times the pause it cost has passed, so probing a cap costs at most ~1/PROBE_COST
-of the time, whether the provider answers ``Retry-After: 1``, ``0`` or nothing.
+what the provider was serving of ours when it refused: midway between the requests sent before the
+refused one still unanswered when it was sent (an upper bound: some were being answered) and when its
+429 came back (a lower bound). A hidden concurrency cap is so found in one step, not in a dozen 10%
+cuts. After a cut the limit does not probe upwards again before ``PROBE_COST`` times the pause it cost
+has passed, so probing a cap costs at most ~1/PROBE_COST of the time, whether the provider answers
+``Retry-After: 1``, ``0`` or nothing.
 
 Waiting is event-driven: one dispatcher grants slots when a slot is released, the limit grows, or the
 single timer for the pause's end fires. Nobody polls.
@@ -32,12 +34,10 @@ from aiolimiter import AsyncLimiter
 
 from hardware.congestion import CongestionWindow
 
-# (id(limiter), grant sequence, requests in flight once granted) of the slots the current task holds:
-# lets ``throttled`` tell a throttle caused by a request sent before the last cut (already accounted
-# for) from a new one, and at which load the provider refused.
-_HELD: contextvars.ContextVar[tuple[tuple[int, int, int], ...]] = contextvars.ContextVar(
-    "aimd_held", default=()
-)
+# (id(limiter), grant sequence) pairs of the slots the current task holds: lets ``throttled`` tell a
+# throttle caused by a request sent before the last cut (already accounted for) from a new one, and
+# count the requests sent before it that the provider is still serving.
+_HELD: contextvars.ContextVar[tuple[tuple[int, int], ...]] = contextvars.ContextVar("aimd_held", default=())
 PROBE_COST = 20.0  # after a cut, wait this many times the pause it cost before probing above it again
 BACKOFF_BASE = 0.05  # seconds: the first backoff of a throttle without Retry-After (or the latency)
 BACKOFF_CAP = 30.0
@@ -76,7 +76,9 @@ class AdaptiveLimiter:
         )
         self._in_use = 0
         self._paused_until = -math.inf
-        self._waiters: deque[asyncio.Future[tuple[int, int]]] = deque()
+        self._waiters: deque[asyncio.Future[int]] = deque()
+        # grant sequence of each request past every wait (until released) -> how many were in flight then
+        self._sending: dict[int, int] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
         self._grants = 0
@@ -103,17 +105,20 @@ class AdaptiveLimiter:
         """A 429/503: cut the limit once per overload and pause the whole identity for ``retry_after``
         (absent or 0: an exponential backoff with full jitter). Call inside the slot when possible."""
         self.throttles += 1
-        held = [(seq, load) for owner, seq, load in _HELD.get() if owner == id(self)]
-        new = self._counts_as_new_overload([seq for seq, _ in held])
+        held = [seq for owner, seq in _HELD.get() if owner == id(self)]
+        new = self._counts_as_new_overload(held)
         if new:
             self._window.on_drop()
             self.decreases += 1
             self._cut_after_grant = self._grants
             window = max(self._window.smoothed_latency or 0.0, retry_after or 0.0)
             self._cut_blocked_until = self._clock() + window
-        load = min((load for _, load in held), default=0)
-        if load >= 2:  # the provider refused at this load: what it serves is below it
-            self._window.cap(load - 1)
+        if held:  # the provider refused while serving the requests sent before this one: its capacity
+            first = min(held)
+            now_serving = sum(1 for seq in self._sending if seq < first)
+            served = (self._sending.get(first, now_serving) + now_serving + 1) // 2
+            if served:
+                self._window.cap(served)
         if retry_after:
             pause = retry_after
         elif new:
@@ -130,7 +135,7 @@ class AdaptiveLimiter:
     def succeeded(self, latency: float) -> None:
         """Grow the limit by one step when the limit is in use and latency holds; call inside the slot."""
         self.successes += 1
-        held = [seq for owner, seq, _ in _HELD.get() if owner == id(self)]
+        held = [seq for owner, seq in _HELD.get() if owner == id(self)]
         if held and max(held) > self._cut_after_grant:
             self._backoff_level = 0  # a request sent at the new limit went through
         may_grow = self._clock() >= self._hold_until or not self._window.near_drop()
@@ -185,7 +190,7 @@ class AdaptiveLimiter:
 
     @asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
-        seq, load = await self._acquire()
+        seq = await self._acquire()
         try:
             while self._bucket is not None:
                 await self._bucket.acquire()
@@ -193,24 +198,26 @@ class AdaptiveLimiter:
                     break
                 # paused while waiting for the token: queue again (the token is spent: conservative)
                 self._in_use -= 1
-                seq, load = await self._acquire()
+                seq = await self._acquire()
         except BaseException:
             self._in_use -= 1
             self._dispatch()
             raise
-        token = _HELD.set((*_HELD.get(), (id(self), seq, load)))
+        token = _HELD.set((*_HELD.get(), (id(self), seq)))
+        self._sending[seq] = len(self._sending)
         try:
             yield
         finally:
+            self._sending.pop(seq, None)
             _HELD.reset(token)
             self._in_use -= 1
             self._dispatch()
 
-    async def _acquire(self) -> tuple[int, int]:
+    async def _acquire(self) -> int:
         loop = asyncio.get_running_loop()
         at_front = False
         while True:
-            waiter: asyncio.Future[tuple[int, int]] = loop.create_future()
+            waiter: asyncio.Future[int] = loop.create_future()
             if at_front:
                 self._waiters.appendleft(waiter)
             else:
@@ -246,7 +253,7 @@ class AdaptiveLimiter:
             self._waiters.popleft()
             self._in_use += 1
             self._grants += 1
-            head.set_result((self._grants, self._in_use))
+            head.set_result(self._grants)
 
     def _arm(self, deadline: float, now: float) -> None:
         if self._timer is not None:
