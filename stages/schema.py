@@ -15,17 +15,17 @@ from typing import Any
 
 from stages.models import ACTIVITIES, STORY_POINTS
 
-TITLE_SCHEMA_MAX = 120  # what we ask for; models.TITLE_MAX (ADO's field) bounds what we accept
-DESCRIPTION_MAX = 600
-SENTENCE_MAX = 300
+TITLE_SCHEMA_MAX = 100  # what we ask for; models.TITLE_MAX (ADO's field) bounds what we accept
+DESCRIPTION_MAX = 400
+SENTENCE_MAX = 200
 MAX_CRITERIA = 5
 MAX_STEPS = 6
 PRIORITY = {"type": "integer", "minimum": 1, "maximum": 4}
 # Patterns bound each part and exclude quotes and backslashes: a grammar built from ``.`` lets a model
 # write a raw '"' into the JSON string (seen with llama.cpp), which ends the string mid-sentence.
 _CHUNK = r'[^"\\\n]'
-USER_STORY_PATTERN = rf'^As an? [^,"\\\n]{{1,60}}, I want [^,"\\\n]{{1,140}}, so that {_CHUNK}{{1,140}}$'
-CRITERION_PATTERN = rf"^Given {_CHUNK}{{1,120}} When {_CHUNK}{{1,120}} Then {_CHUNK}{{1,120}}$"
+USER_STORY_PATTERN = rf'^As an? [^,"\\\n]{{1,40}}, I want [^,"\\\n]{{1,100}}, so that {_CHUNK}{{1,100}}$'
+CRITERION_PATTERN = rf"^Given {_CHUNK}{{1,80}} When {_CHUNK}{{1,80}} Then {_CHUNK}{{1,80}}$"
 
 
 def _text(max_length: int, min_length: int = 1, **extra: Any) -> dict[str, Any]:
@@ -62,10 +62,10 @@ def item_schema(kind: str, source_ids: Sequence[str]) -> dict[str, Any]:
         own = {"priority": PRIORITY}
     elif kind == "story":
         own = {
-            "user_story": _text(420, pattern=USER_STORY_PATTERN),
+            "user_story": _text(300, pattern=USER_STORY_PATTERN),
             "acceptance_criteria": {
                 "type": "array",
-                "items": _text(440, pattern=CRITERION_PATTERN),
+                "items": _text(300, pattern=CRITERION_PATTERN),
                 "minItems": 3,
                 "maxItems": MAX_CRITERIA,
             },

@@ -44,7 +44,7 @@ def settings(tmp_path: Path, llama: LlamaServer, mode: str, **llm: Any) -> Setti
             "base_url": llama.base_url,
             "model": "smollm2",
             "structured_output": mode,
-            "max_tokens": 768,
+            "max_tokens": 1024,
             "timeout_seconds": 240,
             "max_concurrency": 1,
             **llm,

@@ -133,7 +133,7 @@ def test_whitespace_is_trimmed_and_an_over_long_title_cut_at_a_word() -> None:
     long = "Borrowers " * 20
     accepted = accept_answer(STAGES["epics"], answer([epic(f"  {long} ")]), VISION, 5, [])
     title = accepted.bodies[0]["title"]
-    assert len(title) <= 120 and title.endswith("Borrowers") and "  " not in title
+    assert len(title) <= 100 and title.endswith("Borrowers") and "  " not in title
     assert any("title: trimmed whitespace" in r for r in accepted.repairs)
     assert any("title: shortened" in r for r in accepted.repairs)
 
