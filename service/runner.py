@@ -15,7 +15,6 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
@@ -23,6 +22,7 @@ from aiolimiter import AsyncLimiter
 
 from outbox.records import CallRow, EventRow, NewEvent, NewItem
 from outbox.store import Store
+from service.calls import CallOutcome, Tally, output_hint
 from service.items import STAGES_BY_KIND, JobContext, as_item, item_events, new_items
 from service.settings import LLMSettings, QualitySettings
 from stages import quality
@@ -46,37 +46,6 @@ class Limiter(Protocol):
     def slot(self) -> Any: ...
     def throttled(self, retry_after: float | None) -> None: ...
     def succeeded(self, latency: float) -> None: ...
-
-
-@dataclass
-class Tally:
-    """What one call cost: attempts (throttles excluded), HTTP requests, throttles, the mode last used."""
-
-    attempts: int = 0
-    requests: int = 0
-    throttled: int = 0
-    mode: str = ""
-
-
-def output_hint(mode: str, attempts: int) -> str:
-    """The setting to change when a model's answers stayed unusable in a mode without a schema."""
-    if mode in ("json_object", "prompt"):
-        return (
-            f" — {attempts} answers in structured_output {mode} mode were unusable: set "
-            "llm.structured_output to json_schema (or auto) on a server that enforces JSON Schemas, "
-            "or use a larger model"
-        )
-    return ""
-
-
-@dataclass
-class CallOutcome:
-    bodies: list[dict[str, Any]]
-    attempts: int
-    prompt_hash: str
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    latency_ms: float = 0.0
 
 
 class GenerationRunner:
