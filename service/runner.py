@@ -267,6 +267,8 @@ class GenerationRunner:
         except ProviderError:
             tally.requests += 1
             raise
+        except OutputTruncated as exc:  # the server itself could not finish the answer (llama.cpp)
+            completion = Completion(content=exc.raw, finish_reason="length")
         latency = self.clock() - started
         tally.requests += completion.requests
         self.limiter.succeeded(latency)  # inside the slot: the limiter counts this request as in use

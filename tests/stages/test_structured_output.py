@@ -170,3 +170,31 @@ async def test_server_errors_map_to_what_the_runner_must_do(
     assert len(calls) == 1  # none of these is a refused response_format: no fallback request
     if error is ContextTooLong:
         assert "context window" in str(raised.value)
+
+
+async def test_llama_unparsed_output_is_retried_for_fewer_items_by_the_runner(
+    fake_llm: Any, settings_factory: Any
+) -> None:
+    """When the server answers its unparseable-output 500 once, the call is asked again for fewer items
+    and the job completes without storing anything from the failed answer."""
+    from tests.conftest import run_job
+
+    asked: list[int] = []
+
+    @web.middleware
+    async def once(request: web.Request, handler: Handler) -> web.StreamResponse:
+        body = await request.json()
+        schema = body["response_format"]["json_schema"]["schema"]
+        if "epics" in schema["properties"]:
+            asked.append(schema["properties"]["epics"]["maxItems"])
+        if len(asked) == 1:
+            message = "The model produced output that does not match the expected peg-native format"
+            return web.json_response({"error": {"code": 500, "message": message}}, status=500)
+        return await handler(request)
+
+    server = await fake_llm(middlewares=[once])
+    settings = server.settings_for(settings_factory, workflow={"limits": {"max_epics": 4}})
+    result = await run_job(settings)
+    assert result.job.status == "completed"
+    assert asked == [4, 2] and result.call("epics:")[0].attempts == 2
+    assert len(result.of("epic")) <= 2
