@@ -30,9 +30,16 @@ from stages.errors import (
 from stages.providers.base import ChatMessage, Completion, CompletionRequest
 
 StructuredOutput = Literal["auto", "json_schema", "json_object", "prompt"]
-Mode = Literal["json_schema", "json_object", "prompt"]
+Mode = Literal["json_schema", "json_schema_lean", "json_object", "prompt"]
 _MODES = ("auto", "json_schema", "json_object", "prompt")
-_FALLBACK: dict[str, Mode] = {"json_schema": "json_object", "json_object": "prompt"}
+# json_schema_lean: the same schema without string lengths, which some strict-mode servers refuse
+# (OpenAI lists minLength/maxLength as unsupported); the enums and the numeric and array bounds stay.
+_FALLBACK: dict[str, Mode] = {
+    "json_schema": "json_schema_lean",
+    "json_schema_lean": "json_object",
+    "json_object": "prompt",
+}
+_LENGTHS = frozenset({"minLength", "maxLength"})
 _UNPARSED = re.compile(r"does not match the expected|failed to parse (the )?(model )?output", re.I)
 _CONTEXT = re.compile(r"context (size|length|window)|exceed_context|too many tokens|maximum context", re.I)
 _MESSAGE_MAX = 400
@@ -148,17 +155,18 @@ class OpenAIProvider:
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
         }
-        if mode == "json_schema":
+        if mode in ("json_schema", "json_schema_lean"):
+            schema = request.json_schema if mode == "json_schema" else _without(request.json_schema, _LENGTHS)
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": request.schema_name, "schema": request.json_schema, "strict": True},
+                "json_schema": {"name": request.schema_name, "schema": schema, "strict": True},
             }
         elif mode == "json_object":
             body["response_format"] = {"type": "json_object"}
         return body
 
     def _messages(self, request: CompletionRequest, mode: Mode) -> tuple[ChatMessage, ...]:
-        if mode == "json_schema":
+        if mode in ("json_schema", "json_schema_lean"):
             return request.messages
         hint = SCHEMA_HINT if mode == "json_object" else PROMPT_HINT
         schema_text = f"{hint}\n{json.dumps(request.json_schema, separators=(',', ':'))}"
@@ -243,6 +251,23 @@ class OpenAIProvider:
         if self._api_key:
             text = text.replace(self._api_key, "***")
         return _KEYLIKE.sub("***", text)
+
+
+def _without(node: Any, keys: frozenset[str]) -> Any:
+    """A copy of a JSON Schema without ``keys`` anywhere (``properties`` names are left alone)."""
+    if isinstance(node, dict):
+        return {
+            k: (
+                {name: _without(sub, keys) for name, sub in v.items()}
+                if k in ("properties", "$defs")
+                else _without(v, keys)
+            )
+            for k, v in node.items()
+            if k not in keys
+        }
+    if isinstance(node, list):
+        return [_without(v, keys) for v in node]
+    return node
 
 
 def error_message(raw: bytes) -> str:

@@ -4,6 +4,7 @@ overflow, a 503 and llama.cpp's unparseable-output 500 each mapped to what the r
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -117,8 +118,35 @@ async def test_auto_falls_back_when_response_format_is_refused_and_remembers(ser
         second = await llm.complete(build_request(STAGES["epics"], VISION, [], [], 2))
     finally:
         await llm.aclose()
-    assert seen == ["json_schema", "json_object", "prompt", "prompt"]
-    assert (first.structured_output, first.requests, second.requests) == ("prompt", 3, 1)
+    assert seen == ["json_schema", "json_schema", "json_object", "prompt", "prompt"]
+    assert (first.structured_output, first.requests, second.requests) == ("prompt", 4, 1)
+
+
+async def test_a_strict_server_refusing_string_lengths_keeps_the_schema_without_them(serve: Any) -> None:
+    """A server that refuses maxLength in strict mode (as OpenAI lists it unsupported) still gets a
+    json_schema, without the string lengths but with the sources enum, and keeps getting it."""
+    schemas: list[dict[str, Any]] = []
+
+    @web.middleware
+    async def strict(request: web.Request, handler: Handler) -> web.StreamResponse:
+        schema = (await request.json())["response_format"]["json_schema"]["schema"]
+        schemas.append(schema)
+        if "maxLength" in json.dumps(schema):
+            message = "Invalid schema for response_format: 'maxLength' is not permitted."
+            return web.json_response({"error": {"message": message}}, status=400)
+        return await handler(request)
+
+    url = await serve(FakeLLM(), strict)
+    llm = provider(url)
+    try:
+        first = await llm.complete(build_request(STAGES["epics"], VISION, [], [], 2))
+        await llm.complete(build_request(STAGES["epics"], VISION, [], [], 2))
+    finally:
+        await llm.aclose()
+    assert len(schemas) == 3 and first.structured_output == "json_schema_lean"
+    lean = schemas[-1]["properties"]["epics"]["items"]
+    assert lean["properties"]["sources"]["items"]["enum"] == ["S1", "S2", "S3"]
+    assert lean["properties"]["priority"]["maximum"] == 4
 
 
 @pytest.mark.parametrize(
