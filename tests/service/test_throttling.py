@@ -66,3 +66,18 @@ async def test_free_text_citations_are_repaired_and_the_job_completes(
         assert all(i.title == i.title.strip() for i in generated)
         repairs = result.job.metadata["llm"]["repairs"]
         assert repairs["citations_dropped"] >= len(generated) and repairs["whitespace_trimmed"] >= 1
+
+
+async def test_a_failed_job_counts_every_request_and_names_the_setting(
+    fake_llm: Any, settings_factory: Factory
+) -> None:
+    """A model answering prose in prompt mode fails the job, whose error names structured_output and
+    whose metadata counts the requests it really made (not 0 calls)."""
+    server: FakeServer = await fake_llm(responder=lambda body: "Sure! Here are some great epics for you.")
+    settings = server.settings_for(settings_factory, llm={"structured_output": "prompt", "max_attempts": 2})
+    result = await run_job(settings)
+    assert result.job.status == "failed"
+    assert "structured_output" in (result.job.error or "")
+    assert result.job.metadata["llm"]["requests"] == len(server.fake.requests) == 2
+    (call,) = result.calls
+    assert (call.status, call.attempts) == ("failed", 2)
