@@ -18,7 +18,7 @@ from stages.models import ACTIVITIES, STORY_POINTS
 TITLE_SCHEMA_MAX = 100  # what we ask for; models.TITLE_MAX (ADO's field) bounds what we accept
 DESCRIPTION_MAX = 400
 SENTENCE_MAX = 200
-MAX_CRITERIA = 5
+MAX_CRITERIA = 4
 MAX_STEPS = 6
 PRIORITY = {"type": "integer", "minimum": 1, "maximum": 4}
 # Patterns bound each part and exclude quotes and backslashes: a grammar built from ``.`` lets a model
