@@ -116,9 +116,10 @@ class AdaptiveLimiter:
         if held:  # the provider refused while serving the requests sent before this one: its capacity
             first = min(held)
             now_serving = sum(1 for seq in self._sending if seq < first)
-            served = (self._sending.get(first, now_serving) + now_serving + 1) // 2
+            sent_with = self._sending.get(first, now_serving)
+            served = (sent_with + now_serving + 1) // 2
             if served:
-                self._window.cap(served)
+                self._window.cap(served, refused_at=sent_with + 1)
         if retry_after:
             pause = retry_after
         elif new:

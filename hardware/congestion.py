@@ -60,14 +60,15 @@ class CongestionWindow:
         self.credit = 0.0
         self.limit = max(self.floor, min(before - 1, int(before * self.decrease)))
 
-    def cap(self, limit: int) -> None:
-        """Lower the limit to at most ``limit`` (evidence of what the provider serves), never below floor."""
+    def cap(self, limit: int, refused_at: int | None = None) -> None:
+        """Lower the limit to at most ``limit`` (evidence of what the provider serves), never below floor;
+        ``refused_at`` is the load the provider refused: the level not to probe eagerly again."""
         if limit < self.limit:
             self.limit = max(self.floor, limit)
             self.credit = 0.0
             self.slow_start = False
-        # the level that drew the throttle is the one not to probe eagerly again
-        self.drop_limit = limit + 1 if self.drop_limit is None else min(self.drop_limit, limit + 1)
+        refused = limit + 1 if refused_at is None else max(limit + 1, refused_at)
+        self.drop_limit = refused if self.drop_limit is None else min(self.drop_limit, refused)
 
     def near_drop(self) -> bool:
         """Whether one more step reaches the level at which the last throttle happened."""
