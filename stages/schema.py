@@ -22,10 +22,14 @@ MAX_CRITERIA = 4
 MAX_STEPS = 6
 PRIORITY = {"type": "integer", "minimum": 1, "maximum": 4}
 # Patterns bound each part and exclude quotes and backslashes: a grammar built from ``.`` lets a model
-# write a raw '"' into the JSON string (seen with llama.cpp), which ends the string mid-sentence.
-_CHUNK = r'[^"\\\n]'
-USER_STORY_PATTERN = rf'^As an? [^,"\\\n]{{1,40}}, I want [^,"\\\n]{{1,100}}, so that {_CHUNK}{{1,100}}$'
-CRITERION_PATTERN = rf"^Given {_CHUNK}{{1,80}} When {_CHUNK}{{1,80}} Then {_CHUNK}{{1,80}}$"
+# write a raw '"' into the JSON string (seen with llama.cpp), which ends the string mid-sentence. Each
+# part but the last also excludes the comma that ends it, so a grammar never has to guess where a part
+# stops: an ambiguous pattern ("Given .* When .*") multiplies llama.cpp's grammar stacks and slowed
+# generation to under 1 token/s.
+_PART = r'[^,"\\\n]'
+_LAST = r'[^"\\\n]'
+USER_STORY_PATTERN = rf"^As an? {_PART}{{1,40}}, I want {_PART}{{1,100}}, so that {_LAST}{{1,100}}$"
+CRITERION_PATTERN = rf"^Given {_PART}{{1,80}}, When {_PART}{{1,80}}, Then {_LAST}{{1,80}}$"
 
 
 def _text(max_length: int, min_length: int = 1, **extra: Any) -> dict[str, Any]:
