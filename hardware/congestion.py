@@ -31,12 +31,12 @@ class CongestionWindow:
     drop_limit: int | None = None
     probe_windows: int = 1
 
-    def on_success(self, latency: float, in_use: int) -> bool:
-        """Record a success; return True when the limit grew."""
+    def on_success(self, latency: float, in_use: int, *, may_grow: bool = True) -> bool:
+        """Record a success; return True when the limit grew (never when ``may_grow`` is false)."""
         holds = self.smoothed_latency is None or latency <= LATENCY_TOLERANCE * self.smoothed_latency
         self._observe(latency)
         # Growing a limit the caller does not use proves nothing (Netflix's inflight*2 >= limit guard).
-        if not holds or in_use * 2 < self.limit or self.limit >= self.ceiling:
+        if not may_grow or not holds or in_use * 2 < self.limit or self.limit >= self.ceiling:
             return False
         if self.slow_start:
             self.limit += 1
@@ -60,9 +60,22 @@ class CongestionWindow:
         self.credit = 0.0
         self.limit = max(self.floor, min(before - 1, int(before * self.decrease)))
 
+    def cap(self, limit: int, refused_at: int | None = None) -> None:
+        """Lower the limit to at most ``limit`` (evidence of what the provider serves), never below floor;
+        ``refused_at`` is the load the provider refused: the level not to probe eagerly again."""
+        if limit < self.limit:
+            self.limit = max(self.floor, limit)
+            self.credit = 0.0
+            self.slow_start = False
+        refused = limit + 1 if refused_at is None else max(limit + 1, refused_at)
+        self.drop_limit = refused if self.drop_limit is None else min(self.drop_limit, refused)
+
+    def near_drop(self) -> bool:
+        """Whether one more step reaches the level at which the last throttle happened."""
+        return self.drop_limit is not None and self.limit + 1 >= self.drop_limit
+
     def _windows_per_step(self) -> int:
-        near_drop = self.drop_limit is not None and self.limit + 1 >= self.drop_limit
-        return self.probe_windows if near_drop else 1
+        return self.probe_windows if self.near_drop() else 1
 
     def _observe(self, latency: float) -> None:
         if self.smoothed_latency is None:

@@ -234,6 +234,11 @@ async def _summary(services: Services, job: JobRow, duration: float) -> dict[str
         "llm": {
             "calls": sum(1 for c in calls if c.status == "done"),
             "failed_calls": sum(1 for c in calls if c.status == "failed"),
+            # every HTTP request, throttled and failed ones included (a failed job made them too)
+            "requests": int(
+                (job.metadata.get("llm") or {}).get("requests") or sum(c.attempts for c in calls)
+            ),
+            "repairs": dict((job.metadata.get("llm") or {}).get("repairs") or {}),
             "prompt_tokens": sum(c.prompt_tokens for c in calls),
             "completion_tokens": sum(c.completion_tokens for c in calls),
         },
@@ -246,7 +251,8 @@ def _print_outcome(job: JobRow, summary: dict[str, Any], services: Services) -> 
     print(
         f"status: {job.status} in {summary['duration_seconds']:.1f}s — {c['epics']} epics, {c['features']} "
         f"features, {c['stories']} stories, {c['tasks']} tasks, {c['test_cases']} test cases; "
-        f"{summary['uploads']['uploaded']} items uploaded; {summary['llm']['calls']} LLM calls"
+        f"{summary['uploads']['uploaded']} items uploaded; {summary['llm']['requests']} LLM requests "
+        f"({summary['llm']['calls']} calls done, {summary['llm']['failed_calls']} failed)"
     )
     if job.error:
         print(terminal_safe(f"error: {job.error}"))

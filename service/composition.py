@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import structlog
 
-from hardware.aimd import AdaptiveLimiter
+from hardware.aimd import SLOW_START_INITIAL, AdaptiveLimiter
 from hardware.probe import HardwareProfile, probe_async
 from hardware.sizing import Sizing, report, size
 from outbox.emulator.config import EmulatorConfig
@@ -92,7 +92,22 @@ def llm_limiter(settings: Settings, sizing: Sizing) -> AdaptiveLimiter:
     if settings.llm.provider == "offline":  # local CPU work in the pool: no provider quota to respect
         ceiling = sizing.process_pool_size * 2 if sizing.mode != "disabled" else 1
         return AdaptiveLimiter(ceiling, name="llm")
-    return AdaptiveLimiter(sizing.llm_concurrency, rate_per_second=sizing.llm_rate_per_second, name="llm")
+    ceiling = sizing.llm_concurrency
+    # Slow start from a few requests (doubling each round trip while they go through) instead of the
+    # whole ceiling at once: a provider's hidden cap then costs one or two 429s, not a burst of them.
+    return AdaptiveLimiter(
+        ceiling,
+        initial=min(ceiling, SLOW_START_INITIAL),
+        rate_per_second=sizing.llm_rate_per_second,
+        name="llm",
+    )
+
+
+def stage_rates(settings: Settings, sizing: Sizing) -> dict[str, float]:
+    """Each stage's share of the provider's request rate (none for the offline generator: no quota)."""
+    if settings.llm.provider == "offline":
+        return {}
+    return {name: budget.tokens_per_second for name, budget in sizing.budgets.items()}
 
 
 def job_metadata(profile: HardwareProfile, sizing: Sizing) -> dict[str, Any]:
@@ -171,6 +186,7 @@ async def build_services(
             backoff_base=backoff_base,
             metadata=lambda: job_metadata(profile, sizing),
             stage_limits={name: budget.concurrency for name, budget in sizing.budgets.items()},
+            stage_rates=stage_rates(settings, sizing),
             concurrent_jobs=min(settings.server.max_concurrent_jobs, sizing.concurrent_jobs),
         )
         stack.push_async_callback(jobs.close)

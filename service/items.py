@@ -39,6 +39,14 @@ class JobContext:
     stories: list[Item] = field(default_factory=list)  # for the job-wide near-duplicate check
     failed_calls: dict[str, str] = field(default_factory=dict)
     started_stages: set[str] = field(default_factory=set)
+    llm_requests: int = 0  # HTTP requests this run sent, throttled and failed ones included
+    repairs: dict[str, int] = field(default_factory=dict)  # kind of repair -> count (see stages.repair)
+
+    def note_repairs(self, repairs: list[str]) -> None:
+        """Count each repair by its kind: the text after the field path, without the values."""
+        for text in repairs:
+            kind = repair_kind(text)
+            self.repairs[kind] = self.repairs.get(kind, 0) + 1
 
     def add(self, item: Item) -> None:
         """Index a generated item: every call reads its parent chain and neighbours, so no scans."""
@@ -145,3 +153,22 @@ def item_events(items: list[NewItem]) -> list[NewEvent]:
         )
         for it in items
     ]
+
+
+_REPAIR_KINDS = (
+    ("dropped an item", "items_dropped"),
+    ("inherited", "citations_inherited"),
+    ("citation", "citations_dropped"),
+    ("unknown field", "fields_dropped"),
+    ("kept the first", "entries_dropped"),
+    ("shortened", "text_shortened"),
+    ("trimmed", "whitespace_trimmed"),
+    ("clamped", "numbers_clamped"),
+    ("nearest allowed", "numbers_clamped"),
+    ("read as", "values_normalised"),
+)
+
+
+def repair_kind(text: str) -> str:
+    """The counter a repair sentence from ``stages.repair``/``stages.answers`` adds to."""
+    return next((kind for needle, kind in _REPAIR_KINDS if needle in text), "other")

@@ -46,6 +46,7 @@ class JobManager:
         metadata: Callable[[], dict[str, Any]] = dict,
         backoff_base: float = 0.5,
         stage_limits: dict[str, int] | None = None,
+        stage_rates: dict[str, float] | None = None,
         concurrent_jobs: int | None = None,
     ) -> None:
         self.settings = settings
@@ -65,6 +66,7 @@ class JobManager:
             pool=pool,
             backoff_base=backoff_base,
             stage_limits=stage_limits,
+            stage_rates=stage_rates,
             pipeline=settings.workflow.pipeline,
         )
         self._tasks: dict[str, asyncio.Task[JobRow]] = {}
@@ -167,7 +169,9 @@ class JobManager:
             log.info("job_generation_interrupted")
             raise
         trace = await self._traceability(job.id, vision)
-        await self.store.merge_metadata(job.id, {"traceability": trace, "failed_calls": ctx.failed_calls})
+        await self.store.merge_metadata(
+            job.id, {"traceability": trace, "failed_calls": ctx.failed_calls, "llm": _llm_tally(job, ctx)}
+        )
         if not ctx.items:
             return await self._finish(
                 job.id,
@@ -273,13 +277,14 @@ class JobManager:
         """The job has ended: its in-memory state (progress, per-job PAT, client) goes with it. A later
         retry rebuilds what it needs (and asks for the PAT again when the job came with one)."""
         self._progress.pop(job_id, None)
+        self._warnings.pop(job_id, None)
         if self.uploads is not None:
             self.uploads.forget(job_id)
 
     def tracked_jobs(self) -> int:
         """How many jobs this manager holds in memory (bounded by the unfinished ones)."""
         live = {job_id for job_id, task in self._tasks.items() if not task.done()}
-        return len(live | set(self._progress))
+        return len(live | set(self._progress) | set(self._warnings))
 
     # ----- actions ----------------------------------------------------------------------------
 
@@ -371,3 +376,12 @@ class JobManager:
 
 def parse_request_vision(vision: str | dict[str, Any]) -> Vision:
     return from_pasted(vision) if isinstance(vision, str) else from_mapping(vision)
+
+
+def _llm_tally(job: JobRow, ctx: JobContext) -> dict[str, Any]:
+    """Requests sent and repairs made, added to what earlier runs of the job (before a restart) counted."""
+    before: dict[str, Any] = job.metadata.get("llm") or {}
+    repairs = dict(before.get("repairs") or {})
+    for kind, n in ctx.repairs.items():
+        repairs[kind] = repairs.get(kind, 0) + n
+    return {"requests": int(before.get("requests") or 0) + ctx.llm_requests, "repairs": repairs}

@@ -15,21 +15,23 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
+from aiolimiter import AsyncLimiter
 
 from outbox.records import CallRow, EventRow, NewEvent, NewItem
 from outbox.store import Store
+from service.calls import CallOutcome, Tally, output_hint
 from service.items import STAGES_BY_KIND, JobContext, as_item, item_events, new_items
 from service.settings import LLMSettings, QualitySettings
 from stages import quality
-from stages.answers import parse_answer
+from stages.answers import accept_answer
 from stages.definitions import STAGES, StageDef, build_request, call_key, child_stages, prompt_hash
 from stages.errors import (
     OutputInvalid,
     OutputTruncated,
+    ProviderError,
     ProviderPermanent,
     ProviderThrottled,
     ProviderTransient,
@@ -44,16 +46,6 @@ class Limiter(Protocol):
     def slot(self) -> Any: ...
     def throttled(self, retry_after: float | None) -> None: ...
     def succeeded(self, latency: float) -> None: ...
-
-
-@dataclass
-class CallOutcome:
-    bodies: list[dict[str, Any]]
-    attempts: int
-    prompt_hash: str
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    latency_ms: float = 0.0
 
 
 class GenerationRunner:
@@ -71,6 +63,7 @@ class GenerationRunner:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         backoff_base: float = 0.5,
         stage_limits: dict[str, int] | None = None,
+        stage_rates: dict[str, float] | None = None,
         pipeline: str = "dag",
     ) -> None:
         self.store = store
@@ -87,6 +80,10 @@ class GenerationRunner:
         # Per-stage budgets: a wide stage (tasks of every story) cannot take every slot from the
         # stages that feed it. The shared limiter still bounds the total.
         self.stage_slots = {name: asyncio.Semaphore(n) for name, n in (stage_limits or {}).items()}
+        # Per-stage request rates (token buckets, no start-up burst), inside the shared limiter's.
+        self.stage_rates = {
+            name: AsyncLimiter(1, 1.0 / rate) for name, rate in (stage_rates or {}).items() if rate > 0
+        }
 
     async def run(self, ctx: JobContext) -> None:
         """Run every call of the job that has not committed yet, as a DAG (or stage by stage)."""
@@ -160,11 +157,19 @@ class GenerationRunner:
                 f" for '{parent.title[:60]}'" if parent else " from the vision"
             )
             ctx.progress.current_agent = stage.agent
+            tally = Tally()
             try:
-                outcome = await self._attempts(ctx, stage, parent)
-            except (ProviderPermanent, ProviderTransient, OutputInvalid, OutputTruncated) as exc:
-                await self._commit_failure(ctx, stage, parent, key, str(exc))
+                outcome = await self._attempts(ctx, stage, parent, tally)
+            except (ProviderPermanent, ProviderTransient) as exc:
+                ctx.llm_requests += tally.requests
+                await self._commit_failure(ctx, stage, parent, key, str(exc), tally.attempts)
                 return
+            except (OutputInvalid, OutputTruncated) as exc:
+                ctx.llm_requests += tally.requests
+                error = f"{exc}{output_hint(tally.mode, tally.attempts)}"
+                await self._commit_failure(ctx, stage, parent, key, error, tally.attempts)
+                return
+            ctx.llm_requests += tally.requests
             items = new_items(ctx, stage, parent, key, outcome.bodies)
             await self._commit(ctx, stage, parent, key, outcome, items)
         for item in items:
@@ -172,60 +177,101 @@ class GenerationRunner:
                 for sub in child_stages(item.kind, ctx.include_qa):
                     spawn(sub, ctx.items[item.id])
 
-    async def _attempts(self, ctx: JobContext, stage: StageDef, parent: Item | None) -> CallOutcome:
+    async def _attempts(
+        self, ctx: JobContext, stage: StageDef, parent: Item | None, tally: Tally
+    ) -> CallOutcome:
         chain = ctx.chain(parent)
         limit = ctx.limits[stage.limit]
         max_items, repair, previous = limit, None, ""
-        throttles, attempts, regenerations = 0, 0, 0
+        regenerations = 0
+        started = self.clock()
         tokens = [0, 0]
         while True:
             request = build_request(
                 stage, ctx.vision, chain, ctx.neighbours(parent), max_items, repair=repair, previous=previous
             )
-            attempts += 1
+            tally.attempts += 1
             try:
-                completion, latency = await self._complete(request)
-            except ProviderThrottled as exc:
-                self.limiter.throttled(exc.retry_after)
-                throttles += 1
-                attempts -= 1  # a throttle is the provider's pacing, not a failed attempt
-                if throttles > self.llm.max_attempts * 10:
-                    raise
-                continue
+                completion, latency = await self._complete(request, tally)
             except ProviderTransient as exc:
-                if attempts >= self.llm.max_attempts:
+                throttled = isinstance(exc, ProviderThrottled)
+                if throttled:
+                    tally.attempts -= 1  # a throttle is the provider's pacing, not a failed attempt
+                spent = self.clock() - started
+                if spent >= self.llm.call_budget_seconds:
+                    raise ProviderTransient(
+                        f"{exc} — gave up after {spent:.0f}s, over llm.call_budget_seconds "
+                        f"({self.llm.call_budget_seconds:g}s; {tally.throttled} throttled requests)"
+                    ) from None
+                if throttled:
+                    continue  # the limiter paces the retry: Retry-After, or a shared jittered backoff
+                if tally.attempts >= self.llm.max_attempts:
                     raise
-                await self.sleep(exc.retry_after or self.backoff_base * 2 ** (attempts - 1))
+                await self.sleep(exc.retry_after or self.backoff_base * 2 ** (tally.attempts - 1))
                 continue
             tokens[0] += completion.prompt_tokens
             tokens[1] += completion.completion_tokens
+            tally.mode = completion.structured_output or tally.mode
             try:
-                bodies = parse_answer(stage, completion, ctx.vision, max_items, [])
-                problems = await self._quality(ctx, stage, bodies)
+                accepted = accept_answer(
+                    stage,
+                    completion,
+                    ctx.vision,
+                    max_items,
+                    [],
+                    schema=request.json_schema,
+                    inherited=list(request.context.get("inherited") or []) or None,
+                )
+                problems = await self._quality(ctx, stage, accepted.bodies)
                 if problems and regenerations < self.quality.max_regenerations:
                     regenerations += 1
                     raise OutputInvalid(problems, raw=completion.content)
             except OutputTruncated:
-                log.info("llm_answer_truncated", attempt=attempts, max_items=max_items)
-                if attempts >= self.llm.max_attempts:
+                log.info("llm_answer_truncated", attempt=tally.attempts, max_items=max_items)
+                if tally.attempts >= self.llm.max_attempts:
                     raise
                 max_items, repair, previous = max(1, max_items // 2), None, ""
                 continue
             except OutputInvalid as exc:
-                log.info("llm_answer_rejected", attempt=attempts, problems=exc.problems[:5])
-                if attempts >= self.llm.max_attempts + regenerations:
+                log.info("llm_answer_rejected", attempt=tally.attempts, problems=exc.problems[:5])
+                if tally.attempts >= self.llm.max_attempts + regenerations:
                     raise
                 repair, previous = exc.problems, completion.content[:4000]
                 continue
-            return CallOutcome(bodies, attempts, prompt_hash(request), tokens[0], tokens[1], latency * 1000)
+            if accepted.repairs:
+                log.info("llm_answer_repaired", repairs=len(accepted.repairs), first=accepted.repairs[:3])
+                ctx.note_repairs(accepted.repairs)
+            return CallOutcome(
+                accepted.bodies, tally.attempts, prompt_hash(request), tokens[0], tokens[1], latency * 1000
+            )
 
-    async def _complete(self, request: CompletionRequest) -> tuple[Completion, float]:
+    async def _complete(self, request: CompletionRequest, tally: Tally) -> tuple[Completion, float]:
         stage_slot = self.stage_slots.get(request.stage)
-        async with stage_slot or contextlib.nullcontext(), self.limiter.slot():
-            started = self.clock()
+        stage_rate = self.stage_rates.get(request.stage)
+        async with stage_slot or contextlib.nullcontext():
+            if stage_rate is not None:  # the stage's own rate first: the shared slot checks the pause last
+                await stage_rate.acquire()
+            async with self.limiter.slot():
+                return await self._send(request, tally)
+
+    async def _send(self, request: CompletionRequest, tally: Tally) -> tuple[Completion, float]:
+        """One request inside the limiter's slot, reporting its outcome to the limiter from there."""
+        started = self.clock()
+        try:
             completion = await self.provider.complete(request)
-            latency = self.clock() - started
-            self.limiter.succeeded(latency)  # inside the slot: the limiter counts this request as in use
+        except ProviderThrottled as exc:
+            tally.requests += 1
+            tally.throttled += 1
+            self.limiter.throttled(exc.retry_after)  # inside the slot: the limiter knows the load
+            raise
+        except ProviderError:
+            tally.requests += 1
+            raise
+        except OutputTruncated as exc:  # the server itself could not finish the answer (llama.cpp)
+            completion = Completion(content=exc.raw, finish_reason="length")
+        latency = self.clock() - started
+        tally.requests += completion.requests
+        self.limiter.succeeded(latency)  # inside the slot: the limiter counts this request as in use
         return completion, latency
 
     async def _quality(self, ctx: JobContext, stage: StageDef, bodies: list[dict[str, Any]]) -> list[str]:
@@ -289,7 +335,7 @@ class GenerationRunner:
         )
 
     async def _commit_failure(
-        self, ctx: JobContext, stage: StageDef, parent: Item | None, key: str, error: str
+        self, ctx: JobContext, stage: StageDef, parent: Item | None, key: str, error: str, attempts: int
     ) -> None:
         log.warning("llm_call_failed", error=error)
         ctx.failed_calls[key] = error
@@ -304,7 +350,7 @@ class GenerationRunner:
             parent_id=parent.id if parent else None,
             status="failed",
             prompt_hash="",
-            attempts=self.llm.max_attempts,
+            attempts=attempts,
             error=error[:2000],
         )
         events = [

@@ -61,8 +61,9 @@ class LLMSettings(_Section):
     model: str = "gpt-4o-mini"
     api_key_env: str | None = "OPENAI_API_KEY"
     azure_api_version: str | None = None
-    structured_output: Literal["json_schema", "json_object", "prompt"] = "json_schema"
+    structured_output: Literal["auto", "json_schema", "json_object", "prompt"] = "auto"
     timeout_seconds: float = Field(default=120.0, gt=0)
+    call_budget_seconds: float = Field(default=600.0, gt=0)  # one call's wall time, throttles included
     max_attempts: int = Field(default=4, ge=1, le=20)
     max_concurrency: int = Field(default=16, ge=1)
     requests_per_minute: float = Field(default=600.0, gt=0)

@@ -7,7 +7,6 @@ siblings, never the whole backlog, so prompts stay small however big the job gro
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from dataclasses import dataclass
@@ -15,8 +14,9 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from stages.models import OUT_MODELS, Item, ItemKind
+from stages.models import Item, ItemKind
 from stages.providers.base import ChatMessage, CompletionRequest
+from stages.schema import request_schema
 from stages.vision import Sentence, Vision
 
 
@@ -48,26 +48,12 @@ def call_key(stage: str, parent_id: str | None) -> str:
     return f"{stage}:{parent_id or 'root'}"
 
 
-def wrapper_schema(stage: StageDef, max_items: int) -> dict[str, Any]:
-    """JSON Schema of one stage answer: ``{"<stage>": [<item>, ...]}`` with 1..max_items items."""
-    item_schema = copy.deepcopy(_item_schema(stage.kind))
-    defs = item_schema.pop("$defs", {})
-    schema: dict[str, Any] = {
-        "type": "object",
-        "properties": {
-            stage.name: {"type": "array", "items": item_schema, "minItems": 1, "maxItems": max_items}
-        },
-        "required": [stage.name],
-        "additionalProperties": False,
-    }
-    if defs:
-        schema["$defs"] = defs
-    return schema
-
-
-@cache  # pydantic rebuilds the schema on every call (~1 ms): a hot path at one call per LLM request
-def _item_schema(kind: ItemKind) -> dict[str, Any]:
-    return OUT_MODELS[kind].model_json_schema()
+def wrapper_schema(
+    stage: StageDef, max_items: int, source_ids: list[str] | tuple[str, ...] = ("S1",)
+) -> dict[str, Any]:
+    """JSON Schema of one stage answer: ``{"<stage>": [<item>, ...]}`` with 1..max_items items whose
+    ``sources`` may cite only ``source_ids`` (see ``stages.schema``)."""
+    return request_schema(stage.name, stage.kind, max_items, list(source_ids))
 
 
 @cache
@@ -95,11 +81,12 @@ def build_request(
     previous: str = "",
 ) -> CompletionRequest:
     """Render the stage's prompt template. ``repair`` adds a repair turn with the validation errors."""
+    shown = _relevant(vision, chain)
     values = {
         "max_items": str(max_items),
         "title": vision.title or "(untitled)",
         "domain": vision.domain or "(unspecified)",
-        "sentences": "\n".join(f"[{s.id}] {s.text}" for s in _relevant(vision, chain)),
+        "sentences": "\n".join(f"[{s.id}] {s.text}" for s in shown),
         "users": ", ".join(vision.target_users) or "(infer them from the vision)",
         "parents": "\n".join(_describe_parent(p) for p in chain) or "(none: start from the vision)",
         "siblings": "\n".join(f"- {t}" for t in siblings) or "(none yet)",
@@ -124,23 +111,31 @@ def build_request(
         "siblings": siblings,
         "max_items": max_items,
         "repair": repair or [],
+        "source_ids": [s.id for s in shown],
+        "inherited": list(chain[-1].sources) if chain else [],
     }
     return CompletionRequest(
         stage=stage.name,
         messages=tuple(messages),
         schema_name=f"backlog_{stage.name}",
-        json_schema=wrapper_schema(stage, max_items),
+        json_schema=wrapper_schema(stage, max_items, [s.id for s in shown]),
         max_items=max_items,
         context=context,
     )
 
 
+CROSS_CUTTING = ("constraints", "success_metrics")  # sections every item below an epic may cite
+
+
 def _relevant(vision: Vision, chain: list[Item]) -> list[Sentence]:
-    """All sentences for the epics call; below it only those the parent chain cites (small prompts)."""
+    """All sentences for the epics call; below it those the parent chain cites, the vision's aim and
+    the cross-cutting constraints and success metrics (small prompts whose ids are the schema's enum)."""
     if not chain:
         return list(vision.sentences)
     cited = {sid for item in chain for sid in item.sources}
-    return [s for s in vision.sentences if s.id in cited] or list(vision.sentences)
+    aim = next((s.id for s in vision.sentences if s.section == "vision"), None)
+    shown = [s for s in vision.sentences if s.id in cited or s.id == aim or s.section in CROSS_CUTTING]
+    return shown or list(vision.sentences)
 
 
 def prompt_hash(request: CompletionRequest) -> str:

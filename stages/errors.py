@@ -11,6 +11,7 @@ StagesError
     ├── ProviderTransient    5xx, reset, timeout: retry this call after ``retry_after`` (or backoff)
     │   └── ProviderThrottled  429 / Retry-After: the whole provider pauses until the deadline
     └── ProviderPermanent    401/403/400-class errors: retrying will not help
+        └── ContextTooLong   the prompt exceeds the model's context window (a smaller prompt might fit)
 """
 
 from __future__ import annotations
@@ -64,3 +65,7 @@ class ProviderThrottled(ProviderTransient):
 
 class ProviderPermanent(ProviderError):
     """Auth or request errors: retrying the same call cannot succeed."""
+
+
+class ContextTooLong(ProviderPermanent):
+    """The server's context window is smaller than the prompt: the same prompt can never succeed."""

@@ -15,9 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ItemKind = Literal["epic", "feature", "story", "task", "test_case", "test_plan", "test_suite"]
 GENERATED_KINDS: tuple[ItemKind, ...] = ("epic", "feature", "story", "task", "test_case")
-FIBONACCI = (1, 2, 3, 5, 8, 13, 21)
+STORY_POINTS = (1, 2, 3, 5, 8, 13)  # the Fibonacci scale teams estimate with
+FIBONACCI = STORY_POINTS
 ACTIVITIES = ("Development", "Design", "Testing", "Documentation", "Deployment", "Requirements")
 TITLE_MAX = 255
+DESCRIPTION_MAX = 4000  # generous: the request schema asks for far less; repair cuts at a word
 
 _USER_STORY = re.compile(r"^As an? .+?, I want .+?,? so that .+", re.IGNORECASE | re.DOTALL)
 _GWT = re.compile(r"^Given .+?\bWhen\b .+?\bThen\b .+", re.IGNORECASE | re.DOTALL)
@@ -27,7 +29,7 @@ class _Out(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
     title: str = Field(min_length=3, max_length=TITLE_MAX)
-    description: str = Field(min_length=1)
+    description: str = Field(min_length=1, max_length=DESCRIPTION_MAX)
     sources: list[str] = Field(min_length=1, description="Ids of the vision sentences this item derives from")
 
 

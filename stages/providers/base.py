@@ -41,6 +41,8 @@ class Completion(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     model: str = ""
+    structured_output: str = ""  # the mode the answer was asked in (auto resolves to one)
+    requests: int = 1  # HTTP requests this answer took (a refused response_format adds one)
 
 
 class Provider(Protocol):

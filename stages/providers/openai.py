@@ -17,16 +17,37 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import aiohttp
+import structlog
 
-from stages.errors import ProviderError, ProviderPermanent, ProviderThrottled, ProviderTransient
+from stages.errors import (
+    ContextTooLong,
+    OutputTruncated,
+    ProviderError,
+    ProviderPermanent,
+    ProviderThrottled,
+    ProviderTransient,
+)
 from stages.providers.base import ChatMessage, Completion, CompletionRequest
 
-StructuredOutput = Literal["json_schema", "json_object", "prompt"]
-_MODES = ("json_schema", "json_object", "prompt")
+StructuredOutput = Literal["auto", "json_schema", "json_object", "prompt"]
+Mode = Literal["json_schema", "json_schema_lean", "json_object", "prompt"]
+_MODES = ("auto", "json_schema", "json_object", "prompt")
+# json_schema_lean: the same schema without string lengths, which some strict-mode servers refuse
+# (OpenAI lists minLength/maxLength as unsupported); the enums and the numeric and array bounds stay.
+_FALLBACK: dict[str, Mode] = {
+    "json_schema": "json_schema_lean",
+    "json_schema_lean": "json_object",
+    "json_object": "prompt",
+}
+_LENGTHS = frozenset({"minLength", "maxLength"})
+_UNPARSED = re.compile(r"does not match the expected|failed to parse (the )?(model )?output", re.I)
+_CONTEXT = re.compile(r"context (size|length|window)|exceed_context|too many tokens|maximum context", re.I)
 _MESSAGE_MAX = 400
 _KEYLIKE = re.compile(r"\b(sk|key|pk)-[A-Za-z0-9_\-*]{8,}")
 
 SCHEMA_HINT = "Reply with one JSON object that validates against this JSON Schema:"
+log = structlog.get_logger("backlogd.llm")
+
 PROMPT_HINT = (
     "Answer with JSON only: no prose, no code fences, one JSON object valid against this JSON Schema:"
 )
@@ -66,6 +87,8 @@ class OpenAIProvider:
         self._session = session
         self._owns_session = session is None
         self._wall_clock = wall_clock
+        # ``auto``: json_schema until the server refuses response_format, then what worked (remembered).
+        self.mode: Mode = "json_schema" if structured_output == "auto" else structured_output
 
     def __repr__(self) -> str:
         return (
@@ -80,45 +103,72 @@ class OpenAIProvider:
             self._session = None
 
     async def complete(self, request: CompletionRequest) -> Completion:
-        """One chat completion; raises ProviderThrottled/Transient/Permanent on failure."""
+        """One chat completion; raises ProviderThrottled/Transient/Permanent on failure.
+
+        With ``structured_output: auto`` a 400/422 refusal of ``response_format`` is retried at once in
+        the next mode (json_schema → json_object → prompt), and the mode that worked is kept for every
+        later call to this endpoint."""
+        mode, sent = self.mode, 0
+        while True:
+            sent += 1
+            status, headers, raw = await self._post(self.body(request, mode))
+            if 200 <= status < 300:
+                if mode != self.mode:
+                    self.mode = mode  # remembered: later calls start here
+                return self._completion(raw, mode, sent)
+            if status == 500 and _UNPARSED.search(raw.decode("utf-8", "replace")[:600]):
+                # llama.cpp could not parse what the model generated: cut at max_tokens mid-grammar
+                raise OutputTruncated(error_message(raw))
+            error = self._error(status, headers, raw, mode)
+            fallback = _FALLBACK.get(mode)
+            if (
+                self.structured_output == "auto"
+                and fallback is not None
+                and status in (400, 422)
+                and not isinstance(error, ContextTooLong)
+            ):
+                log.warning("llm_structured_output_refused", mode=mode, fallback=fallback, error=str(error))
+                mode = fallback
+                continue
+            raise error
+
+    async def _post(self, body: dict[str, Any]) -> tuple[int, Mapping[str, str], bytes]:
         session = self._ensure_session()
         try:
             async with asyncio.timeout(self.timeout_seconds):
                 async with session.post(
-                    self._url(), json=self.body(request), headers=self._headers(), params=self._params()
+                    self._url(), json=body, headers=self._headers(), params=self._params()
                 ) as resp:
-                    raw = await resp.read()
-                    status, headers = resp.status, resp.headers
+                    return resp.status, resp.headers, await resp.read()
         except TimeoutError:
             message = f"no answer within {self.timeout_seconds:g}s from {self._where()}"
             raise ProviderTransient(message) from None
         except aiohttp.ClientError as exc:
             raise ProviderTransient(f"connection to {self._where()} failed: {type(exc).__name__}") from None
-        if 200 <= status < 300:
-            return self._completion(raw)
-        raise self._error(status, headers, raw)
 
-    def body(self, request: CompletionRequest) -> dict[str, Any]:
-        """The JSON body for ``request`` in this provider's structured-output mode."""
+    def body(self, request: CompletionRequest, mode: Mode | None = None) -> dict[str, Any]:
+        """The JSON body for ``request`` in ``mode`` (default: the mode in use)."""
+        mode = mode or self.mode
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": [m.model_dump() for m in self._messages(request)],
+            "messages": [m.model_dump() for m in self._messages(request, mode)],
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
         }
-        if self.structured_output == "json_schema":
+        if mode in ("json_schema", "json_schema_lean"):
+            schema = request.json_schema if mode == "json_schema" else _without(request.json_schema, _LENGTHS)
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": request.schema_name, "schema": request.json_schema, "strict": True},
+                "json_schema": {"name": request.schema_name, "schema": schema, "strict": True},
             }
-        elif self.structured_output == "json_object":
+        elif mode == "json_object":
             body["response_format"] = {"type": "json_object"}
         return body
 
-    def _messages(self, request: CompletionRequest) -> tuple[ChatMessage, ...]:
-        if self.structured_output == "json_schema":
+    def _messages(self, request: CompletionRequest, mode: Mode) -> tuple[ChatMessage, ...]:
+        if mode in ("json_schema", "json_schema_lean"):
             return request.messages
-        hint = SCHEMA_HINT if self.structured_output == "json_object" else PROMPT_HINT
+        hint = SCHEMA_HINT if mode == "json_object" else PROMPT_HINT
         schema_text = f"{hint}\n{json.dumps(request.json_schema, separators=(',', ':'))}"
         msgs = list(request.messages)
         for i, m in enumerate(msgs):
@@ -151,7 +201,7 @@ class OpenAIProvider:
             return {"api-key": self._api_key}
         return {"Authorization": f"Bearer {self._api_key}"}
 
-    def _completion(self, raw: bytes) -> Completion:
+    def _completion(self, raw: bytes, mode: Mode, requests: int) -> Completion:
         try:
             data = json.loads(raw)
             choice = data["choices"][0]
@@ -167,17 +217,30 @@ class OpenAIProvider:
                 prompt_tokens=int(usage.get("prompt_tokens") or 0),
                 completion_tokens=int(usage.get("completion_tokens") or 0),
                 model=str(data.get("model") or self.model),
+                structured_output=mode,
+                requests=requests,
             )
         except ProviderError:
             raise
         except (ValueError, TypeError, KeyError, IndexError, AttributeError):
             raise ProviderTransient(f"malformed chat completion from {self._where()}") from None
 
-    def _error(self, status: int, headers: Mapping[str, str], raw: bytes) -> ProviderError:
-        message = f"HTTP {status} from {self._where()}: {self._redact(error_message(raw))}"
+    def _error(self, status: int, headers: Mapping[str, str], raw: bytes, mode: Mode) -> ProviderError:
+        text = self._redact(error_message(raw))
+        message = f"HTTP {status} from {self._where()}: {text}"
         retry_after = parse_retry_after(headers, self._wall_clock())
-        if status == 429:
+        if status in (429, 503):  # the provider's pacing (503: overloaded), never a failed attempt
             return ProviderThrottled(message, retry_after=retry_after)
+        if status in (400, 413, 422) and _CONTEXT.search(text + raw.decode("utf-8", "replace")[:400]):
+            return ContextTooLong(
+                f"{message} — the prompt does not fit the model's context window: raise the server's "
+                "context size (llama.cpp -c, Ollama num_ctx) or shorten the vision"
+            )
+        if status in (400, 422) and mode != "prompt":
+            message += (
+                f" (sent with structured_output {mode}: if the server does not support that "
+                "response_format, set llm.structured_output to auto or prompt)"
+            )
         if status in (408, 409) or status >= 500:
             return ProviderTransient(message, retry_after=retry_after)
         if 400 <= status < 500:  # 400/401/403/404/422...: the same call cannot succeed
@@ -188,6 +251,23 @@ class OpenAIProvider:
         if self._api_key:
             text = text.replace(self._api_key, "***")
         return _KEYLIKE.sub("***", text)
+
+
+def _without(node: Any, keys: frozenset[str]) -> Any:
+    """A copy of a JSON Schema without ``keys`` anywhere (``properties`` names are left alone)."""
+    if isinstance(node, dict):
+        return {
+            k: (
+                {name: _without(sub, keys) for name, sub in v.items()}
+                if k in ("properties", "$defs")
+                else _without(v, keys)
+            )
+            for k, v in node.items()
+            if k not in keys
+        }
+    if isinstance(node, list):
+        return [_without(v, keys) for v in node]
+    return node
 
 
 def error_message(raw: bytes) -> str:

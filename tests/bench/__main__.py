@@ -81,12 +81,23 @@ def _kept_rows(ran: set[str]) -> list[str]:
     if not REPORT.exists():
         return []
     lines = REPORT.read_text(encoding="utf-8").splitlines()
-    rows = [ln for ln in lines if ln.startswith("| ") and not ln.startswith(("| benchmark", "|---"))]
+    end = next((i for i, ln in enumerate(lines) if ln.startswith("## ")), len(lines))
+    rows = [ln for ln in lines[:end] if ln.startswith("| ") and not ln.startswith(("| benchmark", "|---"))]
     return [ln for ln in rows if ln.split("|")[1].strip() not in ran]
+
+
+def _kept_sections() -> list[str]:
+    """Sections after the table (``## ...``: figures other commands measure, e.g. ``make test-llm``)."""
+    if not REPORT.exists():
+        return []
+    lines = REPORT.read_text(encoding="utf-8").splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("## ")), len(lines))
+    return ["", *lines[start:]] if start < len(lines) else []
 
 
 def write_report(rows: list[tuple[str, dict[str, Any]]], argv: list[str]) -> None:
     kept = _kept_rows({module.removeprefix("bench_") for module, _ in rows})
+    sections = _kept_sections()
     mem = psutil.virtual_memory().total / 2**30
     lines = [
         "# Benchmarks",
@@ -106,6 +117,7 @@ def write_report(rows: list[tuple[str, dict[str, Any]]], argv: list[str]) -> Non
             f"| {module.removeprefix('bench_')} | {r['name']} | {_fmt(r['value'])} | {r.get('unit', '')} | "
             f"{_fmt(r['bound'])} | {_fmt(r['ratio'])} | {r['target']} | {'yes' if r.get('ok') else 'NO'} |"
         )
+    lines += sections
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {REPORT.relative_to(HERE.parent.parent)}")

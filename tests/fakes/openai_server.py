@@ -43,7 +43,7 @@ class FakeLLM:
         responder: Responder | None = None,
         script: list[Fault] | None = None,
         throttle_above: int | None = None,
-        throttle_retry_after: float = 0.05,
+        throttle_retry_after: float | None = 0.05,
         fault_rates: dict[str, float] | None = None,
         api_key: str | None = None,
         model: str = "fake-model",
@@ -69,6 +69,8 @@ class FakeLLM:
         self.early_requests: list[tuple[float, dict[str, Any]]] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.throttled = 0
+        self.throttle_log: list[float] = []  # arrival time of each request answered 429
         self.usage = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
         self.app = web.Application()
         self.app.router.add_post("/v1/chat/completions", self._chat)
@@ -81,6 +83,7 @@ class FakeLLM:
             "max_in_flight": self.max_in_flight,
             "retry_deadlines": len(self.retry_deadlines),
             "early_requests": len(self.early_requests),
+            "throttled": self.throttled,
             "usage": dict(self.usage),
         }
 
@@ -142,12 +145,19 @@ class FakeLLM:
         grace = self.early_grace
         return any(sent + grace <= arrived < deadline - grace for sent, deadline in self._announced)
 
-    def _throttled(self, arrived: float, retry_after: float) -> web.Response:
+    def _throttled(self, arrived: float, retry_after: float | None) -> web.Response:
+        """429; ``retry_after`` None sends a bare 429 (vLLM, Ollama and most proxies): no deadline."""
+        resp = _error(429, "Rate limit reached for requests. Please try again later.", "rate_limit_error")
+        self.throttled += 1
+        self.throttle_log.append(arrived)
+        if retry_after is None:
+            return resp
         deadline = arrived + retry_after
         self._announced.append((self.clock(), deadline))
         self.retry_deadlines.append(deadline)
-        headers = {"Retry-After": f"{retry_after:g}", "retry-after-ms": f"{retry_after * 1000:g}"}
-        resp = _error(429, "Rate limit reached for requests. Please try again later.", "rate_limit_error")
+        headers = {"Retry-After": f"{retry_after:g}"}
+        if retry_after:  # like OpenAI: the ms header only with a real wait
+            headers["retry-after-ms"] = f"{retry_after * 1000:g}"
         resp.headers.update(headers)
         return resp
 
@@ -156,7 +166,7 @@ class FakeLLM:
             return self.script.pop(0)
         for name, rate in self.fault_rates.items():
             if self._rng.random() < rate:
-                return (name, self.throttle_retry_after) if name == "429" else name
+                return (name, self.throttle_retry_after or 0.0) if name == "429" else name
         return None
 
     def _completion(self, body: dict[str, Any], fault: str | None) -> web.Response:
@@ -227,6 +237,40 @@ def default_responder(body: dict[str, Any]) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"items": value}
 
 
+def free_text_responder(body: dict[str, Any]) -> dict[str, Any]:
+    """Like a server that reads ``sources`` as "array of string" and writes what it likes there: each
+    citation is free text (a phrase, an id the prompt never showed), strings come padded with spaces.
+    Everything else is schema-valid, so only our repairs stand between this answer and a failed job."""
+    value = default_responder(body)
+    seed = int.from_bytes(hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()[:4], "big")
+    rng = random.Random(seed)
+
+    def scribble(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {k: scribble(v) for k, v in node.items()}
+            if "sources" in out:
+                out["sources"] = rng.sample(_FREE_CITATIONS, 2)
+            if isinstance(out.get("title"), str):
+                out["title"] = f"  {out['title']}  "
+            return out
+        if isinstance(node, list):
+            return [scribble(v) for v in node]
+        return node
+
+    scribbled: dict[str, Any] = scribble(value)
+    return scribbled
+
+
+_FREE_CITATIONS = [
+    "the vision statement",
+    "S42",
+    "see the key features",
+    "S0",
+    "the second paragraph",
+    "users' needs",
+]
+
+
 def request_schema(body: dict[str, Any]) -> dict[str, Any] | None:
     fmt = body.get("response_format")
     if isinstance(fmt, dict) and isinstance(fmt.get("json_schema"), dict):
@@ -271,9 +315,10 @@ async def _serve(args: argparse.Namespace) -> None:
         {k: v for k, v in (("reset", args.fault_rate_reset), ("truncated", args.fault_rate_truncated)) if v}
     )
     fake = FakeLLM(
+        responder=free_text_responder if args.free_text else None,
         latency=args.latency,
         throttle_above=args.throttle_above,
-        throttle_retry_after=args.retry_after,
+        throttle_retry_after=None if args.no_retry_after else args.retry_after,
         fault_rates=rates,
         api_key=args.api_key,
         seed=args.seed,
@@ -306,6 +351,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault-rate-truncated", type=float, default=0.0)
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--free-text", action="store_true", help="free text in every citation")
+    parser.add_argument(
+        "--no-retry-after", action="store_true", help="throttle with a bare 429 (no Retry-After header)"
+    )
     asyncio.run(_serve(parser.parse_args(argv)))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from hardware.aimd import AdaptiveLimiter
@@ -127,6 +129,7 @@ async def test_after_a_throttle_growth_is_one_per_window() -> None:
     limiter = AdaptiveLimiter(20, initial=10, clock=clock)
     limiter.throttled(None)
     assert limiter.limit == 9
+    clock.now += 60  # past the backoff pause and the hold before probing the cut's level again
     contexts = [limiter.slot() for _ in range(9)]
     for context in contexts:
         await context.__aenter__()
@@ -136,4 +139,70 @@ async def test_after_a_throttle_growth_is_one_per_window() -> None:
     limiter.succeeded(0.1)
     assert limiter.limit == 10
     for context in contexts:
+        await context.__aexit__(None, None, None)
+
+
+async def test_a_throttle_cuts_below_the_load_it_was_sent_at() -> None:
+    """A 429 for a request sent as the 7th in flight caps the limit at 6 at once, whatever the ceiling."""
+    limiter = AdaptiveLimiter(32, clock=FakeClock())
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with limiter.slot():
+            await release.wait()
+
+    holders = [asyncio.create_task(hold()) for _ in range(6)]
+    await asyncio.sleep(0)
+    async with limiter.slot():  # its own task's 7th request in flight
+        limiter.throttled(1.0)
+    release.set()
+    await asyncio.gather(*holders)
+    assert (limiter.limit, limiter.decreases) == (6, 1)
+
+
+async def test_a_bare_throttle_pauses_everyone_for_a_jittered_growing_backoff() -> None:
+    """Without Retry-After each new overload pauses the identity for a random time under a bound that
+    doubles, and a success sent after the cut resets it."""
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(32, clock=clock)
+    bounds = []
+    for _ in range(4):
+        clock.now += 100  # each a new overload
+        before = clock.now
+        limiter.throttled(None)
+        bounds.append(limiter.paused_until - before)
+    assert all(0 <= pause <= 0.05 * 2**i for i, pause in enumerate(bounds))
+    clock.now += 100
+    async with limiter.slot():
+        limiter.succeeded(0.01)
+    clock.now += 100
+    before = clock.now
+    limiter.throttled(0.0)  # Retry-After: 0 is treated like no Retry-After at all
+    assert 0 <= limiter.paused_until - before <= 0.05
+
+
+async def test_after_a_cut_the_limit_does_not_probe_the_cap_again_for_a_while() -> None:
+    """Successes at full use do not grow a just-cut limit back to the level that drew the 429 until
+    twenty times the pause it cost has passed; then it probes again."""
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(10, initial=7, clock=clock)
+    contexts = [limiter.slot() for _ in range(7)]
+    for context in contexts:
+        await context.__aenter__()
+    limiter.throttled(1.0)  # sent as the 7th: the cap is 6
+    for context in contexts:
+        await context.__aexit__(None, None, None)
+    assert limiter.limit == 6
+    clock.now += 1.5  # the pause is over
+    held = [limiter.slot() for _ in range(6)]
+    for context in held:
+        await context.__aenter__()
+    for _ in range(30):
+        limiter.succeeded(0.1)
+    assert limiter.limit == 6
+    clock.now += 20.0
+    for _ in range(7):  # one window of successes at the new limit (and a float's worth more)
+        limiter.succeeded(0.1)
+    assert limiter.limit == 7
+    for context in held:
         await context.__aexit__(None, None, None)

@@ -1,5 +1,5 @@
 """Accepting an LLM answer: JSON found in fences or prose, limits enforced exactly, titles cut on a word
-boundary and unique among siblings, unknown source ids and truncation refused."""
+boundary and unique among siblings, bad citations and numbers repaired, truncation refused."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stages.answers import cut_title, parse_answer, unique_title
+from stages.answers import accept_answer, cut_title, parse_answer, unique_title
 from stages.definitions import STAGES
 from stages.errors import OutputInvalid, OutputTruncated
 from stages.providers.base import Completion
@@ -86,23 +86,56 @@ def test_bare_array_is_accepted() -> None:
     assert bodies[0]["title"] == "Bookings"
 
 
-def test_unknown_source_ids_are_rejected() -> None:
-    """Sources citing sentence ids the vision does not have are refused, naming them and valid ids."""
-    with pytest.raises(OutputInvalid) as err:
-        parse(answer([epic("Bookings", ["S1", "S9"])]))
-    assert "epics[0].sources: unknown sentence ids ['S9']" in err.value.problems[0]
-    assert "S1" in err.value.problems[0]
+def test_unknown_and_repeated_source_ids_are_dropped_keeping_the_valid_ones() -> None:
+    """Citations of sentences the vision lacks, and repeats, are dropped; the item keeps its valid ids."""
+    accepted = accept_answer(STAGES["epics"], answer([epic("Bookings", ["S1", "S9", "S1"])]), VISION, 5, [])
+    assert accepted.bodies[0]["sources"] == ["S1"]
+    assert any("sources: dropped unknown or repeated citations ['S9', 'S1']" in r for r in accepted.repairs)
 
 
-def test_schema_problems_are_listed_for_the_repair_turn() -> None:
-    """Every invalid item contributes its problems (item index and field) for the repair turn."""
+def test_an_item_left_without_citations_inherits_its_parents() -> None:
+    """An item whose every citation is unknown inherits the citations it was given to fall back on."""
+    accepted = accept_answer(
+        STAGES["epics"], answer([epic("Bookings", ["S7", "made up"])]), VISION, 5, [], inherited=["S2"]
+    )
+    assert accepted.bodies[0]["sources"] == ["S2"]
+    assert any("inherited ['S2']" in r for r in accepted.repairs)
+
+
+def test_a_top_level_item_without_citations_gets_the_closest_sentence() -> None:
+    """With no parent to inherit from, the vision sentence sharing most words with the item is cited."""
+    item = {**epic("Borrowers book tools", ["nonsense"]), "description": "Borrowers book them online."}
+    accepted = accept_answer(STAGES["epics"], answer([item]), VISION, 5, [])
+    assert accepted.bodies[0]["sources"] == ["S2"]
+
+
+def test_out_of_range_numbers_are_clamped_and_unrepairable_items_dropped() -> None:
+    """A priority of 9 is clamped to 4 and an item without a title is dropped; both are reported."""
     bad = [epic("Bookings"), {**epic("Listings"), "priority": 9}, {"description": "no title"}]
+    accepted = accept_answer(STAGES["epics"], answer(bad), VISION, 5, [])
+    assert [b["title"] for b in accepted.bodies] == ["Bookings", "Listings"]
+    assert accepted.bodies[1]["priority"] == 4
+    assert any("epics[1].priority: 9 clamped to 4" in r for r in accepted.repairs)
+    assert any(r.startswith("dropped an item") and "epics[2].title" in r for r in accepted.repairs)
+
+
+def test_an_answer_with_no_usable_item_goes_back_with_every_problem() -> None:
+    """When no item survives repair the answer is refused, listing each item's problems."""
     with pytest.raises(OutputInvalid) as err:
-        parse(answer(bad))
+        parse(answer([{"description": "no title"}, {**epic("Ok title"), "priority": "high"}]))
     problems = err.value.problems
+    assert any(p.startswith("epics[0].title") for p in problems)
     assert any(p.startswith("epics[1].priority") for p in problems)
-    assert any(p.startswith("epics[2].title") for p in problems)
-    assert not any(p.startswith("epics[0]") for p in problems)
+
+
+def test_whitespace_is_trimmed_and_an_over_long_title_cut_at_a_word() -> None:
+    """Padded strings are trimmed and a title over the schema's maxLength is cut on a word boundary."""
+    long = "Borrowers " * 20
+    accepted = accept_answer(STAGES["epics"], answer([epic(f"  {long} ")]), VISION, 5, [])
+    title = accepted.bodies[0]["title"]
+    assert len(title) <= 100 and title.endswith("Borrowers") and "  " not in title
+    assert any("title: trimmed whitespace" in r for r in accepted.repairs)
+    assert any("title: shortened" in r for r in accepted.repairs)
 
 
 @pytest.mark.parametrize(
