@@ -353,7 +353,12 @@ async def cmd_emulator(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"backlogd: {exc}", file=sys.stderr)
         return 2
-    which = f"PAT {pat} (made up; set {ado.pat_env} to choose it)" if made_up else f"the PAT in {ado.pat_env}"
+    # the PAT itself is never printed: whoever uploads here reads it from the same variable
+    which = (
+        f"a PAT made up for this run: set {ado.pat_env} to choose it"
+        if made_up
+        else f"the PAT in {ado.pat_env}"
+    )
     print(
         f"emulator: {emulator.url}  (project {ado.project!r}, {which}; browse "
         f"{emulator.url}/{ado.project}/_backlogs)",

@@ -1,6 +1,8 @@
 """Requests must come from us, and every response says how a browser may use it.
 
-Host not in server.allowed_hosts                          421 misdirected_request  (DNS rebinding)
+Host not in server.allowed_hosts                          421 misdirected_request  (DNS rebinding;
+                                                          /healthz and /readyz answer any Host, for
+                                                          probes that address the service by IP)
 POST/PUT/PATCH/DELETE with an Origin that is not ours     403 cross_site_request   (every mode)
 a request body that is not Content-Type: application/json 415 unsupported_media_type (a cross-site
                                                           ``<form enctype="text/plain">`` cannot send it)
@@ -21,6 +23,7 @@ from web.bodies import is_json
 from web.errors import Handler, error_response
 
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_PROBES = frozenset({"/healthz", "/readyz"})  # say nothing a rebinding page could use
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -61,7 +64,7 @@ def middleware(server: ServerSettings) -> Middleware:
 
     @web.middleware
     async def guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if host_name(request.host) not in hosts:
+        if host_name(request.host) not in hosts and request.path not in _PROBES:
             message = (
                 f"this service does not answer to the host {host_name(request.host)[:100]!r}: "
                 "add it to server.allowed_hosts"

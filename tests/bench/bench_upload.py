@@ -41,7 +41,7 @@ from outbox.ado.types import AdoTarget, UploadItem
 from outbox.records import EventRow, NewItem
 from outbox.relay import Relay, Uploader
 from outbox.store import Store
-from tests.e2e.helpers import EmulatorProcess, emulator_process
+from tests.e2e.helpers import E2E_PAT, EmulatorProcess, emulator_process
 from tests.outbox.test_upload_support import stage, tree
 
 LATENCY = 0.02
@@ -53,7 +53,11 @@ TARGET = 1.3
 
 def _settings(folder: Path) -> Path:
     path = folder / "settings.yaml"
-    path.write_text(yaml.safe_dump({"azure_devops": {"project": "Backlogd", "emulator_process": "Agile"}}))
+    settings = {
+        "azure_devops": {"project": "Backlogd", "emulator_process": "Agile"},
+        "emulator": {"control": True},  # the benchmark sets the emulator's latency
+    }
+    path.write_text(yaml.safe_dump(settings))
     return path
 
 
@@ -63,7 +67,7 @@ async def _upload(emu: EmulatorProcess, folder: Path, job: str, items: list[NewI
     async with Store.open(folder / f"{job}.sqlite3") as store, aiohttp.ClientSession() as session:
         await stage(store, job, items)
         gate = AdaptiveLimiter(CONCURRENCY, name="ado-bench")
-        client = AdoClient(session, AdoTarget(emu.org_url, "Backlogd", "bench-pat"), gate)
+        client = AdoClient(session, AdoTarget(emu.org_url, "Backlogd", E2E_PAT), gate)
         await client.prepare()
 
         async def clients(job_id: str) -> Uploader | None:
@@ -89,7 +93,7 @@ async def _upload(emu: EmulatorProcess, folder: Path, job: str, items: list[NewI
 async def _calibrate(emu: EmulatorProcess) -> float:
     """The effective per-request latency of the bare client at CONCURRENCY against this emulator."""
     async with aiohttp.ClientSession() as session:
-        client = AdoClient(session, AdoTarget(emu.org_url, "Backlogd", "bench-pat"), SimpleGate(CONCURRENCY))
+        client = AdoClient(session, AdoTarget(emu.org_url, "Backlogd", E2E_PAT), SimpleGate(CONCURRENCY))
         await client.prepare()
         todo = list(range(CALIBRATION))
 

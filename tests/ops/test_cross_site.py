@@ -76,8 +76,9 @@ async def test_dns_rebinding_reads_are_refused(make_client: AppFactory) -> None:
 async def test_allowed_hosts_names_the_hosts_the_service_answers_to(make_client: AppFactory) -> None:
     """server.allowed_hosts replaces the defaults: the listed name works, 127.0.0.1 no longer does."""
     client, _ = await make_client(server={"allowed_hosts": ["backlog.example.com"]})
-    assert (await client.get("/healthz", headers={"Host": "backlog.example.com"})).status == 200
-    assert (await client.get("/healthz")).status == 421
+    assert (await client.get("/api/jobs", headers={"Host": "backlog.example.com"})).status == 200
+    assert (await client.get("/api/jobs")).status == 421
+    assert (await client.get("/readyz", headers={"Host": "10.0.0.5:8080"})).status == 200  # probes
 
 
 async def test_every_response_carries_the_security_headers(make_client: AppFactory) -> None:
@@ -90,7 +91,7 @@ async def test_every_response_carries_the_security_headers(make_client: AppFacto
         await client.get("/api/jobs"),
         await client.get("/api/jobs/nope"),
         await client.post("/api/jobs", data="x", headers={"Content-Type": "text/plain"}),
-        await client.get("/healthz", headers={"Host": "evil.example"}),
+        await client.get("/api/jobs", headers={"Host": "evil.example"}),
     ]
     for resp in responses:
         csp = resp.headers.get("Content-Security-Policy", "")
