@@ -22,8 +22,8 @@ import structlog
 from outbox import queue
 from outbox.ado.errors import AdoAmbiguous, AdoError, AdoPermanent, AdoTransient
 from outbox.ado.types import Uploaded, UploadItem
+from outbox.backend import StoreBackend
 from outbox.records import EventRow, ItemRow
-from outbox.store import Store
 
 log = structlog.get_logger("backlogd.relay")
 
@@ -46,7 +46,7 @@ def run_tag(job_id: str) -> str:
 class Relay:
     def __init__(
         self,
-        store: Store,
+        store: StoreBackend,
         *,
         clients: ClientSource,
         publish: Callable[[list[EventRow]], None],

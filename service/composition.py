@@ -19,9 +19,9 @@ import structlog
 from hardware.aimd import AdaptiveLimiter
 from hardware.probe import HardwareProfile, probe_async
 from hardware.sizing import Sizing, report, size
+from outbox.backend import StoreBackend, open_store
 from outbox.emulator.config import EmulatorConfig
 from outbox.emulator.server import RunningEmulator, serve
-from outbox.store import Store
 from service.broadcaster import Broadcaster
 from service.jobs import JobManager
 from service.metrics import MeteredBroadcaster, MeteredProvider, Metrics
@@ -38,7 +38,7 @@ log = structlog.get_logger("backlogd.compose")
 @dataclass
 class Services:
     settings: Settings
-    store: Store
+    store: StoreBackend
     broadcaster: Broadcaster
     jobs: JobManager
     llm_limiter: AdaptiveLimiter
@@ -137,7 +137,7 @@ async def build_services(
     async with contextlib.AsyncExitStack() as stack:
         # joining worker processes blocks: do it off the event loop
         stack.push_async_callback(asyncio.to_thread, pool.shutdown, wait=True, cancel_futures=True)
-        store = await stack.enter_async_context(Store.open(settings.database.path))
+        store = await stack.enter_async_context(open_store(settings.database.url, settings.database.path))
         metrics = Metrics()
         broadcaster = MeteredBroadcaster(metrics, settings.progress.client_queue_size)
         session = await stack.enter_async_context(aiohttp.ClientSession())

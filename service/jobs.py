@@ -13,8 +13,8 @@ from typing import Any
 
 import structlog
 
+from outbox.backend import StoreBackend
 from outbox.records import TERMINAL_JOB_STATES, EventRow, JobRow, NewEvent
-from outbox.store import Store
 from service.broadcaster import Broadcaster
 from service.errors import JobNotFound, JobStateError
 from service.items import JobContext
@@ -35,7 +35,7 @@ class JobManager:
         self,
         *,
         settings: Settings,
-        store: Store,
+        store: StoreBackend,
         broadcaster: Broadcaster,
         provider: Provider,
         limiter: Limiter,
