@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
-from outbox.pg.store import LeaseLost, PgStore
+from outbox.pg.store import DISCONNECTS, LeaseLost, PgStore
 from outbox.records import CallRow, EventRow, ItemRow, JobRow, NewEvent, NewItem
 from outbox.store import Store
 
-__all__ = ["LeaseLost", "StoreBackend", "open_store"]
+__all__ = ["DISCONNECTS", "LeaseLost", "StoreBackend", "open_store"]
 
 
 class StoreBackend(Protocol):

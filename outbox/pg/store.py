@@ -42,6 +42,17 @@ PAUSES_CHANNEL = "backlogd_pauses"
 _OPEN = ("queued", "running")
 
 
+# What "the database went away" looks like from asyncpg (a restart, a network cut): work stops or
+# backs off and resumes where it can; nothing committed is lost.
+DISCONNECTS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+
 class LeaseLost(Exception):
     """This instance no longer holds the job's lease (another instance took it over): the write was
     refused and the job's local run must stop."""

@@ -1,0 +1,103 @@
+"""Two instances (real services, one PostgreSQL database) in one process: progress, take-over, pacing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from hardware.aimd import AdaptiveLimiter
+from outbox.records import EventRow
+from service.composition import build_services
+from service.requests import JobRequest
+from service.settings import Settings
+from tests.conftest import VISION
+
+FAST = {"lease_seconds": 0.6, "poll_seconds": 0.05}
+
+
+def _settings(make: Callable[..., Settings], pg_url: str, **sections: dict[str, Any]) -> Settings:
+    return make(database={"url": pg_url, **FAST}, **sections)
+
+
+async def _events_until_final(sub: Any) -> list[EventRow]:
+    seen: list[EventRow] = []
+    async with asyncio.timeout(30):
+        while (ev := await sub.get()) is not None:
+            seen.append(ev)
+            if ev.type == "final":
+                return seen
+    raise AssertionError("subscription ended before the final event")
+
+
+async def test_a_subscriber_on_one_instance_sees_every_event_of_a_job_running_on_another(
+    settings_factory: Callable[..., Settings], pg_url: str
+) -> None:
+    """A job submitted to instance A is followed on instance B's broadcaster: every event after the
+    first, in seq order, up to the final one, exactly as committed."""
+    settings = _settings(settings_factory, pg_url)
+    async with build_services(settings, {}) as a, build_services(settings, {}) as b:
+        job_id = await a.jobs.submit(JobRequest(vision=VISION), start=False)
+        sub = b.broadcaster.subscribe(job_id)
+        a.jobs.start(job_id)
+        got = await _events_until_final(sub)
+        committed = await b.store.events_after(job_id, 0)
+        seqs = [e.seq for e in got]
+        assert seqs == sorted(set(seqs)) and seqs[-1] == committed[-1].seq
+        assert [e.seq for e in committed if e.seq >= seqs[0]] == seqs
+        job = await b.store.get_job(job_id)
+        assert job is not None and job.status == "completed"
+
+
+async def test_a_job_left_by_a_lost_instance_is_finished_by_another_without_repeating_calls(
+    settings_factory: Callable[..., Settings], pg_url: str
+) -> None:
+    """Instance A stops mid-job without releasing its lease (as if killed); B takes the job over once
+    the lease runs out and completes it, and every LLM call is recorded exactly once."""
+    settings = _settings(settings_factory, pg_url)
+    async with build_services(settings, {}) as b:
+        async with build_services(settings, {}) as a:
+            job_id = await a.jobs.submit(JobRequest(vision=VISION))
+            async with asyncio.timeout(20):
+                while len(await a.store.calls(job_id)) < 3:
+                    await asyncio.sleep(0.01)
+            assert job_id not in b.jobs.running()
+            a.store.forget_job(job_id)  # A "dies": its lease is neither renewed nor released
+            a.jobs.drop(job_id)
+        started = time.monotonic()
+        async with asyncio.timeout(30):
+            while (job := await b.store.get_job(job_id)) is None or job.status != "completed":
+                await asyncio.sleep(0.02)
+        assert time.monotonic() - started < 15
+        calls = await b.store.calls(job_id)
+        assert len({c.call_key for c in calls}) == len(calls)
+        items = await b.store.items(job_id)
+        assert len({(i.call_key, i.kind, i.title) for i in items}) == len(items)  # no call's items twice
+
+
+async def test_a_pause_seen_by_one_instance_delays_the_next_request_on_the_other(
+    settings_factory: Callable[..., Settings], pg_url: str
+) -> None:
+    """A Retry-After of 0.4 s taken by instance A's LLM limiter holds instance B's limiter for the same
+    upstream: B's next slot is granted only after A's pause ends."""
+    settings = _settings(settings_factory, pg_url, llm={"provider": "openai", "base_url": "http://127.0.0.1:9/v1"})
+    async with build_services(settings, {}) as a, build_services(settings, {}) as b:
+        limiter_a: AdaptiveLimiter = a.llm_limiter
+        limiter_b: AdaptiveLimiter = b.llm_limiter
+        async with asyncio.timeout(10):
+            while not _listening(a) or not _listening(b):
+                await asyncio.sleep(0.01)
+        asked = time.monotonic()
+        limiter_a.throttled(0.4)
+        async with asyncio.timeout(10):
+            while limiter_b.paused_until <= asked:
+                await asyncio.sleep(0.005)
+        async with limiter_b.slot():
+            waited = time.monotonic() - asked
+        assert 0.3 <= waited < 2.0
+
+
+def _listening(services: Any) -> bool:
+    cluster = services.jobs.leases
+    return bool(cluster is not None and cluster.listener.connected)
