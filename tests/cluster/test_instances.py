@@ -81,7 +81,9 @@ async def test_a_pause_seen_by_one_instance_delays_the_next_request_on_the_other
 ) -> None:
     """A Retry-After of 0.4 s taken by instance A's LLM limiter holds instance B's limiter for the same
     upstream: B's next slot is granted only after A's pause ends."""
-    settings = _settings(settings_factory, pg_url, llm={"provider": "openai", "base_url": "http://127.0.0.1:9/v1"})
+    settings = _settings(
+        settings_factory, pg_url, llm={"provider": "openai", "base_url": "http://127.0.0.1:9/v1"}
+    )
     async with build_services(settings, {}) as a, build_services(settings, {}) as b:
         limiter_a: AdaptiveLimiter = a.llm_limiter
         limiter_b: AdaptiveLimiter = b.llm_limiter
