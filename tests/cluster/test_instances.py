@@ -60,14 +60,14 @@ async def test_a_job_left_by_a_lost_instance_is_finished_by_another_without_repe
         async with build_services(settings, {}) as a:
             job_id = await a.jobs.submit(JobRequest(vision=VISION))
             async with asyncio.timeout(20):
-                while len(await a.store.calls(job_id)) < 3:
+                while len(await a.store.calls(job_id)) < 3:  # noqa: ASYNC110 (polls the database or another process)
                     await asyncio.sleep(0.01)
             assert job_id not in b.jobs.running()
             a.store.forget_job(job_id)  # A "dies": its lease is neither renewed nor released
             a.jobs.drop(job_id)
         started = time.monotonic()
         async with asyncio.timeout(30):
-            while (job := await b.store.get_job(job_id)) is None or job.status != "completed":
+            while (job := await b.store.get_job(job_id)) is None or job.status != "completed":  # noqa: ASYNC110 (polls the database or another process)
                 await asyncio.sleep(0.02)
         assert time.monotonic() - started < 15
         calls = await b.store.calls(job_id)
@@ -88,12 +88,12 @@ async def test_a_pause_seen_by_one_instance_delays_the_next_request_on_the_other
         limiter_a: AdaptiveLimiter = a.llm_limiter
         limiter_b: AdaptiveLimiter = b.llm_limiter
         async with asyncio.timeout(10):
-            while not _listening(a) or not _listening(b):
+            while not _listening(a) or not _listening(b):  # noqa: ASYNC110 (polls the database or another process)
                 await asyncio.sleep(0.01)
         asked = time.monotonic()
         limiter_a.throttled(0.4)
         async with asyncio.timeout(10):
-            while limiter_b.paused_until <= asked:
+            while limiter_b.paused_until <= asked:  # noqa: ASYNC110 (polls the database or another process)
                 await asyncio.sleep(0.005)
         async with limiter_b.slot():
             waited = time.monotonic() - asked

@@ -81,7 +81,7 @@ async def _kill_mid_generation(rig: Cluster, watchers: list[Watcher], n: int) ->
     """SIGKILL instance ``n`` once one of the jobs submitted to it has generated items, before its final."""
     mine = [w for i, w in enumerate(watchers) if i % 3 == n]
     async with asyncio.timeout(60):
-        while not any(sum(t == "item" for t in w.types.values()) >= 2 and not w.finished for w in mine):
+        while not any(sum(t == "item" for t in w.types.values()) >= 2 and not w.finished for w in mine):  # noqa: ASYNC110 (polls the database or another process)
             await asyncio.sleep(0.005)
     await rig.kill(n)
     return {"instance": n, "its_jobs_finished": sum(w.finished for w in mine)}
@@ -91,7 +91,7 @@ async def _kill_mid_upload(rig: Cluster, watchers: list[Watcher], n: int) -> dic
     """SIGKILL instance ``n`` once one of the jobs submitted to it has uploaded items, before its final."""
     mine = [w for i, w in enumerate(watchers) if i % 3 == n]
     async with asyncio.timeout(60):
-        while not any(sum(t == "upload" for t in w.types.values()) >= 3 and not w.finished for w in mine):
+        while not any(sum(t == "upload" for t in w.types.values()) >= 3 and not w.finished for w in mine):  # noqa: ASYNC110 (polls the database or another process)
             await asyncio.sleep(0.005)
     await rig.kill(n)
     return {"instance": n, "its_jobs_finished": sum(w.finished for w in mine)}
