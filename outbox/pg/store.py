@@ -49,7 +49,9 @@ DISCONNECTS: tuple[type[BaseException], ...] = (
     TimeoutError,
     asyncpg.InterfaceError,
     asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up (57P01, 57P03)
+    asyncpg.exceptions.ObjectNotInPrerequisiteStateError,  # the database does not take connections
+    asyncpg.exceptions.TooManyConnectionsError,
 )
 
 
