@@ -3,6 +3,14 @@
 Claims lock the rows they take with ``FOR UPDATE SKIP LOCKED`` (two instances claiming together get
 disjoint items and never wait for each other); everything else is the same statements under the same
 fence, each change committed with the ``upload`` event that reports it.
+
+Outcomes (uploaded, retry, dead) commit with ``synchronous_commit = off``: like SQLite's WAL with
+``synchronous=NORMAL``, an acknowledged outcome survives our own crash but not a crash of the database
+server in the next few hundred milliseconds. Nothing is duplicated by losing one: the item is left
+``in_flight`` under an expired lease, so its next claim sets ``reconcile`` and looks the work item up
+before creating it. Claims keep a durable commit: a lost claim would forget that an upload may have
+started. Without this, every acknowledgement of one job waits for a WAL flush while holding the job's
+row (its event seq), and a relay acknowledges one item per flush.
 """
 
 from __future__ import annotations
@@ -10,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from outbox.pg.store import ITEM_COLS, PgStore
+from outbox.pg.store import EVENTS_CHANNEL, ITEM_COLS, PgStore
 from outbox.records import EventRow, ItemRow, NewEvent
 
 _RETURNING = ", ".join(f"items.{c.strip()}" for c in ITEM_COLS.replace("::text AS depends_on", "").split(","))
@@ -37,6 +45,9 @@ RETURNING {_RETURNING}
 """
 
 
+_FAST_COMMIT = "SET LOCAL synchronous_commit = off"
+
+
 def _event(item: ItemRow | dict[str, object], state: str, **extra: object) -> NewEvent:
     get = item.get if isinstance(item, dict) else lambda k: getattr(item, k)
     payload = {"id": get("id"), "kind": get("kind"), "title": get("title"), "state": state, **extra}
@@ -59,26 +70,54 @@ async def claim(
     return sorted((ItemRow.from_db(r) for r in rows), key=lambda r: (r.level, r.position))
 
 
+# One statement, so one round trip and atomic on its own: the item's outcome, the job's next seq (its
+# row lock orders the events; fenced while this instance holds the job) and the event, committed
+# without waiting for the WAL flush (see above).
+_ACK = """
+WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true)),
+up AS (
+    UPDATE items SET state = 'uploaded', ado_id = $1, ado_url = $2, ado_rev = $3, ado_extra = $4,
+        error = NULL, reconcile = FALSE, lease_owner = NULL, lease_until = NULL, updated_at = $5
+    WHERE id = $6 AND fence = $7 AND state = 'in_flight'
+      AND EXISTS (SELECT 1 FROM jobs WHERE id = $8 AND ($9::bigint IS NULL OR fence = $9))
+    RETURNING id),
+seq AS (
+    UPDATE jobs SET last_seq = last_seq + 1 WHERE id = $8 AND EXISTS (SELECT 1 FROM up)
+    RETURNING last_seq, pg_notify($10, $11 || ' ' || id || ' ' || last_seq || ' ' || last_seq))
+INSERT INTO job_events(job_id, seq, type, payload, created_at)
+SELECT $8, seq.last_seq, 'upload', $12, $5 FROM seq, cfg
+RETURNING seq
+"""
+
+
 async def mark_uploaded(
     store: PgStore, item: ItemRow, ado_id: int, url: str, rev: int, extra: dict[str, int]
 ) -> list[EventRow]:
-    async with store.transaction() as db:
-        done = await db.fetchval(
-            "UPDATE items SET state = 'uploaded', ado_id = $1, ado_url = $2, ado_rev = $3, ado_extra = $4,"
-            " error = NULL, reconcile = FALSE, lease_owner = NULL, lease_until = NULL, updated_at = $5"
-            " WHERE id = $6 AND fence = $7 AND state = 'in_flight' RETURNING 1",
+    ev = _event(item, "uploaded", adoId=ado_id, url=url, attempts=item.attempts)
+    now = store.now()
+    async with store.reading() as db:
+        seq = await db.fetchval(
+            _ACK,
             ado_id,
             url,
             rev,
             json.dumps(extra),
-            store.now(),
+            now,
             item.id,
             item.fence,
+            item.job_id,
+            store.fence_of(item.job_id),
+            EVENTS_CHANNEL,
+            store.instance,
+            json.dumps(ev.payload),
         )
-        if done is None:
-            return []  # fenced out: a newer owner holds this item
-        ev = _event(item, "uploaded", adoId=ado_id, url=url, attempts=item.attempts)
-        return await store.append_in(db, item.job_id, [ev])
+    if seq is None:
+        return []  # fenced out: a newer owner holds this item (or another instance the job)
+    return [
+        EventRow.model_construct(
+            job_id=item.job_id, seq=int(seq), type=ev.type, payload=ev.payload, created_at=now
+        )
+    ]
 
 
 async def mark_retry(
@@ -91,6 +130,7 @@ async def mark_retry(
     created_id: int | None = None,
 ) -> list[EventRow]:
     async with store.transaction() as db:
+        await db.execute(_FAST_COMMIT)
         done = await db.fetchval(
             "UPDATE items SET state = 'retry_wait', next_attempt_at = $1, error = $2,"
             " reconcile = reconcile OR $3, ado_id = COALESCE($4, ado_id), lease_owner = NULL,"

@@ -384,6 +384,10 @@ class PgStore:
             )
         return {r["id"] for r in rows}
 
+    def fence_of(self, job_id: str) -> int | None:
+        """The fence this instance holds the job under (None: it does not hold it)."""
+        return self._fences.get(job_id)
+
     def held_jobs(self) -> set[str]:
         return set(self._fences)
 

@@ -111,6 +111,9 @@ class Cluster:
                 return self.urls[n]
         return self.urls[preferred]
 
+    def pid(self, n: int) -> int:
+        return self._instances[n].pid
+
     def logs(self, n: int) -> str:
         return self._instances[n].logs_tail(4000)
 
