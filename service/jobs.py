@@ -316,7 +316,9 @@ class JobManager:
         return job
 
     def drop(self, job_id: str) -> None:
-        """Stop the job's local run without changing its state: another instance holds it now."""
+        """Stop the job's local run without changing its state: another instance holds it now (its
+        progress is then read from the job's events, like any job this instance does not run)."""
+        self._progress.pop(job_id, None)
         task = self._tasks.get(job_id)
         if task is not None and not task.done():
             task.cancel()

@@ -13,6 +13,7 @@ from service.composition import build_services
 from service.requests import JobRequest
 from service.settings import Settings
 from tests.conftest import VISION
+from web.snapshots import progress_snapshot
 
 FAST = {"lease_seconds": 0.6, "poll_seconds": 0.05}
 
@@ -35,7 +36,7 @@ async def test_a_subscriber_on_one_instance_sees_every_event_of_a_job_running_on
     settings_factory: Callable[..., Settings], pg_url: str
 ) -> None:
     """A job submitted to instance A is followed on instance B's broadcaster: every event after the
-    first, in seq order, up to the final one, exactly as committed."""
+    first, in seq order, up to the final one, exactly as committed; both answer the same progress ETag."""
     settings = _settings(settings_factory, pg_url)
     async with build_services(settings, {}) as a, build_services(settings, {}) as b:
         job_id = await a.jobs.submit(JobRequest(vision=VISION), start=False)
@@ -48,6 +49,8 @@ async def test_a_subscriber_on_one_instance_sees_every_event_of_a_job_running_on
         assert [e.seq for e in committed if e.seq >= seqs[0]] == seqs
         job = await b.store.get_job(job_id)
         assert job is not None and job.status == "completed"
+        on_a, on_b = await progress_snapshot(a, job), await progress_snapshot(b, job)
+        assert on_a["etag"] == on_b["etag"] and on_a["progress"] == on_b["progress"] == 100.0
 
 
 async def test_a_job_left_by_a_lost_instance_is_finished_by_another_without_repeating_calls(
