@@ -142,7 +142,7 @@ class Cluster:
             if self._jobs is None or (free := self._jobs.free_slots()) <= 0:
                 continue
             try:
-                found = await self.store.claimable_jobs(free)
+                found = await self.store.claimable_jobs(free, fresh_seconds=self.poll_seconds)
                 delay = self.poll_seconds
             except DISCONNECTS as exc:
                 log.warning("job_claim_failed", error=str(exc)[:200])

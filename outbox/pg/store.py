@@ -353,16 +353,20 @@ class PgStore:
             self._fences[job_id] = int(fence)
         return None if fence is None else int(fence)
 
-    async def claimable_jobs(self, limit: int) -> list[str]:
-        """Open jobs nobody holds (new, or their instance died): oldest first, skipping locked rows."""
+    async def claimable_jobs(self, limit: int, fresh_seconds: float = 0.0) -> list[str]:
+        """Open jobs nobody holds (their instance died or gave them back, or they wait for a slot):
+        oldest first, skipping locked rows. A job created less than ``fresh_seconds`` ago is left to
+        the instance it was submitted to, which starts it at once when it has a slot."""
+        now = self.now()
         async with self.transaction() as db:
             rows = await db.fetch(
                 "SELECT id FROM jobs WHERE status = ANY($1::text[])"
-                " AND (lease_owner IS NULL OR lease_until < $2)"
+                " AND ((lease_owner IS NULL AND created_at <= $4) OR lease_until < $2)"
                 " ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED",
                 list(_OPEN),
-                self.now(),
+                now,
                 limit,
+                now - fresh_seconds,
             )
         return [r["id"] for r in rows]
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from hardware.aimd import AdaptiveLimiter
 from outbox.records import EventRow
 from service.composition import build_services
 from service.requests import JobRequest
 from service.settings import Settings
-from tests.conftest import VISION
+from tests.conftest import VISION, FakeServer
 from web.snapshots import progress_snapshot
 
 FAST = {"lease_seconds": 0.6, "poll_seconds": 0.05}
@@ -79,28 +78,29 @@ async def test_a_job_left_by_a_lost_instance_is_finished_by_another_without_repe
         assert len({(i.call_key, i.kind, i.title) for i in items}) == len(items)  # no call's items twice
 
 
-async def test_a_pause_seen_by_one_instance_delays_the_next_request_on_the_other(
-    settings_factory: Callable[..., Settings], pg_url: str
+async def test_a_429_seen_by_one_instance_delays_the_next_request_of_the_other(
+    settings_factory: Callable[..., Settings], pg_url: str, fake_llm: Callable[..., Awaitable[FakeServer]]
 ) -> None:
-    """A Retry-After of 0.4 s taken by instance A's LLM limiter holds instance B's limiter for the same
-    upstream: B's next slot is granted only after A's pause ends."""
-    settings = _settings(
-        settings_factory, pg_url, llm={"provider": "openai", "base_url": "http://127.0.0.1:9/v1"}
-    )
+    """The fake LLM answers instance A's first request 429 with Retry-After 0.5 s; instance B learns the
+    pause through the database, and B's first request of its own job reaches the fake only after the
+    deadline A was given (no request arrives early)."""
+    server = await fake_llm(script=[("429", 0.5)])
+    settings = server.settings_for(settings_factory, database={"url": pg_url, **FAST})
     async with build_services(settings, {}) as a, build_services(settings, {}) as b:
-        limiter_a: AdaptiveLimiter = a.llm_limiter
-        limiter_b: AdaptiveLimiter = b.llm_limiter
         async with asyncio.timeout(10):
-            while not _listening(a) or not _listening(b):  # noqa: ASYNC110 (polls the database or another process)
+            while not _listening(a) or not _listening(b):  # noqa: ASYNC110 (a connection, no event)
                 await asyncio.sleep(0.01)
-        asked = time.monotonic()
-        limiter_a.throttled(0.4)
-        async with asyncio.timeout(10):
-            while limiter_b.paused_until <= asked:  # noqa: ASYNC110 (polls the database or another process)
+            await a.jobs.submit(JobRequest(vision=VISION))
+            while not server.fake.retry_deadlines:  # noqa: ASYNC110 (another server's state)
                 await asyncio.sleep(0.005)
-        async with limiter_b.slot():
-            waited = time.monotonic() - asked
-        assert 0.3 <= waited < 2.0
+            deadline = server.fake.retry_deadlines[0]
+            while b.llm_limiter.paused_until < deadline - 0.1:  # noqa: ASYNC110 (the pause arrives by NOTIFY)
+                await asyncio.sleep(0.005)
+            seen = len(server.fake.requests)
+            await b.jobs.wait(await b.jobs.submit(JobRequest(vision=VISION)))
+        b_first = next(at for at, _ in server.fake.requests[seen:])
+        assert b_first >= deadline - server.fake.early_grace
+        assert server.fake.early_requests == []
 
 
 def _listening(services: Any) -> bool:

@@ -113,12 +113,13 @@ async def test_instances_starting_together_migrate_once(pg_url: str) -> None:
 
 
 async def test_a_job_lease_is_exclusive_until_it_expires_and_fences_the_old_owner(pg_url: str) -> None:
-    """Instance B cannot take A's job while A's lease runs; after it expires B takes it, and A's next
-    commit for that job is refused with LeaseLost instead of adding items."""
+    """A fresh job is left to its instance for a moment; B cannot take A's job while A's lease runs;
+    after it expires B takes it, and A's next commit for that job is refused with LeaseLost."""
     clock = FakeClock()
     async with PgStore.open(pg_url, clock=clock) as a, PgStore.open(pg_url, clock=clock) as b:
         store: StoreBackend = a
         await store.create_job(JOB, {}, {}, {})
+        assert await b.claimable_jobs(10, fresh_seconds=5.0) == []  # left to the instance it was sent to
         assert await b.claimable_jobs(10) == [JOB]
         assert await a.claim_job(JOB, "A", 5.0) == 1
         assert await b.claim_job(JOB, "B", 5.0) is None and await b.claimable_jobs(10) == []
