@@ -93,6 +93,8 @@ class JobManager:
         )
         self.publish(events)
         log.info("job_created", job_id=job_id, target=options.target, provider=options.provider)
+        if start and self.leases is not None and self.free_slots() > 0:
+            await self.leases.acquire(job_id)  # ours from the start: no other instance races for it
         if start:
             self.start(job_id)
         return job_id

@@ -15,6 +15,7 @@ every event-appending write for it checks the fence, and a stale owner's commit 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -85,7 +86,10 @@ class PgStore:
         try:
             yield cls(pool, url, clock, instance or uuid.uuid4().hex[:12])
         finally:
-            await pool.close()
+            try:  # graceful: wait for connections to come back, but never forever
+                await asyncio.wait_for(pool.close(), timeout=5.0)
+            except TimeoutError:
+                pool.terminate()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
