@@ -23,6 +23,7 @@ from typing import Protocol
 import structlog
 
 from outbox.backend import DISCONNECTS, LeaseLost
+from outbox.pg import leases
 from outbox.pg.listener import Listener
 from outbox.pg.store import EVENTS_CHANNEL, JOBS_CHANNEL, PAUSES_CHANNEL, PgStore
 from service.broadcaster import Broadcaster
@@ -85,14 +86,14 @@ class Cluster:
     # ----- leases (called by the job manager) -------------------------------------------------
 
     async def acquire(self, job_id: str) -> bool:
-        return await self.store.claim_job(job_id, self.owner, self.lease_seconds) is not None
+        return await leases.claim_job(self.store, job_id, self.owner, self.lease_seconds) is not None
 
     def interrupted(self, exc: BaseException) -> bool:
         return interrupted(exc)
 
     async def release(self, job_id: str) -> None:
         try:
-            await self.store.release_job(job_id, self.owner)
+            await leases.release_job(self.store, job_id, self.owner)
         except DISCONNECTS as exc:  # forgotten here: the lease runs out and another instance takes over
             log.warning("job_release_failed", job_id=job_id, error=str(exc)[:200])
 
@@ -118,9 +119,9 @@ class Cluster:
         last_ok = self._clock()
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
-            held = self.store.held_jobs()
+            held = set(self.store.held_jobs())
             try:
-                renewed = await self.store.renew_jobs(self.owner, self.lease_seconds)
+                renewed = await leases.renew_jobs(self.store, self.owner, self.lease_seconds)
                 last_ok = self._clock()
             except DISCONNECTS as exc:
                 log.warning("lease_renewal_failed", error=str(exc)[:200])
@@ -142,7 +143,7 @@ class Cluster:
             if self._jobs is None or (free := self._jobs.free_slots()) <= 0:
                 continue
             try:
-                found = await self.store.claimable_jobs(free, fresh_seconds=self.poll_seconds)
+                found = await leases.claimable_jobs(self.store, free, fresh_seconds=self.poll_seconds)
                 delay = self.poll_seconds
             except DISCONNECTS as exc:
                 log.warning("job_claim_failed", error=str(exc)[:200])

@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from hardware.aimd import AdaptiveLimiter
+from outbox.pg import leases
 from outbox.pg.store import PgStore
 
 log = structlog.get_logger("backlogd.pacing")
@@ -65,7 +66,7 @@ class SharedPauses:
 
     async def _record(self, identity: str, until: float) -> None:
         try:
-            await self._store.share_pause(identity, until)
+            await leases.share_pause(self._store, identity, until)
         except Exception as exc:  # the local pause holds regardless; the others learn at the next one
             log.warning("pause_not_shared", identity=identity, error=str(exc)[:200])
 
@@ -76,7 +77,7 @@ class SharedPauses:
 
     async def refresh(self) -> None:
         """Re-read every pause in force (after a reconnect: notifications may have been missed)."""
-        for identity, until in (await self._store.pauses()).items():
+        for identity, until in (await leases.pauses(self._store)).items():
             self._apply(identity, until)
 
     def _apply(self, identity: str, until: float) -> None:

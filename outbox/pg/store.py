@@ -9,7 +9,7 @@ A pool of connections replaces SQLite's single writer: each transaction takes it
 PostgreSQL's row locks serialise what must be: the job row's ``UPDATE … last_seq`` reserves event
 seqs, so events commit in seq order per job. Every event append also ``NOTIFY``s ``backlogd_events``
 with ``"<instance> <job> <first seq> <last seq>"`` (delivered at commit), which wakes the other
-instances' broadcasters. Jobs carry a lease and fence: while this instance holds a job (``claim_job``)
+instances' broadcasters. Jobs carry a lease and fence: while this instance holds a job (``leases.py``)
 every event-appending write for it checks the fence, and a stale owner's commit raises ``LeaseLost``.
 """
 
@@ -40,7 +40,6 @@ Clock = Callable[[], float]
 EVENTS_CHANNEL = "backlogd_events"
 JOBS_CHANNEL = "backlogd_jobs"
 PAUSES_CHANNEL = "backlogd_pauses"
-_OPEN = ("queued", "running")
 
 
 # What "the database went away" looks like from asyncpg (a restart, a network cut): work stops or
@@ -338,106 +337,23 @@ class PgStore:
         async with self.reading() as db:
             return "ok" if await db.fetchval("SELECT 1") == 1 else "no answer"
 
-    # ----- job leases (one instance runs a job at a time) ---------------------------------------
+    # ----- the jobs this instance holds (leases: ``outbox/pg/leases.py``) ----------------------
 
-    async def claim_job(self, job_id: str, owner: str, lease_seconds: float) -> int | None:
-        """Take the job's lease if it is free, expired or already ours; returns the new fence."""
-        now = self.now()
-        async with self.transaction() as db:
-            fence = await db.fetchval(
-                "UPDATE jobs SET lease_owner = $2, lease_until = $3, fence = fence + 1"
-                " WHERE id = $1 AND (lease_owner IS NULL OR lease_until < $4 OR lease_owner = $2)"
-                " RETURNING fence",
-                job_id,
-                owner,
-                now + lease_seconds,
-                now,
-            )
-        if fence is not None:
-            self._fences[job_id] = int(fence)
-        return None if fence is None else int(fence)
-
-    async def claimable_jobs(self, limit: int, fresh_seconds: float = 0.0) -> list[str]:
-        """Open jobs nobody holds (their instance died or gave them back, or they wait for a slot):
-        oldest first, skipping locked rows. A job created less than ``fresh_seconds`` ago is left to
-        the instance it was submitted to, which starts it at once when it has a slot."""
-        now = self.now()
-        async with self.transaction() as db:
-            rows = await db.fetch(
-                "SELECT id FROM jobs WHERE status = ANY($1::text[])"
-                " AND ((lease_owner IS NULL AND created_at <= $4) OR lease_until < $2)"
-                " ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED",
-                list(_OPEN),
-                now,
-                limit,
-                now - fresh_seconds,
-            )
-        return [r["id"] for r in rows]
-
-    async def renew_jobs(self, owner: str, lease_seconds: float) -> set[str]:
-        """Extend the leases this instance still holds (same fence, job still open); returns them."""
-        held = dict(self._fences)
-        if not held:
-            return set()
-        async with self.transaction() as db:
-            rows = await db.fetch(
-                "UPDATE jobs j SET lease_until = $1 FROM unnest($2::text[], $3::bigint[]) AS h(id, fence)"
-                " WHERE j.id = h.id AND j.fence = h.fence AND j.lease_owner = $4"
-                " AND j.status NOT IN ('completed', 'completed_with_errors', 'failed', 'cancelled')"
-                " RETURNING j.id",
-                self.now() + lease_seconds,
-                list(held),
-                list(held.values()),
-                owner,
-            )
-        return {r["id"] for r in rows}
+    def hold(self, job_id: str, fence: int) -> None:
+        """From now on this instance's writes for the job are fenced with ``fence``."""
+        self._fences[job_id] = fence
 
     def fence_of(self, job_id: str) -> int | None:
         """The fence this instance holds the job under (None: it does not hold it)."""
         return self._fences.get(job_id)
 
-    def held_jobs(self) -> set[str]:
-        return set(self._fences)
+    def held_jobs(self) -> dict[str, int]:
+        """Job id → fence, for every job this instance holds."""
+        return dict(self._fences)
 
-    def forget_job(self, job_id: str) -> None:
-        self._fences.pop(job_id, None)
-
-    async def release_job(self, job_id: str, owner: str) -> None:
-        """Give the lease back (finished, or shutting down): another instance may take it at once."""
-        fence = self._fences.pop(job_id, None)
-        if fence is None:
-            return
-        async with self.transaction() as db:
-            await db.execute(
-                "UPDATE jobs SET lease_owner = NULL, lease_until = NULL"
-                " WHERE id = $1 AND fence = $2 AND lease_owner = $3",
-                job_id,
-                fence,
-                owner,
-            )
-            await db.execute("SELECT pg_notify($1, $2)", JOBS_CHANNEL, job_id)
-
-    # ----- upstream pauses (shared Retry-After) ------------------------------------------------
-
-    async def share_pause(self, identity: str, until: float) -> None:
-        """Record that ``identity`` asked everyone to wait until ``until`` (only ever extended)."""
-        async with self.transaction() as db:
-            await db.execute(
-                "INSERT INTO upstream_pauses(identity, until) VALUES ($1, $2)"
-                " ON CONFLICT (identity)"
-                " DO UPDATE SET until = GREATEST(upstream_pauses.until, EXCLUDED.until)",
-                identity,
-                until,
-            )
-            await db.execute(
-                "SELECT pg_notify($1, $2)", PAUSES_CHANNEL, f"{self.instance} {identity} {until}"
-            )
-
-    async def pauses(self) -> dict[str, float]:
-        """Every pause still in force: identity → until (epoch seconds)."""
-        async with self.reading() as db:
-            rows = await db.fetch("SELECT identity, until FROM upstream_pauses WHERE until > $1", self.now())
-        return {r["identity"]: float(r["until"]) for r in rows}
+    def forget_job(self, job_id: str) -> int | None:
+        """Stop fencing the job's writes (it was released or lost); returns the fence it had."""
+        return self._fences.pop(job_id, None)
 
     @property
     def pool(self) -> asyncpg.Pool:

@@ -8,6 +8,7 @@ import asyncpg
 
 from outbox.backend import LeaseLost, StoreBackend
 from outbox.migrate import migrate_postgresql, migrations
+from outbox.pg import leases
 from outbox.pg.store import PgStore
 from outbox.records import CallRow, NewEvent, NewItem
 from tests.outbox.test_upload_support import FakeClock
@@ -119,15 +120,17 @@ async def test_a_job_lease_is_exclusive_until_it_expires_and_fences_the_old_owne
     async with PgStore.open(pg_url, clock=clock) as a, PgStore.open(pg_url, clock=clock) as b:
         store: StoreBackend = a
         await store.create_job(JOB, {}, {}, {})
-        assert await b.claimable_jobs(10, fresh_seconds=5.0) == []  # left to the instance it was sent to
-        assert await b.claimable_jobs(10) == [JOB]
-        assert await a.claim_job(JOB, "A", 5.0) == 1
-        assert await b.claim_job(JOB, "B", 5.0) is None and await b.claimable_jobs(10) == []
-        assert await a.renew_jobs("A", 5.0) == {JOB}
+        assert (
+            await leases.claimable_jobs(b, 10, fresh_seconds=5.0) == []
+        )  # left to the instance it was sent to
+        assert await leases.claimable_jobs(b, 10) == [JOB]
+        assert await leases.claim_job(a, JOB, "A", 5.0) == 1
+        assert await leases.claim_job(b, JOB, "B", 5.0) is None and await leases.claimable_jobs(b, 10) == []
+        assert await leases.renew_jobs(a, "A", 5.0) == {JOB}
         clock.now += 6.0
-        assert await b.claimable_jobs(10) == [JOB]
-        assert await b.claim_job(JOB, "B", 5.0) == 2
-        assert await a.renew_jobs("A", 5.0) == set()
+        assert await leases.claimable_jobs(b, 10) == [JOB]
+        assert await leases.claim_job(b, JOB, "B", 5.0) == 2
+        assert await leases.renew_jobs(a, "A", 5.0) == set()
         try:
             await a.commit_call(_call("epics:root"), [_item(0)], [NewEvent(type="item", payload={})])
             raise AssertionError("a stale owner committed")
@@ -142,7 +145,7 @@ async def test_a_pause_shared_through_the_database_only_ever_extends(pg_url: str
     """share_pause keeps the later of two deadlines for an identity; expired pauses are not listed."""
     clock = FakeClock()
     async with PgStore.open(pg_url, clock=clock) as store:
-        await store.share_pause("llm:x", 1_010.0)
-        await store.share_pause("llm:x", 1_005.0)
-        await store.share_pause("ado:y", 999.0)
-        assert await store.pauses() == {"llm:x": 1_010.0}
+        await leases.share_pause(store, "llm:x", 1_010.0)
+        await leases.share_pause(store, "llm:x", 1_005.0)
+        await leases.share_pause(store, "ado:y", 999.0)
+        assert await leases.pauses(store) == {"llm:x": 1_010.0}
