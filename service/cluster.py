@@ -63,6 +63,9 @@ class Cluster:
         self.broadcaster = broadcaster
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
+        # A new job is left this long to the instance it was submitted to (which leases it at once when
+        # it has a slot); after that an idle instance takes it.
+        self.fresh_seconds = max(poll_seconds, lease_seconds / 3)
         self.pauses = SharedPauses(store)
         self._clock = clock
         self._jobs: Runner | None = None
@@ -123,12 +126,14 @@ class Cluster:
             try:
                 renewed = await leases.renew_jobs(self.store, self.owner, self.lease_seconds)
                 last_ok = self._clock()
-            except DISCONNECTS as exc:
-                log.warning("lease_renewal_failed", error=str(exc)[:200])
+            except Exception as exc:  # the loop never dies: unrenewed leases are handled below
+                log.warning("lease_renewal_failed", error=f"{type(exc).__name__}: {exc}"[:200])
                 if self._clock() - last_ok < self.lease_seconds * 0.8:
                     continue
                 renewed = set()  # others may take our jobs any moment now: stop them here first
             for job_id in held - renewed:
+                if self.store.fence_of(job_id) is None:
+                    continue  # released meanwhile (the job ended here)
                 log.warning("job_lease_lost", job_id=job_id)
                 self.store.forget_job(job_id)
                 if self._jobs is not None:
@@ -143,10 +148,10 @@ class Cluster:
             if self._jobs is None or (free := self._jobs.free_slots()) <= 0:
                 continue
             try:
-                found = await leases.claimable_jobs(self.store, free, fresh_seconds=self.poll_seconds)
+                found = await leases.claimable_jobs(self.store, free, fresh_seconds=self.fresh_seconds)
                 delay = self.poll_seconds
-            except DISCONNECTS as exc:
-                log.warning("job_claim_failed", error=str(exc)[:200])
+            except Exception as exc:  # the loop never dies: it tries again after a growing pause
+                log.warning("job_claim_failed", error=f"{type(exc).__name__}: {exc}"[:200])
                 delay = min(delay * 2, self.lease_seconds)
                 continue
             for job_id in found:
@@ -188,8 +193,10 @@ class Cluster:
         """Catch up every watched job whose notifications were missed; forget unwatched ones."""
         while True:
             await asyncio.sleep(self.poll_seconds)
-            with contextlib.suppress(*DISCONNECTS):
+            try:
                 await self._catch_up()
+            except Exception as exc:  # the loop never dies: the next round catches up
+                log.warning("feed_poll_failed", error=f"{type(exc).__name__}: {exc}"[:200])
 
     async def _catch_up(self) -> None:
         watched = set(self.broadcaster.watched_jobs())

@@ -41,8 +41,10 @@ class Listener:
             closed = asyncio.Event()
             try:
                 conn = await asyncpg.connect(self._url, timeout=5)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                log.warning("listener_connect_failed", error=str(exc)[:200], retry_in=delay)
+            except Exception as exc:  # never give up: the database may come back
+                log.warning(
+                    "listener_connect_failed", error=f"{type(exc).__name__}: {exc}"[:200], retry_in=delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._backoff[1])
                 continue
@@ -55,8 +57,8 @@ class Listener:
                 if self._on_connect is not None:
                     await self._on_connect()
                 await self._watch(conn, closed)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("listener_lost", error=str(exc)[:200])
+            except Exception as exc:  # a cut connection, or the re-read after connecting failed
+                log.warning("listener_lost", error=f"{type(exc).__name__}: {exc}"[:200])
             finally:
                 self.connected = False
                 conn.terminate()

@@ -48,6 +48,7 @@ DISCONNECTS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a connection cut in the middle of an operation
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up (57P01, 57P03)
     asyncpg.exceptions.ObjectNotInPrerequisiteStateError,  # the database does not take connections
