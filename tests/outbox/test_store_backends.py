@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from importlib import resources
+from pathlib import Path
 
 import asyncpg
 
@@ -11,6 +14,7 @@ from outbox.migrate import migrate_postgresql, migrations
 from outbox.pg import leases
 from outbox.pg.store import PgStore
 from outbox.records import CallRow, NewEvent, NewItem
+from outbox.store import Store
 from tests.outbox.test_upload_support import FakeClock
 from tests.pgdb import StoreOpener
 
@@ -149,3 +153,27 @@ async def test_a_pause_shared_through_the_database_only_ever_extends(pg_url: str
         await leases.share_pause(store, "llm:x", 1_005.0)
         await leases.share_pause(store, "ado:y", 999.0)
         assert await leases.pauses(store) == {"llm:x": 1_010.0}
+
+
+async def test_a_sqlite_database_from_before_migrations_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A file made with only the baseline schema (and a job in it) opens as version 2: the job is kept
+    and the jobs table gains the lease columns, recorded once in schema_migrations."""
+    path = tmp_path / "old.sqlite3"
+    baseline = resources.files("outbox").joinpath("schema.sql").read_text(encoding="utf-8")
+    with sqlite3.connect(path) as db:
+        db.executescript(baseline)
+        db.execute(
+            "INSERT INTO jobs(id, status, vision, options, created_at, updated_at)"
+            " VALUES ('old', 'completed', '{}', '{}', 1, 1)"
+        )
+    db.close()
+    for _ in range(2):
+        async with Store.open(path) as store:
+            job = await store.get_job("old")
+            assert job is not None and job.status == "completed"
+    with sqlite3.connect(path) as db:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+        versions = db.execute("SELECT version FROM schema_migrations").fetchall()
+    db.close()
+    assert {"lease_owner", "lease_until", "fence"} <= columns
+    assert versions == [(2,)]
