@@ -9,6 +9,8 @@ item's ``fence`` and leases it to one owner. Every outcome is written ``WHERE fe
 whose lease expired and was reclaimed can never overwrite the newer result. A reclaimed lease, and
 any ambiguous failure, sets ``reconcile`` so the next attempt looks the item up before creating it.
 Each change commits together with the ``upload`` event that reports it.
+
+These are SQLite's statements; on PostgreSQL each operation runs ``outbox/pg/queue.py``'s instead.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from outbox.backend import StoreBackend
+from outbox.pg import queue as pg
+from outbox.pg.store import PgStore
 from outbox.records import EventRow, ItemRow, NewEvent
 from outbox.store import Store
 
@@ -47,7 +52,7 @@ def _event(item: ItemRow | dict[str, Any], state: str, **extra: Any) -> NewEvent
 
 
 async def claim(
-    store: Store,
+    store: StoreBackend,
     job_ids: Sequence[str],
     owner: str,
     now: float,
@@ -58,6 +63,9 @@ async def claim(
     """Lease up to ``limit`` claimable items, parents first. One statement: the SET sees the old state,
     so an item whose expired lease is taken over gets ``reconcile`` (its create may have happened).
     ``busy``: items the caller is still working on; never re-leased to it even if their lease ran out."""
+    if isinstance(store, PgStore):
+        return await pg.claim(store, job_ids, owner, now, lease_seconds, limit, busy)
+    assert isinstance(store, Store)
     if not job_ids or limit <= 0:
         return []
     marks = ",".join(f":j{i}" for i in range(len(job_ids)))
@@ -69,8 +77,11 @@ async def claim(
 
 
 async def mark_uploaded(
-    store: Store, item: ItemRow, ado_id: int, url: str, rev: int, extra: dict[str, int]
+    store: StoreBackend, item: ItemRow, ado_id: int, url: str, rev: int, extra: dict[str, int]
 ) -> list[EventRow]:
+    if isinstance(store, PgStore):
+        return await pg.mark_uploaded(store, item, ado_id, url, rev, extra)
+    assert isinstance(store, Store)
     async with store.transaction() as db:
         cur = await db.execute(
             "UPDATE items SET state = 'uploaded', ado_id = ?, ado_url = ?, ado_rev = ?, ado_extra = ?,"
@@ -85,8 +96,17 @@ async def mark_uploaded(
 
 
 async def mark_retry(
-    store: Store, item: ItemRow, next_at: float, error: str, *, reconcile: bool, created_id: int | None = None
+    store: StoreBackend,
+    item: ItemRow,
+    next_at: float,
+    error: str,
+    *,
+    reconcile: bool,
+    created_id: int | None = None,
 ) -> list[EventRow]:
+    if isinstance(store, PgStore):
+        return await pg.mark_retry(store, item, next_at, error, reconcile=reconcile, created_id=created_id)
+    assert isinstance(store, Store)
     async with store.transaction() as db:
         cur = await db.execute(
             "UPDATE items SET state = 'retry_wait', next_attempt_at = ?, error = ?,"
@@ -113,8 +133,13 @@ WHERE i.id != :root AND i.state IN ('held', 'pending', 'retry_wait', 'in_flight'
 """
 
 
-async def mark_dead(store: Store, item: ItemRow, error: str, created_id: int | None = None) -> list[EventRow]:
+async def mark_dead(
+    store: StoreBackend, item: ItemRow, error: str, created_id: int | None = None
+) -> list[EventRow]:
     """Dead with its error kept; every not-yet-uploaded descendant becomes blocked (never skipped)."""
+    if isinstance(store, PgStore):
+        return await pg.mark_dead(store, item, error, created_id)
+    assert isinstance(store, Store)
     now = store.now()
     async with store.transaction() as db:
         cur = await db.execute(
@@ -148,8 +173,11 @@ WHERE i.job_id IN ({jobs}) AND i.state IN ('pending', 'retry_wait') AND p.state 
 """
 
 
-async def block_orphans(store: Store, job_ids: Sequence[str]) -> list[EventRow]:
+async def block_orphans(store: StoreBackend, job_ids: Sequence[str]) -> list[EventRow]:
     """Items staged after a parent or prerequisite died (streaming) become blocked, never pending forever."""
+    if isinstance(store, PgStore):
+        return await pg.block_orphans(store, job_ids)
+    assert isinstance(store, Store)
     if not job_ids:
         return []
     marks = ",".join("?" * len(job_ids))
@@ -177,8 +205,11 @@ async def block_orphans(store: Store, job_ids: Sequence[str]) -> list[EventRow]:
                 events += await store.append_in(db, job_id, new)
 
 
-async def release(store: Store, job_id: str) -> int:
+async def release(store: StoreBackend, job_id: str) -> int:
     """Held items (after generation, manual mode) become claimable."""
+    if isinstance(store, PgStore):
+        return await pg.release(store, job_id)
+    assert isinstance(store, Store)
     async with store.transaction() as db:
         cur = await db.execute(
             "UPDATE items SET state = 'pending', updated_at = ? WHERE job_id = ? AND state = 'held'",
@@ -187,8 +218,11 @@ async def release(store: Store, job_id: str) -> int:
         return cur.rowcount
 
 
-async def requeue(store: Store, job_id: str) -> list[EventRow]:
+async def requeue(store: StoreBackend, job_id: str) -> list[EventRow]:
     """Dead and blocked items go back to pending; a dead item keeps ``reconcile`` to avoid duplicates."""
+    if isinstance(store, PgStore):
+        return await pg.requeue(store, job_id)
+    assert isinstance(store, Store)
     async with store.transaction() as db:
         async with db.execute(
             "SELECT id, kind, title FROM items WHERE job_id = ? AND state IN ('dead', 'blocked')", (job_id,)
@@ -203,8 +237,11 @@ async def requeue(store: Store, job_id: str) -> list[EventRow]:
         return await store.append_in(db, job_id, [_event(r, "pending") for r in rows])
 
 
-async def release_leases(store: Store, owner: str) -> int:
+async def release_leases(store: StoreBackend, owner: str) -> int:
     """On shutdown: give back this owner's leases; the next attempt reconciles before creating."""
+    if isinstance(store, PgStore):
+        return await pg.release_leases(store, owner)
+    assert isinstance(store, Store)
     async with store.transaction() as db:
         cur = await db.execute(
             "UPDATE items SET state = 'pending', lease_owner = NULL, lease_until = NULL, reconcile = 1,"
@@ -214,15 +251,21 @@ async def release_leases(store: Store, owner: str) -> int:
         return cur.rowcount
 
 
-async def open_count(store: Store, job_id: str) -> int:
+async def open_count(store: StoreBackend, job_id: str) -> int:
     """Items still on their way (not uploaded, dead, blocked or held)."""
+    if isinstance(store, PgStore):
+        return await pg.open_count(store, job_id)
+    assert isinstance(store, Store)
     sql = "SELECT COUNT(*) FROM items WHERE job_id = ? AND state IN ('pending', 'in_flight', 'retry_wait')"
     rows = list(await store.reader.execute_fetchall(sql, (job_id,)))
     return int(rows[0][0]) if rows else 0
 
 
-async def resolved(store: Store, ids: Sequence[str]) -> dict[str, ItemRow]:
+async def resolved(store: StoreBackend, ids: Sequence[str]) -> dict[str, ItemRow]:
     """The rows of an item's parent and prerequisites, to build its upload request."""
+    if isinstance(store, PgStore):
+        return await pg.resolved(store, ids)
+    assert isinstance(store, Store)
     if not ids:
         return {}
     marks = ",".join("?" * len(ids))

@@ -22,8 +22,8 @@ import structlog
 from outbox import queue
 from outbox.ado.errors import AdoAmbiguous, AdoError, AdoPermanent, AdoTransient
 from outbox.ado.types import Uploaded, UploadItem
+from outbox.backend import DISCONNECTS, StoreBackend
 from outbox.records import EventRow, ItemRow
-from outbox.store import Store
 
 log = structlog.get_logger("backlogd.relay")
 
@@ -46,7 +46,7 @@ def run_tag(job_id: str) -> str:
 class Relay:
     def __init__(
         self,
-        store: Store,
+        store: StoreBackend,
         *,
         clients: ClientSource,
         publish: Callable[[list[EventRow]], None],
@@ -104,11 +104,17 @@ class Relay:
     async def run(self) -> None:
         self.alive = True
         try:
+            delay = self.poll_seconds
             while True:
                 self._wake.clear()
-                await self._claim_some()
+                try:
+                    await self._claim_some()
+                    delay = self.poll_seconds
+                except DISCONNECTS as exc:  # the database went away: back off, never die
+                    log.warning("relay_claim_failed", error=str(exc)[:200], retry_in=delay)
+                    delay = min(delay * 2, self.backoff_cap)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
         finally:
             self.alive = False
 

@@ -13,12 +13,12 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from outbox.migrate import migrate_sqlite
 from outbox.records import (
     TERMINAL_JOB_STATES,
     CallRow,
@@ -52,8 +52,7 @@ class Store:
             await writer.execute("PRAGMA journal_mode=WAL")
             await writer.execute("PRAGMA synchronous=NORMAL")
             await writer.execute("PRAGMA busy_timeout=5000")
-            schema = resources.files("outbox").joinpath("schema.sql").read_text(encoding="utf-8")
-            await writer.executescript(schema)
+            await migrate_sqlite(writer)  # schema.sql, then the versioned files, under the write lock
             reader = await aiosqlite.connect(str(path), isolation_level=None)
         except BaseException:
             await writer.close()

@@ -74,6 +74,10 @@ class Broadcaster:
             return len(self._subs.get(job_id, ()))
         return sum(len(s) for s in self._subs.values())
 
+    def watched_jobs(self) -> list[str]:
+        """The jobs that have at least one subscriber."""
+        return list(self._subs)
+
     def close_all(self) -> None:
         for subs in list(self._subs.values()):
             for sub in list(subs):

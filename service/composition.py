@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +19,12 @@ import structlog
 from hardware.aimd import SLOW_START_INITIAL, AdaptiveLimiter
 from hardware.probe import HardwareProfile, probe_async
 from hardware.sizing import Sizing, report, size
+from outbox.backend import StoreBackend, open_store
 from outbox.emulator.config import EmulatorConfig
 from outbox.emulator.server import RunningEmulator, serve
-from outbox.store import Store
+from outbox.pg.store import PgStore
 from service.broadcaster import Broadcaster
+from service.cluster import Cluster
 from service.jobs import JobManager
 from service.metrics import MeteredBroadcaster, MeteredProvider, Metrics
 from service.pool import make_pool
@@ -38,7 +40,7 @@ log = structlog.get_logger("backlogd.compose")
 @dataclass
 class Services:
     settings: Settings
-    store: Store
+    store: StoreBackend
     broadcaster: Broadcaster
     jobs: JobManager
     llm_limiter: AdaptiveLimiter
@@ -88,14 +90,16 @@ def size_for(settings: Settings, profile: HardwareProfile) -> Sizing:
     )
 
 
-def llm_limiter(settings: Settings, sizing: Sizing) -> AdaptiveLimiter:
+def llm_limiter(
+    settings: Settings, sizing: Sizing, make: Callable[..., AdaptiveLimiter] = AdaptiveLimiter
+) -> AdaptiveLimiter:
     if settings.llm.provider == "offline":  # local CPU work in the pool: no provider quota to respect
         ceiling = sizing.process_pool_size * 2 if sizing.mode != "disabled" else 1
-        return AdaptiveLimiter(ceiling, name="llm")
+        return make(ceiling, name="llm")
     ceiling = sizing.llm_concurrency
     # Slow start from a few requests (doubling each round trip while they go through) instead of the
     # whole ceiling at once: a provider's hidden cap then costs one or two 429s, not a burst of them.
-    return AdaptiveLimiter(
+    return make(
         ceiling,
         initial=min(ceiling, SLOW_START_INITIAL),
         rate_per_second=sizing.llm_rate_per_second,
@@ -108,6 +112,11 @@ def stage_rates(settings: Settings, sizing: Sizing) -> dict[str, float]:
     if settings.llm.provider == "offline":
         return {}
     return {name: budget.tokens_per_second for name, budget in sizing.budgets.items()}
+
+
+def _limiters(cluster: Cluster | None, identity: str) -> Callable[..., AdaptiveLimiter]:
+    """Local limiters; with several instances, limiters whose pauses every instance honours."""
+    return AdaptiveLimiter if cluster is None else cluster.pauses.maker(identity)
 
 
 def job_metadata(profile: HardwareProfile, sizing: Sizing) -> dict[str, Any]:
@@ -152,9 +161,15 @@ async def build_services(
     async with contextlib.AsyncExitStack() as stack:
         # joining worker processes blocks: do it off the event loop
         stack.push_async_callback(asyncio.to_thread, pool.shutdown, wait=True, cancel_futures=True)
-        store = await stack.enter_async_context(Store.open(settings.database.path))
+        store = await stack.enter_async_context(open_store(settings.database.url, settings.database.path))
         metrics = Metrics()
         broadcaster = MeteredBroadcaster(metrics, settings.progress.client_queue_size)
+        db = settings.database
+        cluster = None
+        if isinstance(store, PgStore):
+            cluster = Cluster(
+                store, broadcaster, lease_seconds=db.lease_seconds, poll_seconds=db.poll_seconds
+            )
         session = await stack.enter_async_context(aiohttp.ClientSession())
         provider = MeteredProvider(make_provider(settings, pool, env), metrics)
         stack.push_async_callback(provider.aclose)
@@ -167,14 +182,16 @@ async def build_services(
                 session=session,
                 settings=ado,
                 publish=broadcaster.publish,
-                gate_factory=lambda name: AdaptiveLimiter(sizing.upload_concurrency, name=f"ado-{name}"),
+                gate_factory=lambda name: _limiters(cluster, f"ado:{name}")(
+                    sizing.upload_concurrency, name=f"ado-{name}"
+                ),
                 concurrency=sizing.upload_concurrency,
                 emulator_url=emulator.url if emulator else None,
                 emulator_pat=emulator_pat,
                 env=env,
             )
             stack.push_async_callback(uploads.close)
-        limiter = llm_limiter(settings, sizing)
+        limiter = llm_limiter(settings, sizing, _limiters(cluster, f"llm:{settings.llm.base_url}"))
         jobs = JobManager(
             settings=settings,
             store=store,
@@ -188,6 +205,7 @@ async def build_services(
             stage_limits={name: budget.concurrency for name, budget in sizing.budgets.items()},
             stage_rates=stage_rates(settings, sizing),
             concurrent_jobs=min(settings.server.max_concurrent_jobs, sizing.concurrent_jobs),
+            leases=cluster,
         )
         stack.push_async_callback(jobs.close)
         if uploads is not None and with_relay:
@@ -195,6 +213,9 @@ async def build_services(
             stack.push_async_callback(
                 _stop_relay, uploads, relay_task, settings.server.shutdown_grace_seconds
             )
+        if cluster is not None:
+            cluster.attach(jobs)
+            await stack.enter_async_context(cluster.running())
         yield Services(
             settings, store, broadcaster, jobs, limiter, uploads, emulator, profile, sizing, metrics=metrics
         )

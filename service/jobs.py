@@ -9,13 +9,13 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
 from outbox.ado.preflight import CheckReport
+from outbox.backend import StoreBackend
 from outbox.records import TERMINAL_JOB_STATES, EventRow, JobRow, NewEvent
-from outbox.store import Store
 from service.broadcaster import Broadcaster
 from service.errors import JobNotFound, JobStateError, QueueFull
 from service.items import JobContext
@@ -32,12 +32,20 @@ from stages.vision import Vision, check_size, expanded_size, from_mapping, from_
 log = structlog.get_logger("backlogd.jobs")
 
 
+class JobLeases(Protocol):
+    """Several instances on one database: a job runs where its lease is held (``service/cluster.py``)."""
+
+    async def acquire(self, job_id: str) -> bool: ...
+    async def release(self, job_id: str) -> None: ...
+    def interrupted(self, exc: BaseException) -> bool: ...
+
+
 class JobManager:
     def __init__(
         self,
         *,
         settings: Settings,
-        store: Store,
+        store: StoreBackend,
         broadcaster: Broadcaster,
         provider: Provider,
         limiter: Limiter,
@@ -48,6 +56,7 @@ class JobManager:
         stage_limits: dict[str, int] | None = None,
         stage_rates: dict[str, float] | None = None,
         concurrent_jobs: int | None = None,
+        leases: JobLeases | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -72,7 +81,9 @@ class JobManager:
         self._tasks: dict[str, asyncio.Task[JobRow]] = {}
         self._progress: dict[str, Progress] = {}
         self._warnings: dict[str, list[str]] = {}  # job id → pre-flight warnings (QA switched off)
-        self._slots = asyncio.Semaphore(concurrent_jobs or settings.server.max_concurrent_jobs)
+        self._max_jobs = concurrent_jobs or settings.server.max_concurrent_jobs
+        self._slots = asyncio.Semaphore(self._max_jobs)
+        self.leases = leases
 
     # ----- creating and starting --------------------------------------------------------------
 
@@ -97,6 +108,8 @@ class JobManager:
             self.uploads.remember_pat(job_id, request.azure_devops.pat.get_secret_value())
         self.publish(events)
         log.info("job_created", job_id=job_id, target=options.target, provider=options.provider)
+        if start and self.leases is not None and self.free_slots() > 0:
+            await self.leases.acquire(job_id)  # ours from the start: no other instance races for it
         if start:
             self.start(job_id)
         return job_id
@@ -133,12 +146,26 @@ class JobManager:
         if job.status in TERMINAL_JOB_STATES:
             return job
         async with self._slots:
-            with structlog.contextvars.bound_contextvars(job_id=job_id):
-                try:
-                    return await self._run(job)
-                except Exception as exc:  # a bug must not leave the job "running" forever
-                    log.exception("job_crashed")
-                    return await self._finish(job_id, "failed", error=f"internal error: {exc}"[:500])
+            if self.leases is None:
+                return await self._run_guarded(job)
+            if not await self.leases.acquire(job_id):
+                return job  # another instance runs it
+            try:
+                job = await self._job(job_id)  # it may have moved on while another instance held it
+                return job if job.status in TERMINAL_JOB_STATES else await self._run_guarded(job)
+            finally:
+                await self.leases.release(job_id)
+
+    async def _run_guarded(self, job: JobRow) -> JobRow:
+        with structlog.contextvars.bound_contextvars(job_id=job.id):
+            try:
+                return await self._run(job)
+            except Exception as exc:  # a bug must not leave the job "running" forever
+                if self.leases is not None and self.leases.interrupted(exc):
+                    log.warning("job_interrupted", error=str(exc)[:200])  # it resumes where a lease is held
+                    return job
+                log.exception("job_crashed")
+                return await self._finish(job.id, "failed", error=f"internal error: {exc}"[:500])
 
     async def _run(self, job: JobRow) -> JobRow:
         options = JobOptions.model_validate(job.options)
@@ -307,10 +334,12 @@ class JobManager:
             raise JobStateError(f"job {job_id} has no upload target")
         if job.status not in ("awaiting_upload", "needs_credentials", "completed_with_errors", "completed"):
             raise JobStateError(f"job {job_id} is {job.status}; it can upload once generation has finished")
+        if self.leases is not None and not await self.leases.acquire(job_id):
+            raise JobStateError(f"job {job_id} is being worked on by another instance")
         if pat:
             self.uploads.remember_pat(job_id, pat)
         await self._set_status(job_id, "running", stage="upload")  # streams and ETags see the restart
-        self._track(job_id, asyncio.create_task(self._upload_only(job_id), name=f"upload-{job_id}"))
+        self._track(job_id, asyncio.create_task(self._upload_leased(job_id), name=f"upload-{job_id}"))
 
     async def retry_uploads(self, job_id: str, pat: str | None = None) -> int:
         job = await self._job(job_id)
@@ -329,6 +358,13 @@ class JobManager:
         moved = await self.uploads.requeue(job_id)
         await self.start_upload(job_id, pat)
         return moved
+
+    async def _upload_leased(self, job_id: str) -> JobRow:
+        try:
+            return await self._upload_only(job_id)
+        finally:
+            if self.leases is not None:
+                await self.leases.release(job_id)
 
     async def _upload_only(self, job_id: str) -> JobRow:
         job = await self._job(job_id)
@@ -357,6 +393,20 @@ class JobManager:
         if job is None:
             raise JobNotFound(job_id)
         return job
+
+    def drop(self, job_id: str) -> None:
+        """Stop the job's local run without changing its state: another instance holds it now (its
+        progress is then read from the job's events, like any job this instance does not run)."""
+        self._progress.pop(job_id, None)
+        task = self._tasks.get(job_id)
+        if task is not None and not task.done():
+            task.cancel()
+
+    def running(self) -> set[str]:
+        return {job_id for job_id, task in self._tasks.items() if not task.done()}
+
+    def free_slots(self) -> int:
+        return self._max_jobs - len(self.running())
 
     def progress(self, job_id: str) -> Progress | None:
         return self._progress.get(job_id)

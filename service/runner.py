@@ -20,8 +20,8 @@ from typing import Any, Protocol
 import structlog
 from aiolimiter import AsyncLimiter
 
+from outbox.backend import StoreBackend
 from outbox.records import CallRow, EventRow, NewEvent, NewItem
-from outbox.store import Store
 from service.calls import CallOutcome, Tally, output_hint
 from service.items import STAGES_BY_KIND, JobContext, as_item, item_events, new_items
 from service.settings import LLMSettings, QualitySettings
@@ -52,7 +52,7 @@ class GenerationRunner:
     def __init__(
         self,
         *,
-        store: Store,
+        store: StoreBackend,
         provider: Provider,
         limiter: Limiter,
         llm: LLMSettings,

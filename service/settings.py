@@ -53,6 +53,11 @@ class ServerSettings(_Section):
 
 class DatabaseSettings(_Section):
     path: str = "state/backlogd.sqlite3"
+    # postgresql://user@host/db: several instances share it (see README "Running several instances").
+    # The password, if any, comes from the URL's environment (PGPASSWORD) or ~/.pgpass, never YAML.
+    url: str | None = Field(default=None, pattern=r"^postgres(ql)?://")
+    lease_seconds: float = Field(default=15.0, gt=0)  # a dead instance's jobs move on after this
+    poll_seconds: float = Field(default=2.0, gt=0)  # fallback when a notification was missed
 
 
 class LLMSettings(_Section):

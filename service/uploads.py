@@ -24,9 +24,9 @@ from outbox import queue
 from outbox.ado.client import AdoClient
 from outbox.ado.preflight import CheckReport, Problem
 from outbox.ado.types import AdoTarget
+from outbox.backend import StoreBackend
 from outbox.records import EventRow, NewEvent
 from outbox.relay import Relay, Uploader
-from outbox.store import Store
 from service.logs import redact, unredact
 from service.progress import Progress
 from service.requests import JobOptions
@@ -54,7 +54,7 @@ class UploadCoordinator:
     def __init__(
         self,
         *,
-        store: Store,
+        store: StoreBackend,
         session: aiohttp.ClientSession,
         settings: AzureDevOpsSettings,
         gate_factory: GateFactory,

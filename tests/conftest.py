@@ -21,6 +21,9 @@ from service.composition import Services, build_services
 from service.requests import JobRequest
 from service.settings import Settings
 from tests.fakes.openai_server import FakeLLM
+from tests.pgdb import pg_url, store_opener
+
+__all__ = ["pg_url", "store_opener"]  # fixtures every test may ask for
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"

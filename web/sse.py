@@ -16,8 +16,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
+from outbox.backend import StoreBackend
 from outbox.records import TERMINAL_JOB_STATES, EventRow
-from outbox.store import Store
 from service.broadcaster import Subscription
 from service.errors import JobNotFound
 from web.errors import BadRequest
@@ -105,7 +105,7 @@ def _gone(request: web.Request) -> bool:
 
 
 async def _stream(
-    resp: EventSourceResponse, store: Store, live: LiveStream, after: int, registry: StreamRegistry
+    resp: EventSourceResponse, store: StoreBackend, live: LiveStream, after: int, registry: StreamRegistry
 ) -> None:
     sent = await _replay(resp, store, live.job_id, after, None, registry)
     job = await store.get_job(live.job_id)
@@ -149,7 +149,7 @@ def _take_ready(first: EventRow | None, sub: Subscription) -> list[EventRow | No
 
 async def _replay(
     resp: EventSourceResponse,
-    store: Store,
+    store: StoreBackend,
     job_id: str,
     after: int,
     upto: int | None,

@@ -1,24 +1,25 @@
-"""The outbox state machine on a real SQLite file: parent-first claims, leases, fences, dead, requeue."""
+"""The outbox state machine on both backends (a real SQLite file, a real PostgreSQL database):
+parent-first claims, leases, fences, dead, requeue."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from outbox import queue
+from outbox.backend import StoreBackend as Store
 from outbox.records import ItemRow
-from outbox.store import Store
 from tests.outbox.test_upload_support import FakeClock, stage, tree
+from tests.pgdb import StoreOpener
 
 JOB = "job-q"
 LEASE = 10.0
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with Store.open(tmp_path / "q.sqlite3", clock=FakeClock()) as s:
+async def store(store_opener: StoreOpener) -> AsyncIterator[Store]:
+    async with store_opener(clock=FakeClock()) as s:
         yield s
 
 

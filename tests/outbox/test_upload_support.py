@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestServer
 from outbox.ado.client import AdoClient
 from outbox.ado.gate import RateGate, SimpleGate
 from outbox.ado.types import AdoTarget
+from outbox.backend import StoreBackend
 from outbox.emulator.app import create_emulator_app
 from outbox.emulator.config import EmulatorConfig, FaultConfig
 from outbox.records import EventRow, ItemRow, NewItem
@@ -126,7 +127,7 @@ def tree(
     return out
 
 
-async def stage(store: Store, job: str, items: list[NewItem]) -> None:
+async def stage(store: StoreBackend, job: str, items: list[NewItem]) -> None:
     await store.create_job(job, {"title": "t"}, {}, {})
     await store.stage_items(job, "staged", items)
 

@@ -43,6 +43,11 @@ class Child:
         return self._proc is not None and self._proc.poll() is None
 
     @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    @property
     def stdout_path(self) -> Path:
         assert self._out is not None
         return self._out

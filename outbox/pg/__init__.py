@@ -1,0 +1,1 @@
+"""The PostgreSQL backend: the store, its outbox queue SQL and the notification listener."""
