@@ -12,29 +12,29 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from stages.text import DANGLING_WORDS, STOP, singular, words
+from stages.text import DANGLING_WORDS, STOP, singular, words, wordset
 
-PEOPLE = frozenset(
+PEOPLE = wordset(
     "patient client customer user owner staff team admin administrator member guest visitor parent "
     "student teacher nurse doctor clinician therapist physiotherapist scout grower farmer foreman "
     "driver mechanic technician manager coordinator operator dispatcher planner buyer seller vendor "
     "supplier agronomist accountant analyst auditor engineer developer designer tester clerk agent "
     "neighbour neighbor borrower lender renter tenant landlord host resident employee worker crew "
     "volunteer organiser organizer coach player fan reader writer editor reviewer approver officer "
-    "inspector supervisor lead head director executive founder partner shopper traveller traveler "
+    "inspector supervisor director executive founder partner shopper traveller traveler "
     "passenger rider courier caregiver carer family physician pharmacist receptionist cashier chef "
     "cook waiter investor broker adviser advisor consultant contractor installer homeowner landowner "
-    "citizen caller subscriber learner trainee intern specialist administrator steward keeper".split()
+    "citizen caller subscriber learner trainee intern specialist administrator steward keeper"
 )
 # -er/-or words that name things, not people
-_THINGS = frozenset(
+_THINGS = wordset(
     "order number paper water computer filter trailer container counter letter folder header banner "
     "marker server monitor sensor calendar error floor door factor sector color colour motor tractor "
     "indicator register buffer layer power tower ledger voucher cluster reminder after other under over "
     "never either whether rather ever however together later fewer better border corner winter summer "
     "quarter chapter offer answer cover primer meter liter litre center centre matter cancer finger "
     "shower river weather feather leather timer printer scanner charger adapter router browser viewer "
-    "editor-tool tracker planner-board trigger ledger barrier carrier-board inspector-report".split()
+    "editor-tool tracker planner-board trigger ledger barrier carrier-board inspector-report"
 )
 _AGENT_SUFFIX = ("er", "or", "ist", "ian")
 _LEAD = re.compile(
@@ -43,8 +43,10 @@ _LEAD = re.compile(
     r"(?:,?\s+(?:and|or)\s+(?:[a-z][\w-]*\s+){0,2}[a-z][\w-]*s\b)?)",
     re.I,
 )
-_SUBJECT = re.compile(r"(?:^|[.;:]\s+|,\s+(?:and\s+|while\s+)?|\band\s+)((?:the\s+)?(?:[A-Za-z][\w-]*\s+){0,2}"
-                      r"[A-Za-z][\w-]*)\s+(?:can\s+|will\s+|must\s+)?([a-z]+)\b")
+_SUBJECT = re.compile(
+    r"(?:^|[.;:]\s+|,\s+(?:and\s+|while\s+)?|\band\s+)((?:the\s+)?(?:[A-Za-z][\w-]*\s+){0,2}"
+    r"[A-Za-z][\w-]*)\s+(?:can\s+|will\s+|must\s+)?([a-z]+)\b"
+)
 
 
 def is_person(noun: str) -> bool:
@@ -74,7 +76,7 @@ def role_phrase(text: str) -> str:
     heads = [i for i, w in enumerate(out) if is_person(w)]
     if heads:
         out = out[: heads[-1] + 1]
-    if out and out[0] in ("a", "an", "the"):
+    while out and out[0] in ("a", "an", "the", "let", "lets", "help", "helps", "and", "so", "while"):
         out = out[1:]
     if not out:
         return text.strip().lower()
@@ -83,7 +85,8 @@ def role_phrase(text: str) -> str:
 
 
 def _clean_role(candidate: str) -> str | None:
-    tokens = [t for t in words(candidate) if t.lower() not in ("the", "a", "an", "every", "each", "all")]
+    skip = ("the", "a", "an", "every", "each", "all", "let", "lets", "help", "helps", "so", "while", "and")
+    tokens = [t for t in words(candidate) if t.lower() not in skip]
     if not tokens or not is_person(tokens[-1]):
         return None
     # drop leading words that are not part of the noun phrase ("complete drivers")
@@ -114,8 +117,7 @@ def named_roles(sentences: Iterable[str]) -> list[str]:
                 if role:
                     found.append(role)
     # prefer the longest phrase with the same head ('shop technician' over 'technician')
-    unique = list(dict.fromkeys(found))
-    return [r for r in unique if not any(o != r and o.endswith(" " + r) for o in unique)] or unique
+    return list(dict.fromkeys(found))
 
 
 def vision_roles(target_users: Iterable[str], sentences: Iterable[str]) -> list[str]:

@@ -35,10 +35,13 @@ from stages.roles import is_user, vision_roles
 from stages.text import content_words, cut_off_reason, normalise
 
 MAX_OFFENDERS = 25
-_ROLE = re.compile(r"^\s*As an? (?P<role>.+?),\s*I want (?P<goal>.+?)(?:,?\s+so that\b(?P<why>.*))?$", re.I | re.S)
+_ROLE = re.compile(
+    r"^\s*As an? (?P<role>.+?),\s*I want (?P<goal>.+?)(?:,?\s+so that\b(?P<why>.*))?$", re.I | re.S
+)
 _GWT = re.compile(r"^\s*Given (?P<given>.+?),?\s+When (?P<when>.+?),?\s+Then (?P<then>.+)$", re.I | re.S)
 _VAGUE = re.compile(
-    r"^(?:ok|okay|works?|it works|success(?:ful)?|passe?s?|done|as expected|correct|no errors?|fine)\.?$", re.I
+    r"^(?:ok|okay|works?|it works|success(?:ful)?|passe?s?|done|as expected|correct|no errors?|fine)\.?$",
+    re.I,
 )
 INTEGRATIONS = re.compile(
     r"\b(?:integrat\w*|sync\w*|import\w*|export\w*|api|webhooks?|csv|sms|e-?mail|telematics|"
@@ -165,7 +168,9 @@ def personas(stories: list[dict[str, Any]], vision: dict[str, Any]) -> Metric:
     checked: list[tuple[dict[str, Any], str | None]] = []
     for story in stories:
         role, _ = role_of(story["body"])
-        why = None if role and is_user(role, users) else f"'{role or '(no role)'}' is not a user of the vision"
+        why = (
+            None if role and is_user(role, users) else f"'{role or '(no role)'}' is not a user of the vision"
+        )
         checked.append((story, why))
     return _share(
         "personas",
@@ -217,8 +222,12 @@ def _traced(case: dict[str, Any], criteria: list[str]) -> str | None:
     vague = [s for s in steps if len(str(s.get("expected", "")).split()) < 3 or _VAGUE.match(s["expected"])]
     if vague:
         return f"expected result '{vague[0].get('expected', '')}' is not observable"
-    text = content_words(" ".join([case["title"], body.get("description", ""), body.get("preconditions", "")]
-                                  + [f"{s['action']} {s['expected']}" for s in steps]))
+    text = content_words(
+        " ".join(
+            [case["title"], body.get("description", ""), body.get("preconditions", "")]
+            + [f"{s['action']} {s['expected']}" for s in steps]
+        )
+    )
     scores = sorted(
         (len(content_words(c) & text) / max(1, len(content_words(c))) for c in criteria), reverse=True
     )
@@ -228,9 +237,7 @@ def _traced(case: dict[str, Any], criteria: list[str]) -> str | None:
 
 
 def points_follow_size(stories: list[dict[str, Any]], sizes: dict[str, int]) -> Metric:
-    pairs = [
-        (a, b) for a, b in itertools.combinations(stories, 2) if sizes[a["id"]] != sizes[b["id"]]
-    ]
+    pairs = [(a, b) for a, b in itertools.combinations(stories, 2) if sizes[a["id"]] != sizes[b["id"]]]
     agree = 0
     for a, b in pairs:
         small, big = (a, b) if sizes[a["id"]] < sizes[b["id"]] else (b, a)
@@ -238,9 +245,11 @@ def points_follow_size(stories: list[dict[str, Any]], sizes: dict[str, int]) -> 
     value = 1.0 if not pairs else agree / len(pairs)
     points = {s["body"].get("story_points") for s in stories}
     flat = len(set(sizes.values())) > 1 and len(points) < 2
-    offenders = [
-        _off(s, f"{s['body'].get('story_points')} points for size {sizes[s['id']]}") for s in stories
-    ] if value < 0.9 or flat else []
+    offenders = (
+        [_off(s, f"{s['body'].get('story_points')} points for size {sizes[s['id']]}") for s in stories]
+        if value < 0.9 or flat
+        else []
+    )
     return Metric(
         key="points_follow_size",
         label="Points follow size",
@@ -342,7 +351,9 @@ def score(items: list[dict[str, Any]], vision: dict[str, Any], coverage: dict[st
     return Scorecard(ok=all(m.ok for m in metrics), metrics=metrics)
 
 
-def score_json(items: list[dict[str, Any]], vision: dict[str, Any], coverage: dict[str, Any]) -> dict[str, Any]:
+def score_json(
+    items: list[dict[str, Any]], vision: dict[str, Any], coverage: dict[str, Any]
+) -> dict[str, Any]:
     """``score`` as JSON-ready data with the summary line (module level: the process pool runs it)."""
     card = score(items, vision, coverage)
     return {**card.model_dump(mode="json"), "line": card.line()}

@@ -9,28 +9,40 @@ from __future__ import annotations
 
 import re
 
+
+def wordset(text: str) -> frozenset[str]:
+    """The words of ``text`` as a set: word lists read better as one string."""
+    return frozenset(text.split())
+
+
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’-]*")
 ARTICLES = frozenset(["a", "an", "the"])
 # Prepositions that cannot end a phrase. Particles of phrasal verbs ("sign in", "log on", "check out",
 # "follow up", "back off") are left out on purpose: "Sign in" is a complete title.
-PREPOSITIONS = frozenset(
+PREPOSITIONS = wordset(
     "about above across after against along amid among at before behind below beneath beside besides "
     "between beyond despite during except for from into like near of onto per since than toward towards "
-    "under underneath unlike until unto upon via with within without to".split()
+    "under underneath unlike until unto upon via with within without to"
 )
-CONJUNCTIONS = frozenset(
+CONJUNCTIONS = wordset(
     "and or but nor yet because although though while whereas if unless that which whose whether "
-    "where when as so than".split()
+    "where when as so than"
 )
-POSSESSIVES = frozenset("my your his their its our whose".split())
+POSSESSIVES = wordset("my your his their its our whose")
+# "in", "on", "by" end a phrase only after a verb that takes them ("sign in", "log on", "stand by")
+SOFT_PREPOSITIONS = wordset("in on by")
+PHRASAL = wordset(
+    "sign log check opt plug fill hand turn switch drop stand log come go get try stay move zoom"
+)
 DANGLING_WORDS = ARTICLES | PREPOSITIONS | CONJUNCTIONS | POSSESSIVES
-DANGLING_MARKS = tuple(",;:-–—/&+(['\"“‘")  # noqa: RUF005 - a tuple of single characters
-STOP = frozenset(
+DANGLING_MARKS = tuple(",;:-–—/&+(['\"“‘")
+STOP = wordset(
     "a an the to of for in on at by and or with as i we so that want be is are was were been my our their "
     "its it this these those they them he she you your his her can will would should must may not no "
     "any each every all one who which when then given after before into from than more most less least "
-    "such per via also just only still even once up out over new".split()
+    "such per via also just only still even once up out over new"
 )
+_BOUNDARIES = wordset("of for in with to by on at per from as and or that which who when while next")
 _BRACKETS = (("(", ")"), ("[", "]"), ("{", "}"))
 
 
@@ -90,6 +102,8 @@ def cut_off_reason(title: str) -> str | None:
     end = last[-1].lower()
     if end in DANGLING_WORDS:
         return f"ends on '{last[-1]}'"
+    if end in SOFT_PREPOSITIONS and (len(last) < 2 or last[-2].lower() not in PHRASAL):
+        return f"ends on '{last[-1]}'"
     if end.endswith(("'s", "’s")) and end not in ("it's", "let's", "what's", "that's"):
         return f"ends on the possessive '{last[-1]}'"
     return None
@@ -101,13 +115,35 @@ def shorten(text: str, max_words: int) -> str:
     tokens = text.strip().rstrip(".!?;:,").split()
     if len(tokens) > max_words:
         tokens = tokens[:max_words]
+        # drop the prepositional phrase the cut went through ("… volume for a chosen" -> "… volume")
+        cuts = [i for i, t in enumerate(tokens) if i >= 3 and t.lower() in _BOUNDARIES]
+        if cuts:
+            tokens = tokens[: cuts[-1]]
+    while tokens and tokens[-1].rstrip(",;:") != tokens[-1]:
+        tokens[-1] = tokens[-1].rstrip(",;:")
     while tokens and (cut_off_reason(" ".join(tokens)) is not None):
+        if tokens[-1].rstrip(",;:-") != tokens[-1] and tokens[-1].rstrip(",;:-"):
+            tokens[-1] = tokens[-1].rstrip(",;:-")
+            continue
         if "(" in " ".join(tokens) and cut_off_reason(" ".join(tokens)) == "unclosed '('":
             tokens = " ".join(tokens).split("(")[0].split()
             continue
         tokens.pop()
     out = " ".join(tokens).rstrip(",;:-")
     return out or text.strip()[:60]
+
+
+_CORE_END = wordset("and or with that which who whose to for so per from by on in at next when while")
+
+
+def core(np: str, min_words: int = 2) -> str:
+    """The head of a noun phrase, before its first list, relative clause or preposition (bar 'of')."""
+    tokens = np.split()
+    for i, tok in enumerate(tokens):
+        if i >= min_words and (tok.lower().strip(",") in _CORE_END or tokens[i - 1].endswith(",")):
+            tokens = tokens[:i]
+            break
+    return shorten(" ".join(tokens), 8)
 
 
 def capitalise(text: str) -> str:
