@@ -98,8 +98,10 @@ def stories(sc: StoryContext, caps: list[Capability], limit: int) -> list[dict[s
     for i, cap in enumerate(pool[:limit]):
         persona = first if i == 0 else _persona(cap, sc.roles, sc.place + i)
         title = cap.title()
-        if sc.repair or normalise(title) in taken:  # the job already has this title: say where it belongs
-            title = shorten(f"{title} for {lower_first(sc.feature_title)}", 14)
+        flagged = any(p.startswith(f"item {i} ") for p in sc.repair)
+        where = lower_first(sc.feature_title)
+        if (flagged or normalise(title) in taken) and normalise(where) not in normalise(title):
+            title = shorten(f"{title} for {where}", 14)  # the job already has it: say where it belongs
         taken.add(normalise(title))
         out.append(_story(sc, cap, persona, title, sc.place + i))
     return out
