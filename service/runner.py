@@ -235,7 +235,9 @@ class GenerationRunner:
         loop = asyncio.get_running_loop()
         titles = [i.title for i in ctx.items.values() if i.kind == stage.kind]
         vision = ctx.vision.model_dump(mode="json")
-        problems = await loop.run_in_executor(self.pool, gate.hard_problems, stage.kind, bodies, titles, vision)
+        problems = await loop.run_in_executor(
+            self.pool, gate.hard_problems, stage.kind, bodies, titles, vision
+        )
         if stage.kind != "story":
             return problems
         new = [(b["title"], b["user_story"]) for b in bodies]

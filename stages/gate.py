@@ -31,7 +31,9 @@ def hard_problems(
             problems.append(f"item {i} title '{title}' is cut off ({why}); write a complete phrase")
         key = normalise(title)
         if key in taken:
-            problems.append(f"item {i} title '{title}' repeats a title the backlog already has; make it distinct")
+            problems.append(
+                f"item {i} title '{title}' repeats a title the backlog already has; make it distinct"
+            )
         taken.add(key)
         if kind == "story" and users:
             role, _ = role_of(body)

@@ -1,6 +1,7 @@
 // Hash routing between the home view (form + jobs list) and a job's page, after a login when the
 // API needs one.
 
+import { setupAdvice } from "./advice.js";
 import { setupForm } from "./form.js";
 import { JobPage } from "./jobpage.js";
 import { JobsList } from "./jobs.js";
@@ -28,6 +29,7 @@ function route() {
 }
 
 setupForm((jobId) => { location.hash = `#/jobs/${jobId}`; });
+setupAdvice($("vision"), $("vision-advice"));
 window.addEventListener("hashchange", () => { if ($("login-view").hidden) route(); });
 const login = new Login(route);
 login.check().then((ok) => { if (ok) route(); });
