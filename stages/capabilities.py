@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 
 from stages.roles import is_person
-from stages.text import capitalise, shorten, singular, words, wordset
+from stages.text import capitalise, content_words, shorten, singular, words, wordset
 
 VERBS = wordset(
     "accept add adjust alert allow approve archive assign attach book browse buy calculate cancel capture "
@@ -259,7 +259,7 @@ def _unique(caps: list[Capability]) -> list[Capability]:
     out = []
     for cap in caps:
         key = f"{cap.verb} {cap.obj}".lower()
-        if key not in seen and cap.obj:
+        if key not in seen and cap.obj and content_words(cap.obj):
             seen.add(key)
             out.append(cap)
     return out

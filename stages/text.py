@@ -146,6 +146,12 @@ def core(np: str, min_words: int = 2) -> str:
     return shorten(" ".join(tokens), 8)
 
 
+def complete_title(text: str, max_words: int, fallback: str) -> str:
+    """``text`` shortened to a complete phrase of at least three characters, else ``fallback``."""
+    title = capitalise(shorten(text, max_words))
+    return fallback if cut_off_reason(title) or len(title) < 3 else title
+
+
 def capitalise(text: str) -> str:
     return text[:1].upper() + text[1:]
 

@@ -15,11 +15,11 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
-from stages.capabilities import capabilities, parts_of, sentence_kind
+from stages.capabilities import Capability, capabilities, parts_of, sentence_kind
 from stages.providers import story_writer
 from stages.providers.base import Completion, CompletionRequest
 from stages.roles import vision_roles
-from stages.text import content_words, shorten
+from stages.text import complete_title, content_words, normalise, shorten
 
 _PARENS = re.compile(r"\s*\([^)]*\)")
 _PRODUCT_WORD = re.compile(r"\b(?:app|product|platform|system|service|tool)\b", re.I)
@@ -154,7 +154,7 @@ def _attach(groups: list[list[dict[str, Any]]], loose: list[dict[str, Any]]) -> 
 
 def epics(ctx: dict[str, Any]) -> list[dict[str, Any]]:
     reading = read(ctx["vision"])
-    themes = reading.of("capability")
+    themes = reading.of("capability") or [reading.sentences[sid] for sid in reading.order]
     n = max(1, min(int(ctx["max_items"]), len(themes)))
     groups = _chunks(themes, n)
     _attach(groups, reading.of("context", "plain"))
@@ -163,7 +163,7 @@ def epics(ctx: dict[str, Any]) -> list[dict[str, Any]]:
         ids = reading.with_companions([s["id"] for s in group])
         out.append(
             {
-                "title": headline(group[0]["text"], 8),
+                "title": complete_title(headline(group[0]["text"], 8), 8, f"Vision theme {i + 1}"),
                 "description": "Deliver the outcome described by: "
                 + " ".join(_full_stop(reading.sentences[sid]["text"]) for sid in ids),
                 "sources": ids,
@@ -196,7 +196,7 @@ def features(ctx: dict[str, Any]) -> list[dict[str, Any]]:
             spare -= len(caps) - 1
     return [
         {
-            "title": title,
+            "title": complete_title(title, 12, f"Capability {i + 1} of {epic['title']}"),
             "description": f"{_full_stop(group[0]['text'])} Part of the epic '{epic['title']}'.",
             "sources": reading.with_companions([s["id"] for s in group]),
             "priority": min(4, 1 + i // 2),
@@ -220,6 +220,7 @@ def stories(ctx: dict[str, Any]) -> list[dict[str, Any]]:
     return story_writer.stories(
         story_writer.StoryContext(
             feature_title=feature["title"],
+            epic_title=ctx["chain"][0]["title"],
             sources=list(feature["body"]["sources"]),
             roles=reading.roles or [_fallback_role(ctx["vision"])],
             metrics=reading.metrics,
@@ -228,10 +229,26 @@ def stories(ctx: dict[str, Any]) -> list[dict[str, Any]]:
             place=place,
             repair=list(ctx.get("repair") or []),
             taken=list(ctx.get("siblings") or []),
+            clashes=_clashes(reading),
         ),
         caps,
         int(ctx["max_items"]),
     )
+
+
+def _clashes(reading: Reading) -> frozenset[str]:
+    """Story titles more than one vision sentence would give (stories of different features are
+    written concurrently, so a clash is settled here, from the whole vision, not by who comes first)."""
+    seen: dict[str, tuple[str, int]] = {}
+    clashes: set[str] = set()
+    for s in reading.of("capability"):
+        caps = capabilities(s["text"], reading.roles) or [Capability("use", headline(s["text"]).lower())]
+        for k, cap in enumerate(caps):
+            titles = [cap.title()] + [c.title() for c in story_writer.extensions(cap, reading.roles, "")]
+            for title in {normalise(t) for t in titles}:
+                if seen.setdefault(title, (s["id"], k)) != (s["id"], k):
+                    clashes.add(title)
+    return frozenset(clashes)
 
 
 def tasks(ctx: dict[str, Any]) -> list[dict[str, Any]]:

@@ -14,7 +14,16 @@ from typing import Any
 from stages.capabilities import Capability
 from stages.roles import is_user
 from stages.scorecard import role_of, story_size
-from stages.text import article, capitalise, content_words, core, lower_first, normalise, shorten
+from stages.text import (
+    article,
+    capitalise,
+    complete_title,
+    content_words,
+    core,
+    lower_first,
+    normalise,
+    shorten,
+)
 
 POINTS = {3: 2, 4: 3, 5: 5, 6: 8}  # size -> points; 7 and more is 13
 HOURS_PER_POINT = 4.0
@@ -29,6 +38,7 @@ _MULTI_VERBS = ("get notified about", "fill in", "set up", "sign in")
 @dataclass(frozen=True)
 class StoryContext:
     feature_title: str
+    epic_title: str
     sources: list[str]
     roles: list[str]
     metrics: list[tuple[str, list[str]]]
@@ -37,6 +47,7 @@ class StoryContext:
     place: int  # the feature's place in the job: spreads metrics, rules and personas over stories
     repair: list[str]
     taken: list[str]
+    clashes: frozenset[str] = frozenset()  # story titles other features of the job also write
 
 
 _OVERSEERS = ("manager", "owner", "head", "lead", "admin", "coordinator", "planner", "officer", "staff")
@@ -46,14 +57,16 @@ def _overseer(roles: list[str], fallback: str) -> str:
     return next((r for r in roles if any(w in r for w in _OVERSEERS)), fallback)
 
 
-def _extensions(main: Capability, roles: list[str], persona: str) -> list[Capability]:
+def extensions(main: Capability, roles: list[str], persona: str) -> list[Capability]:
     """At most two more stories about the feature's main object, the kind that object calls for."""
-    thing = core(main.thing)
+    thing, doing = core(main.thing), gerund(main.verb)
     boss = _overseer(roles, persona)
+    if _SELF.match(thing) or not content_words(thing):  # "correct the app" is no story
+        return []
     return {
         "create": [
-            Capability("correct", thing, qualifier="after saving it", role=persona),
-            Capability("review", f"the change history of {thing}", role=boss),
+            Capability("correct", f"{thing} after {doing} it", role=persona),
+            Capability("review", f"the {doing} history of {thing}", role=boss),
         ],
         "view": [
             Capability("export", f"{thing} as a CSV file", role=boss),
@@ -64,7 +77,7 @@ def _extensions(main: Capability, roles: list[str], persona: str) -> list[Capabi
             Capability("pause", f"{thing} for a chosen period", role=boss),
         ],
         "change": [
-            Capability("review", f"the change history of {thing}", role=boss),
+            Capability("review", f"the {doing} history of {thing}", role=boss),
             Capability("undo", f"the last change to {thing}", role=persona),
         ],
     }[main.kind]
@@ -91,17 +104,20 @@ def stories(sc: StoryContext, caps: list[Capability], limit: int) -> list[dict[s
     main = caps[0] if caps else Capability("use", lower_first(sc.feature_title))
     pool = [*caps] if caps else [main]
     first = _persona(main, sc.roles, sc.place)
-    if not _SELF.match(core(main.thing)):  # "correct the app" is no story
-        pool += _extensions(main, sc.roles, first)[: max(0, limit - len(pool))]
+    pool += extensions(main, sc.roles, first)[: max(0, limit - len(pool))]
     out: list[dict[str, Any]] = []
-    taken = {normalise(t) for t in sc.taken}
+    taken = {normalise(t) for t in sc.taken} | set(sc.clashes)
     for i, cap in enumerate(pool[:limit]):
         persona = first if i == 0 else _persona(cap, sc.roles, sc.place + i)
-        title = cap.title()
+        title = complete_title(cap.title(), 12, f"Story {i + 1} of {sc.feature_title}")
         flagged = any(p.startswith(f"item {i} ") for p in sc.repair)
-        where = lower_first(sc.feature_title)
+        where = re.sub(
+            r"\s*\((\d+)\)", r" \1", f"{lower_first(sc.feature_title)} in {lower_first(sc.epic_title)}"
+        )
         if (flagged or normalise(title) in taken) and normalise(where) not in normalise(title):
-            title = shorten(f"{title} for {where}", 14)  # the job already has it: say where it belongs
+            title = f"{title} for {where}"  # the job already has it: say where it belongs
+        if normalise(title) in taken:  # two capabilities of one feature read the same
+            title = f"{title}, story {i + 1}"
         taken.add(normalise(title))
         out.append(_story(sc, cap, persona, title, sc.place + i))
     return out
@@ -242,13 +258,13 @@ def tasks(story: dict[str, Any], limit: int) -> list[dict[str, Any]]:
     weights = sum(w for _, _, w in chosen)
     return [
         {
-            "title": shorten(title, 20),
+            "title": complete_title(title, 20, f"{activity} task {n + 1} of {story['title']}"),
             "description": f"{shorten(title, 40)}. Story: {body['user_story']}",
             "estimate_hours": min(40.0, max(0.5, round(total * w / weights * 2) / 2)),
             "activity": activity,
             "sources": body["sources"],
         }
-        for activity, title, w in chosen
+        for n, (activity, title, w) in enumerate(chosen)
     ]
 
 
@@ -291,7 +307,9 @@ def test_cases(story: dict[str, Any], limit: int) -> list[dict[str, Any]]:
             )
         out.append(
             {
-                "title": shorten(f"{story['title']}: {_label(given, i)}", 24),
+                "title": complete_title(
+                    f"{story['title']}: {_label(given, i)}", 24, f"{story['title']}: check {i + 1}"
+                ),
                 "description": f"Checks the acceptance criterion: {criterion}",
                 "preconditions": capitalise(given) + ".",
                 "steps": steps,
