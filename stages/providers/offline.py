@@ -214,7 +214,8 @@ def stories(ctx: dict[str, Any]) -> list[dict[str, Any]]:
         if reading.kinds.get(sid) == "capability"
         for cap in capabilities(reading.sentences[sid]["text"], reading.roles)
     ]
-    own = [cap for cap in caps if cap.title() == feature["title"]]  # a feature made of one capability
+    mine = normalise(feature["title"])  # a feature made of one capability of its sentence
+    own = [cap for cap in caps if normalise(complete_title(cap.title(), 12, "")) == mine]
     caps = own or caps
     place = sum(int(item.get("position", 0)) * 7**depth for depth, item in enumerate(reversed(ctx["chain"])))
     return story_writer.stories(
