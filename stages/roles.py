@@ -43,10 +43,6 @@ _LEAD = re.compile(
     r"(?:,?\s+(?:and|or)\s+(?:[a-z][\w-]*\s+){0,2}[a-z][\w-]*s\b)?)",
     re.I,
 )
-_SUBJECT = re.compile(
-    r"(?:^|[.;:]\s+|,\s+(?:and\s+|while\s+)?|\band\s+)((?:the\s+)?(?:[A-Za-z][\w-]*\s+){0,2}"
-    r"[A-Za-z][\w-]*)\s+(?:can\s+|will\s+|must\s+)?([a-z]+)\b"
-)
 
 
 def is_person(noun: str) -> bool:
@@ -107,16 +103,24 @@ def named_roles(sentences: Iterable[str]) -> list[str]:
                 role = _clean_role(part)
                 if role:
                     found.append(role)
-        for m in _SUBJECT.finditer(sentence):
-            subject, verb = m.group(1), m.group(2)
-            if verb in DANGLING_WORDS or verb in STOP or not verb.isalpha():
-                continue
-            head = words(subject)[-1] if words(subject) else ""
-            if head and head.lower().endswith("s") and is_person(head):
-                role = _clean_role(subject)
-                if role:
-                    found.append(role)
-    # prefer the longest phrase with the same head ('shop technician' over 'technician')
+        for clause in re.split(r"[.;:]\s+|,\s+(?:and\s+|while\s+)?|\s+and\s+", sentence):
+            tokens = words(clause)
+            for i, tok in enumerate(tokens[:4]):
+                nxt = tokens[i + 1].lower() if i + 1 < len(tokens) else ""
+                if nxt in ("can", "will", "must") and i + 2 < len(tokens):
+                    nxt = tokens[i + 2].lower()
+                plural = tok.lower().endswith("s") and singular(tok) != tok
+                if (
+                    plural
+                    and is_person(tok)
+                    and nxt.isalpha()
+                    and nxt not in DANGLING_WORDS
+                    and nxt not in STOP
+                ):
+                    role = _clean_role(" ".join(tokens[max(0, i - 2) : i + 1]))
+                    if role:
+                        found.append(role)
+                    break
     return list(dict.fromkeys(found))
 
 
