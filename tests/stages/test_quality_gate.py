@@ -35,9 +35,8 @@ def test_hard_problems_name_each_failing_check() -> None:
     problems = hard_problems("story", bodies, ["book a tool!"], VISION)
     assert len(problems) == 3
     assert "cut off" in problems[0] and "repeats a title" in problems[1] and "'truss count'" in problems[2]
-    assert hard_problems("story", bodies[:1] + [{**bodies[1], "title": "Return a tool"}], [], VISION)[1:] == [
-        problems[2]
-    ]
+    renamed = [bodies[0], {**bodies[1], "title": "Return a tool"}]
+    assert hard_problems("story", renamed, [], VISION)[1:] == [problems[2]]
     assert hard_problems("task", bodies, [], VISION) == []
 
 

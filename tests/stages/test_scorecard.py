@@ -135,7 +135,7 @@ def test_criteria_that_do_not_name_the_goal_are_not_specific() -> None:
 
 
 def test_test_cases_need_a_criterion_two_steps_and_observable_results() -> None:
-    """A case tracing to a criterion with two observable steps passes; one step, 'OK', or no criterion fails."""
+    """A case tracing to a criterion with two observable steps passes; one step, 'OK' or no criterion fail."""
     s = story("S", "Record the truss count")
     c = s["body"]["acceptance_criteria"][0]
     items = [
