@@ -145,10 +145,10 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     )
     started = time.monotonic()
     async with build_services(settings, os.environ) as services:
-        for tip in await services.jobs.advise(vision):  # before any token is spent; advice, not a refusal
-            print(f"advice: {tip['message']}", flush=True)
         job_id = await services.jobs.submit(request, start=False)
         print(f"job: {job_id}", flush=True)
+        for tip in await services.jobs.advise(vision):  # before any token is spent; advice, not a refusal
+            print(f"advice: {tip['message']}", flush=True)
         return await _follow(services, job_id, args, started)
 
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stages.roles import is_user, vision_roles
-from stages.scorecard import role_of
+from stages.roles import is_user, role_of, vision_roles
 from stages.text import cut_off_reason, normalise
 
 

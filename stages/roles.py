@@ -45,6 +45,17 @@ _LEAD = re.compile(
 )
 
 
+_STORY_ROLE = re.compile(
+    r"^\s*As an? (?P<role>.+?),\s*I want (?P<goal>.+?)(?:,?\s+so that\b(?P<why>.*))?$", re.I | re.S
+)
+
+
+def role_of(story: dict[str, object]) -> tuple[str, str]:
+    """(role, goal) of a story body's 'As a <role>, I want <goal>, so that …', or ('', '')."""
+    m = _STORY_ROLE.match(str(story.get("user_story", "")))
+    return (m["role"].strip(), m["goal"].strip()) if m else ("", "")
+
+
 def is_person(noun: str) -> bool:
     """Whether a (singular or plural) head noun names a kind of person."""
     w = singular(noun.lower())

@@ -31,13 +31,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from stages.roles import is_user, vision_roles
+from stages.roles import is_user, role_of, vision_roles
 from stages.text import content_words, cut_off_reason, normalise
 
 MAX_OFFENDERS = 25
-_ROLE = re.compile(
-    r"^\s*As an? (?P<role>.+?),\s*I want (?P<goal>.+?)(?:,?\s+so that\b(?P<why>.*))?$", re.I | re.S
-)
 _GWT = re.compile(r"^\s*Given (?P<given>.+?),?\s+When (?P<when>.+?),?\s+Then (?P<then>.+)$", re.I | re.S)
 _VAGUE = re.compile(
     r"^(?:ok|okay|works?|it works|success(?:ful)?|passe?s?|done|as expected|correct|no errors?|fine)\.?$",
@@ -114,11 +111,6 @@ def _share(
         total=total,
         offenders=tuple(bad[:MAX_OFFENDERS]),
     )
-
-
-def role_of(story: dict[str, Any]) -> tuple[str, str]:
-    m = _ROLE.match(str(story.get("user_story", "")))
-    return (m["role"].strip(), m["goal"].strip()) if m else ("", "")
 
 
 def then_of(criterion: str) -> str:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from stages.capabilities import Capability
-from stages.roles import is_user
-from stages.scorecard import role_of, story_size
+from stages.roles import is_user, role_of
+from stages.scorecard import story_size
 from stages.text import (
     article,
     capitalise,

@@ -200,13 +200,14 @@ def test_run_prints_the_quality_line(finished_job: dict[str, Any]) -> None:
 def test_run_advises_on_a_vision_before_the_first_call(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A terse vision without a measurable goal gets advice printed before the job starts, and still runs."""
+    """A terse vision without a measurable goal gets advice right after the job id, before the first call."""
     vision = tmp_path / "terse.txt"
     vision.write_text("A seamless, best-in-class experience. Drivers log their hours.", encoding="utf-8")
     code = main(["run", str(vision), "--target", "none", "--no-qa", "--config", str(write_config(tmp_path))])
     out = capsys.readouterr().out.splitlines()
     assert code == 0
-    job_line = next(i for i, ln in enumerate(out) if ln.startswith("job: "))
-    advice = [ln for ln in out[:job_line] if ln.startswith("advice: ")]
-    assert any("No measurable success metric" in ln for ln in advice), out[:job_line]
+    assert out[0].startswith("job: ")  # the job id stays the first line
+    first_call = next(i for i, ln in enumerate(out) if ln.startswith(("stage:", "progress")))
+    advice = [ln for ln in out[1:first_call] if ln.startswith("advice: ")]
+    assert any("No measurable success metric" in ln for ln in advice), out[:first_call]
     assert any("[S1] is too vague" in ln for ln in advice), advice
