@@ -117,7 +117,7 @@ class Capability:
         """The object as a noun phrase that reads inside a sentence ('the daily clinic dashboard')."""
         return self.obj or "the result"
 
-    def title(self, max_words: int = 9) -> str:
+    def title(self, max_words: int = 11) -> str:
         """Verb and object, cut where the object's first list or aside starts (never mid-phrase)."""
         tokens = f"{self.verb} {self.thing}".split()
         for i, tok in enumerate(tokens):

@@ -65,7 +65,7 @@ def extensions(main: Capability, roles: list[str], persona: str) -> list[Capabil
         return []
     return {
         "create": [
-            Capability("correct", f"{thing} after {doing} it", role=persona),
+            Capability("correct", f"{thing} after {doing} {_pronoun(thing)}", role=persona),
             Capability("review", f"the {doing} history of {thing}", role=boss),
         ],
         "view": [
@@ -199,13 +199,23 @@ def criteria_for(cap: Capability, persona: str, rule: str, other: str) -> list[s
     return out
 
 
+def _pronoun(thing: str) -> str:
+    head = thing.split()[-1].lower() if thing.split() else ""
+    return "them" if head.endswith("s") and not head.endswith("ss") else "it"
+
+
 def gerund(verb: str) -> str:
     """'log' -> 'logging', 'make' -> 'making', 'see' -> 'seeing', 'fill in' -> 'filling in'."""
     head, _, rest = verb.partition(" ")
     if head.endswith("e") and not head.endswith(("ee", "ye", "oe")):
         head = head[:-1] + "ing"
-    elif len(head) == 3 and head[0] not in "aeiou" and head[1] in "aeiou" and head[2] not in "aeiouwxy":
-        head = head + head[2] + "ing"
+    elif (
+        len(head) <= 4
+        and sum(c in "aeiou" for c in head) == 1
+        and head[-2] in "aeiou"
+        and head[-1] not in "aeiouwxy"
+    ):  # "log" -> "logging", "flag" -> "flagging"; "book" -> "booking"
+        head = head + head[-1] + "ing"
     else:
         head += "ing"
     return f"{head} {rest}".strip()
