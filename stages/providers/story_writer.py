@@ -153,11 +153,12 @@ def _story(sc: StoryContext, cap: Capability, persona: str, title: str, slot: in
 def criteria_for(cap: Capability, persona: str, rule: str, other: str) -> list[str]:
     """Given/When/Then criteria that each name the capability's object (and its qualifier, rule and
     integrations when it has them)."""
-    t, v, p = cap.thing, cap.verb, persona
+    full, v, p = cap.thing, cap.verb, persona
+    t = lower_first(cap.title()[len(v) :].strip()) or full  # the object as the title names it
     kind = cap.kind
     given = {
         "view": f"{article(p)} {p} with access to {t}",
-        "create": f"{article(p)} {p} is signed in and has what {t} needs",
+        "create": f"{article(p)} {p} is signed in",
         "change": f"{article(p)} {p} has {t} saved earlier",
         "send": f"{article(p)} {p} has {t} switched on",
     }[kind]
@@ -168,7 +169,7 @@ def criteria_for(cap: Capability, persona: str, rule: str, other: str) -> list[s
         "change": f"the {doing} of {t} shows at once and the previous version stays in its history",
         "send": f"the {doing} of {t} reaches every recipient within five minutes and is logged",
     }[kind]
-    when = f"{v} {t}" + (f" {cap.qualifier}" if cap.qualifier else "")
+    when = f"{v} {full}" + (f" {cap.qualifier}" if cap.qualifier else "")
     out = [f"Given {given}, When they {when}, Then {then}"]
     if kind == "view":
         out.append(
@@ -190,7 +191,7 @@ def criteria_for(cap: Capability, persona: str, rule: str, other: str) -> list[s
     if cap.qualifier:
         q = shorten(cap.qualifier, 12)
         out.append(f"Given the situation '{q}', When the {p} goes to {v} {t}, Then {t} still works {q}")
-    for name in dict.fromkeys(m.lower() for m in EXTERNAL.findall(f"{t} {cap.qualifier}")):
+    for name in dict.fromkeys(m.lower() for m in EXTERNAL.findall(f"{full} {cap.qualifier}")):
         out.append(
             f"Given the {name.upper() if len(name) <= 4 else name} link is down, "
             f"When the {p} goes to {v} {t}, "
