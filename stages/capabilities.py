@@ -394,4 +394,4 @@ def parts_of(text: str) -> list[str]:
         r"^(?:success means|the product must|it must)\s*:?\s*", "", text.strip().rstrip("."), flags=re.I
     )
     parts = [p.strip() for p in re.split(r",\s*(?:and\s+)?", body) if len(p.split()) >= 2]
-    return [shorten(p, 14) for p in parts] or [shorten(body, 14)]
+    return [shorten(p, 20) for p in parts] or [shorten(body, 20)]
