@@ -155,6 +155,8 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     async with build_services(settings, os.environ) as services:
         job_id = await services.jobs.submit(request, start=False)
         print(f"job: {job_id}", flush=True)
+        for tip in await services.jobs.advise(vision):  # before any token is spent; advice, not a refusal
+            print(f"advice: {tip['message']}", flush=True)
         return await _follow(services, job_id, args, started)
 
 
@@ -261,12 +263,26 @@ def _print_outcome(job: JobRow, summary: dict[str, Any], services: Services) -> 
         print(f"traceability: {len(report['uncovered'])} vision sentences no story covers:")
         for s in report["uncovered"][:5]:
             print(terminal_safe(f"  [{s['id']}] {s['text'][:100]}"))
+    print_quality(job.metadata.get("quality"))
     if services.emulator is not None and summary["uploads"]["uploaded"]:
         project = services.settings.azure_devops.project.replace(" ", "%20")
         print(
             f"work items: {services.emulator.url}/{project}/_backlogs (while this command runs, and under "
             f"`make run`, which replays the emulator's journal)"
         )
+
+
+def print_quality(card: dict[str, Any] | None) -> None:
+    """The quality line, then each metric short of its target with its first offending items."""
+    if not card:
+        return
+    print(card["line"])
+    for metric in card["metrics"]:
+        if metric["ok"]:
+            continue
+        print(f"  {metric['label']}: {metric['definition']}")
+        for off in metric["offenders"][:3]:
+            print(f"    {off['kind']} '{off['title'][:70]}': {off['problem'][:100]}")
 
 
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:

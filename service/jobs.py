@@ -25,7 +25,7 @@ from service.runner import GenerationRunner, Limiter
 from service.settings import Settings
 from service.targets import check_job_target
 from service.uploads import UploadCoordinator
-from stages import quality
+from stages import advice, quality, scorecard
 from stages.providers.base import Provider
 from stages.vision import Vision, check_size, expanded_size, from_mapping, from_pasted
 
@@ -63,6 +63,7 @@ class JobManager:
         self.broadcaster = broadcaster
         self.uploads = uploads
         self._metadata = metadata
+        self._pool = pool
         # Uploads see every committed event first (new items wake the relay), then the broadcaster.
         self.publish = uploads.observe if uploads is not None else broadcaster.publish
         self._runner = GenerationRunner(
@@ -196,8 +197,15 @@ class JobManager:
             log.info("job_generation_interrupted")
             raise
         trace = await self._traceability(job.id, vision)
+        card = await self.quality(job.id, vision, trace)
         await self.store.merge_metadata(
-            job.id, {"traceability": trace, "failed_calls": ctx.failed_calls, "llm": _llm_tally(job, ctx)}
+            job.id,
+            {
+                "traceability": trace,
+                "failed_calls": ctx.failed_calls,
+                "llm": _llm_tally(job, ctx),
+                "quality": card,
+            },
         )
         if not ctx.items:
             return await self._finish(
@@ -255,6 +263,21 @@ class JobManager:
         stories = [i.body for i in await self.store.items(job_id) if i.kind == "story"]
         sentences = [s.model_dump() for s in vision.sentences]
         return quality.traceability(sentences, stories)
+
+    async def quality(self, job_id: str, vision: Vision, coverage: dict[str, Any]) -> dict[str, Any]:
+        """The backlog's quality model (``stages.scorecard``), computed in the process pool."""
+        items = [
+            {"id": i.id, "kind": i.kind, "title": i.title, "parent_id": i.parent_id, "body": i.body}
+            for i in await self.store.items(job_id)
+            if i.kind in ("epic", "feature", "story", "task", "test_case")
+        ]
+        loop = asyncio.get_running_loop()
+        vision_data = vision.model_dump(mode="json")
+        return await loop.run_in_executor(self._pool, scorecard.score_json, items, vision_data, coverage)
+
+    async def advise(self, vision: Vision) -> list[dict[str, Any]]:
+        """What the vision lacks (``stages.advice``), computed in the process pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, advice.advise_json, vision)
 
     def _progress_for(self, job: JobRow, options: JobOptions) -> Progress:
         progress = self._progress.get(job.id)

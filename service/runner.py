@@ -25,7 +25,7 @@ from outbox.records import CallRow, EventRow, NewEvent, NewItem
 from service.calls import CallOutcome, Tally, output_hint
 from service.items import STAGES_BY_KIND, JobContext, as_item, item_events, new_items
 from service.settings import LLMSettings, QualitySettings
-from stages import quality
+from stages import gate, quality
 from stages.answers import accept_answer
 from stages.definitions import STAGES, StageDef, build_request, call_key, child_stages, prompt_hash
 from stages.errors import (
@@ -275,14 +275,22 @@ class GenerationRunner:
         return completion, latency
 
     async def _quality(self, ctx: JobContext, stage: StageDef, bodies: list[dict[str, Any]]) -> list[str]:
-        if stage.kind != "story":
+        """Hard checks (cut-off or repeated titles, personas that are not users), then near-duplicates."""
+        if stage.kind not in ("story", "test_case"):
             return []
+        loop = asyncio.get_running_loop()
+        titles = [i.title for i in ctx.items.values() if i.kind == stage.kind]
+        vision = ctx.vision.model_dump(mode="json")
+        problems = await loop.run_in_executor(
+            self.pool, gate.hard_problems, stage.kind, bodies, titles, vision
+        )
+        if stage.kind != "story":
+            return problems
         new = [(b["title"], b["user_story"]) for b in bodies]
         existing = [(i.title, str(i.body.get("user_story", ""))) for i in ctx.stories]
         if not existing:
-            return []
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
+            return problems
+        return problems + await loop.run_in_executor(
             self.pool, quality.near_duplicates, new, existing, self.quality.near_duplicate_threshold
         )
 

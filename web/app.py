@@ -12,7 +12,7 @@ from aiohttp import web
 
 from service.composition import Services
 from service.settings import Settings
-from web import auth, guard, health, jobs_api, limits, metrics, targets_api
+from web import auth, guard, health, jobs_api, limits, metrics, quality_api, targets_api
 from web.errors import error_middleware
 from web.keys import DRAINING, SERVICES, SETTINGS, STREAMS
 from web.openapi import openapi
@@ -69,6 +69,8 @@ def add_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/api/jobs/{id}/backlog", jobs_api.get_backlog)
     r.add_get("/api/jobs/{id}/export", jobs_api.export_job)
     r.add_get("/api/jobs/{id}/progress", jobs_api.get_progress)
+    r.add_get("/api/jobs/{id}/quality", quality_api.get_quality)
+    r.add_post("/api/vision/advice", quality_api.post_advice)
     r.add_post("/api/jobs/{id}/retry-uploads", jobs_api.retry_uploads)
     r.add_post("/api/jobs/{id}/upload", jobs_api.start_upload)
     r.add_post("/api/targets/check", targets_api.check_target)

@@ -12,6 +12,7 @@ from aiohttp import web
 from service.requests import JobRequest
 from web.auth import COOKIE, LoginBody
 from web.jobs_api import CredentialsBody
+from web.quality_api import AdviceBody
 from web.targets_api import TargetCheckBody
 
 _JOB_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
@@ -59,7 +60,7 @@ def _op(
     }
     if body:
         op["requestBody"] = {
-            "required": body in ("JobRequest", "LoginBody"),
+            "required": body in ("JobRequest", "LoginBody", "AdviceBody"),
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}},
         }
     if security is not None:
@@ -80,6 +81,7 @@ _JOB_OPS = {
     "GetBacklog": ("/api/jobs/{id}/backlog", "get"),
     "ExportJob": ("/api/jobs/{id}/export", "get"),
     "GetProgress": ("/api/jobs/{id}/progress", "get"),
+    "GetQuality": ("/api/jobs/{id}/quality", "get"),
     "StreamProgress": ("/api/progress/stream/{id}", "get"),
     "RetryUploads": ("/api/jobs/{id}/retry-uploads", "post"),
     "StartUpload": ("/api/jobs/{id}/upload", "post"),
@@ -160,6 +162,20 @@ def spec() -> dict[str, Any]:
                 "Progress snapshot; ETag is the job's last event seq",
                 {"200": _JSON_OK, "304": {"description": "not modified"}},
                 params=_etag_params(),
+            )
+        },
+        "/api/jobs/{id}/quality": {
+            "get": _op(
+                "The backlog's quality model: each metric, its target and the items that fell short",
+                {"200": _json("Quality")},
+            )
+        },
+        "/api/vision/advice": {
+            "post": _op(
+                "What a vision lacks before any token is spent (advice, never a refusal)",
+                {"200": _json("Advice"), **_LIMITED},
+                job=False,
+                body="AdviceBody",
             )
         },
         "/api/progress/stream/{id}": {
@@ -250,7 +266,7 @@ def spec() -> dict[str, Any]:
         },
     }
     schemas: dict[str, Any] = {"Error": error, **_RESPONSES}
-    for model in (JobRequest, CredentialsBody, LoginBody, TargetCheckBody):
+    for model in (JobRequest, CredentialsBody, LoginBody, TargetCheckBody, AdviceBody):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -305,6 +321,36 @@ _RESPONSES: dict[str, Any] = {
         "type": "object",
         "required": ["jobs"],
         "properties": {"jobs": {"type": "array", "items": {"$ref": "#/components/schemas/JobSummary"}}},
+    },
+    "Quality": {
+        "type": "object",
+        "required": ["job_id", "status", "available", "quality"],
+        "properties": {
+            "job_id": {"type": "string"},
+            "status": {"type": "string"},
+            "available": {"type": "boolean", "description": "false until generation has finished"},
+            "quality": {"type": ["object", "null"], "description": "ok, line, metrics[] with offenders[]"},
+            "links": _LINKS,
+        },
+    },
+    "Advice": {
+        "type": "object",
+        "required": ["advice", "sentences"],
+        "properties": {
+            "advice": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["code", "message", "sentences"],
+                    "properties": {
+                        "code": {"enum": ["no_target_users", "no_success_metric", "vague_sentence"]},
+                        "message": {"type": "string"},
+                        "sentences": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+            },
+            "sentences": {"type": "integer"},
+        },
     },
     "Session": {
         "type": "object",

@@ -28,6 +28,7 @@ def links(job_id: str) -> dict[str, str]:
         "export": f"{base}/export?format=json",
         "retry_uploads": f"{base}/retry-uploads",
         "upload": f"{base}/upload",
+        "quality": f"{base}/quality",
         "ui": f"/#/jobs/{job_id}",
     }
 

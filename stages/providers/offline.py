@@ -1,6 +1,9 @@
 """The offline provider: a deterministic generator that builds the backlog from the vision's own
-sentences, personas, features, metrics and constraints. No network; the same input gives the same
-output. The generation is CPU work, so it runs in the process pool the provider is given.
+sentences: its capabilities (verb + object), users, success metrics and rules. No network; the same
+input gives the same output. The generation is CPU work, so it runs in the process pool it is given.
+
+Epics and features group the vision's capability sentences; the stories, their criteria, tasks and
+test cases are written by ``story_writer`` from each story's own capability.
 """
 
 from __future__ import annotations
@@ -9,58 +12,17 @@ import asyncio
 import json
 import re
 from concurrent.futures import Executor
+from dataclasses import dataclass, field
 from typing import Any
 
+from stages.capabilities import Capability, capabilities, parts_of, sentence_kind
+from stages.providers import story_writer
 from stages.providers.base import Completion, CompletionRequest
+from stages.roles import vision_roles
+from stages.text import complete_title, content_words, normalise, shorten
 
-_CLAUSE_SPLIT = re.compile(r";\s+|,\s+(?:and\s+|while\s+|so\s+)?|\s+and\s+(?=[a-z]+s?\s)|\s+while\s+")
-_PERSONA_HINT = re.compile(
-    r"\b(?:lets|helps|allows|enables|gives|for)\s+([a-z][a-z ,-]{2,80}?)"
-    r"(?:\s+(?:to|who|that|one|a|an|the|keep|lend|find|book|run|manage|fill|cut)\b|[.;:]|$)",
-    re.I,
-)
-_LIST_SPLIT = re.compile(r",\s*(?:and\s+)?|\s+and\s+")
-_PRONOUNS = frozenset(
-    [
-        "them",
-        "us",
-        "you",
-        "it",
-        "me",
-        "him",
-        "her",
-        "everyone",
-        "everybody",
-        "anyone",
-        "someone",
-        "all",
-        "each",
-    ]
-)
-_ARTICLE = re.compile(r"^(?:a|an|the|our|its)\s+", re.I)
-FIB = (2, 3, 5, 8)
-_DANGLING = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "with",
-        "of",
-        "for",
-        "per",
-        "to",
-        "in",
-        "on",
-        "by",
-        "from",
-        "that",
-        "which",
-        "their",
-        "its",
-    ]
-)
+_PARENS = re.compile(r"\s*\([^)]*\)")
+_PRODUCT_WORD = re.compile(r"\b(?:app|product|platform|system|service|tool)\b", re.I)
 
 
 class OfflineProvider:
@@ -91,125 +53,120 @@ def generate_json(stage: str, context: dict[str, Any]) -> str:
     return json.dumps({stage: items})
 
 
-# ----- text helpers -------------------------------------------------------------------------------
+# ----- reading the vision -------------------------------------------------------------------------
 
 
-def _words(text: str) -> list[str]:
-    return text.strip().rstrip(".!?").split()
+@dataclass
+class Reading:
+    """What each vision sentence is for: capabilities to build, context to cite, metrics, rules."""
+
+    sentences: dict[str, dict[str, Any]]
+    order: list[str]
+    kinds: dict[str, str]
+    roles: list[str]
+    metrics: list[tuple[str, list[str]]] = field(default_factory=list)
+    rules: list[tuple[str, list[str]]] = field(default_factory=list)
+    companions: dict[str, list[str]] = field(default_factory=dict)  # a list intro cited with what follows
+
+    def with_companions(self, ids: list[str]) -> list[str]:
+        return list(dict.fromkeys(x for sid in ids for x in [*self.companions.get(sid, []), sid]))
+
+    def of(self, *kinds: str) -> list[dict[str, Any]]:
+        return [self.sentences[sid] for sid in self.order if self.kinds[sid] in kinds]
 
 
-def phrase(text: str, max_words: int = 9) -> str:
-    words = _words(_ARTICLE.sub("", text.strip()))[:max_words]
-    while len(words) > 2 and words[-1].lower().strip(",;:") in _DANGLING:
-        words.pop()  # never end a title on "and", "with", "the"...
-    out = " ".join(words).rstrip(",;:")
-    return out[:1].upper() + out[1:] if out else text.strip()
-
-
-def lower_first(text: str) -> str:
-    text = text.strip().rstrip(".!?")
-    return text[:1].lower() + text[1:] if text[1:2].islower() or len(text) < 2 else text
-
-
-def clauses(text: str) -> list[str]:
-    parts = [p.strip(" .") for p in _CLAUSE_SPLIT.split(text) if p and p.strip(" .")]
-    good = [p for p in parts if len(p.split()) >= 3]
-    return good or [text.strip(" .")]
-
-
-def singular_persona(user: str) -> str:
-    """'Front-desk coordinators' -> 'front-desk coordinator'; 'Patients booking x' -> 'patient booking x'."""
-    words = user.strip().split()
-    for i, w in enumerate(words[:3]):
-        low = w.lower()
-        if low.endswith("ies"):
-            words[i] = w[:-3] + "y"
-            break
-        if low.endswith("s") and not low.endswith("ss"):
-            words[i] = w[:-1]
-            break
-    text = " ".join(words)
-    return text[:1].lower() + text[1:]
-
-
-def article(noun: str) -> str:
-    return "an" if noun[:1].lower() in "aeiou" else "a"
-
-
-def joined(sentences: list[dict[str, Any]]) -> str:
-    """Sentences as prose: key features and metrics are bare phrases, so give each its full stop."""
-    return " ".join(
-        t if t.endswith((".", "!", "?")) else t + "." for t in (s["text"].strip() for s in sentences)
+def read(vision: dict[str, Any]) -> Reading:
+    sentences = list(vision["sentences"])
+    roles = vision_roles(vision.get("target_users", []), [s["text"] for s in sentences])
+    structured = bool(vision.get("key_features"))
+    product = (vision.get("title") or "").split(" ")[0].strip(" -—:").lower()
+    # in free text, what comes before the product is first named is the problem today: context
+    first = next(
+        (
+            i
+            for i, s in enumerate(sentences)
+            if (product and product in s["text"].lower()) or _PRODUCT_WORD.search(s["text"])
+        ),
+        0,
     )
+    kinds: dict[str, str] = {}
+    for i, s in enumerate(sentences):
+        kind = sentence_kind(s["text"], s["section"], roles)
+        if kind == "capability" and (
+            (structured and s["section"] == "vision") or (not structured and i < first)
+        ):
+            kind = "context"
+        kinds[s["id"]] = kind
+    reading = Reading({s["id"]: s for s in sentences}, [s["id"] for s in sentences], kinds, roles)
+    for i, s in enumerate(sentences):
+        if kinds[s["id"]] == "intro":
+            target = sentences[i + 1]["id"] if i + 1 < len(sentences) else sentences[max(0, i - 1)]["id"]
+            reading.companions.setdefault(target, []).append(s["id"])
+    for s in sentences:
+        ids = reading.with_companions([s["id"]])
+        if kinds[s["id"]] == "metric":
+            reading.metrics += [(part, ids) for part in parts_of(s["text"])]
+        elif kinds[s["id"]] == "rule":
+            reading.rules += [(part, ids) for part in parts_of(s["text"])]
+    if not reading.of("capability"):  # nothing acts: build from whatever the vision says
+        for sid in reading.order:
+            if kinds[sid] in ("context", "plain"):
+                kinds[sid] = "capability"
+    return reading
+
+
+def headline(text: str, max_words: int = 8) -> str:
+    """A complete phrase for an epic or feature title: no aside in brackets, no cut-off end."""
+    text = _PARENS.sub("", text).strip()
+    text = re.split(r";\s+|:\s+|,\s+(?:while|so|and|but)\s+", text)[0]
+    tokens = text.split()
+    for i in range(4, len(tokens)):
+        if tokens[i - 1].endswith(","):
+            tokens = tokens[:i]
+            break
+    return shorten(" ".join(tokens), max_words)
 
 
 def _overlap(a: str, b: str) -> int:
-    wa = {w.lower().strip(",.") for w in a.split() if len(w) > 3}
-    wb = {w.lower().strip(",.") for w in b.split() if len(w) > 3}
-    return len(wa & wb)
+    return len(content_words(a) & content_words(b))
+
+
+def _chunks(items: list[dict[str, Any]], n: int) -> list[list[dict[str, Any]]]:
+    """``items`` in ``n`` contiguous groups of near-equal size (neighbouring sentences belong together)."""
+    size, extra = divmod(len(items), n)
+    out, start = [], 0
+    for i in range(n):
+        end = start + size + (1 if i < extra else 0)
+        out.append(items[start:end])
+        start = end
+    return out
+
+
+def _attach(groups: list[list[dict[str, Any]]], loose: list[dict[str, Any]]) -> None:
+    """Each context sentence joins the group whose sentences it shares most words with."""
+    for s in loose:
+        best = max(range(len(groups)), key=lambda g: sum(_overlap(s["text"], t["text"]) for t in groups[g]))
+        groups[best].append(s)
 
 
 # ----- per-stage generators -----------------------------------------------------------------------
 
 
-def _sentences(ctx: dict[str, Any]) -> list[dict[str, Any]]:
-    return list(ctx["vision"]["sentences"])
-
-
-def _personas(ctx: dict[str, Any]) -> list[str]:
-    users = [singular_persona(u) for u in ctx["vision"].get("target_users", [])]
-    if users:
-        return users
-    # "gives fleet managers, shop technicians and drivers one place" names three personas
-    hints = [
-        part.strip()
-        for s in _sentences(ctx)
-        for m in _PERSONA_HINT.finditer(s["text"])
-        for part in _LIST_SPLIT.split(m.group(1))
-        if len(part.strip()) > 2
-    ]
-    # "... until an auditor asks for them." is no persona: "As a them, I want ..." was the result.
-    found = list(dict.fromkeys(singular_persona(h) for h in hints if h.split()[0].lower() not in _PRONOUNS))
-    domain = ctx["vision"].get("domain") or ""
-    return found[:3] or [f"{domain} customer".strip() if domain else "customer"]
-
-
-def _section(ctx: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    return [s for s in _sentences(ctx) if s["section"] == name]
-
-
-def _benefits(ctx: dict[str, Any]) -> list[tuple[str, list[str]]]:
-    """Each benefit with the sentence ids it comes from (a success metric, else the vision's aim)."""
-    metrics = _section(ctx, "success_metrics")
-    if metrics:
-        return [(f"we reach the goal of {lower_first(m['text'])}", [m["id"]]) for m in metrics]
-    vision = _section(ctx, "vision")
-    if vision:
-        return [(f"{lower_first(clauses(vision[0]['text'])[-1])} becomes real", [vision[0]["id"]])]
-    return [("the product delivers on its vision", [])]
-
-
 def epics(ctx: dict[str, Any]) -> list[dict[str, Any]]:
-    sents = _sentences(ctx)
-    themes = [s for s in sents if s["section"] == "key_features"] or [
-        s for s in sents if s["section"] == "vision"
-    ]
+    reading = read(ctx["vision"])
+    themes = reading.of("capability") or [reading.sentences[sid] for sid in reading.order]
     n = max(1, min(int(ctx["max_items"]), len(themes)))
-    groups: list[list[dict[str, Any]]] = [themes[i::n] for i in range(n)]
-    # every capability sentence lands in the epic whose themes it resembles most; success metrics and
-    # constraints cut across epics, so stories cite them (as benefits and rules) instead
-    for s in sents:
-        if s not in themes and s["section"] in ("vision", "key_features"):
-            best = max(range(n), key=lambda g: sum(_overlap(s["text"], t["text"]) for t in groups[g]))
-            groups[best].append(s)
+    groups = _chunks(themes, n)
+    _attach(groups, reading.of("context", "plain"))
     out = []
     for i, group in enumerate(groups):
-        lead = group[0]["text"]
+        ids = reading.with_companions([s["id"] for s in group])
         out.append(
             {
-                "title": phrase(clauses(lead)[0], 8),
-                "description": "Deliver the outcome described by: " + joined(group),
-                "sources": [s["id"] for s in group],
+                "title": complete_title(headline(group[0]["text"], 8), 8, f"Vision theme {i + 1}"),
+                "description": "Deliver the outcome described by: "
+                + " ".join(_full_stop(reading.sentences[sid]["text"]) for sid in ids),
+                "sources": ids,
                 "priority": min(4, 1 + (i * 4) // n),
                 "business_value": max(10, 100 - i * 15),
             }
@@ -218,140 +175,106 @@ def epics(ctx: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def features(ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    reading = read(ctx["vision"])
     epic = ctx["chain"][-1]
-    by_id = {s["id"]: s for s in _sentences(ctx)}
-    sentences = [by_id[sid] for sid in epic["body"]["sources"]]
     limit = int(ctx["max_items"])
-    if len(sentences) > limit:  # more sentences than features allowed: each feature covers several
-        groups = [sentences[i::limit] for i in range(limit)]
-        parts = [
-            (clauses(g[0]["text"])[0], " ".join(s["text"] for s in g), [s["id"] for s in g]) for g in groups
-        ]
-    else:  # key features are one capability each; long vision sentences hold several
-        parts = [
-            (clause, clause, [s["id"]])
-            for s in sentences
-            for clause in ([s["text"]] if s["section"] != "vision" else clauses(s["text"]))
-        ]
-        if len(parts) > limit:  # splitting would push sentences past the limit: one feature each
-            parts = [(clauses(s["text"])[0], s["text"], [s["id"]]) for s in sentences]
+    sources = [reading.sentences[sid] for sid in epic["body"]["sources"] if sid in reading.sentences]
+    leads = [s for s in sources if reading.kinds[s["id"]] == "capability"] or sources[:1]
+    loose = [s for s in sources if s not in leads and reading.kinds[s["id"]] in ("context", "plain")]
+    groups = _chunks(leads, min(limit, len(leads)))
+    _attach(groups, loose)
+    # room for more features than sentences: a sentence with several capabilities gives one each
+    units: list[tuple[str, list[dict[str, Any]]]] = [(headline(g[0]["text"], 9), g) for g in groups]
+    spare = limit - len(units)
+    for i, (_, group) in enumerate(list(units)):
+        if spare <= 0 or len(group) > 1 + len(loose):
+            continue
+        caps = capabilities(group[0]["text"], reading.roles)[: spare + 1]
+        if len(caps) > 1:
+            units[units.index((units[i][0], group))] = (caps[0].title(), group)
+            units += [(cap.title(), group) for cap in caps[1:]]
+            spare -= len(caps) - 1
     return [
         {
-            "title": phrase(lead, 8),
-            "description": f"{text.rstrip('.')}. Part of the epic '{epic['title']}'.",
-            "sources": ids,
+            "title": complete_title(title, 12, f"Capability {i + 1} of {epic['title']}"),
+            "description": f"{_full_stop(group[0]['text'])} Part of the epic '{epic['title']}'.",
+            "sources": reading.with_companions([s["id"] for s in group]),
             "priority": min(4, 1 + i // 2),
         }
-        for i, (lead, text, ids) in enumerate(parts)
+        for i, (title, group) in enumerate(units)
     ]
 
 
-_ASPECTS = (
-    ("{goal}", "{benefit}"),
-    ("to see at a glance the current state of {topic}", "I can act before problems grow"),
-    ("to correct a mistake in {topic} without calling support", "errors never block my work"),
-    ("to be notified when something changes in {topic}", "I never miss an update that affects me"),
-    ("to review the history of {topic}", "I can explain every decision later"),
-)
-
-
 def stories(ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    reading = read(ctx["vision"])
     feature = ctx["chain"][-1]
-    topic = lower_first(feature["title"])
-    # the feature's lead capability only: a grouped feature's description holds several sentences
-    goal = lower_first(re.split(r"(?<=[.!?])\s+", feature["body"]["description"])[0])
-    personas, benefits = _personas(ctx), _benefits(ctx)
-    constraints = _section(ctx, "constraints")
-    out = []
-    for i, (want, why) in enumerate(_ASPECTS):
-        persona = personas[(i + len(topic)) % len(personas)]
-        g = want.format(goal=goal, topic=topic)
-        benefit_text, benefit_ids = benefits[(i + len(topic)) % len(benefits)]
-        benefit = why.format(benefit=benefit_text)
-        action = g[3:] if g.startswith("to ") else f"use {topic}"
-        constraint = constraints[i % len(constraints)] if constraints else None
-        rule = constraint["text"] if constraint else ""
-        cited = benefit_ids if "{benefit}" in why else []
-        extra = cited + ([constraint["id"]] if constraint else [])
-        out.append(
-            {
-                "title": phrase(f"{persona}: {action}", 12),
-                "user_story": f"As {article(persona)} {persona}, I want {g}, so that {benefit}",
-                "description": f"The {persona} needs {topic}. {feature['body']['description']}",
-                "acceptance_criteria": [
-                    f"Given {article(persona)} {persona} is signed in, When they {action}, "
-                    f"Then the result is saved and shown to them at once",
-                    f"Given incomplete or invalid input for {topic}, When the {persona} submits it, "
-                    f"Then a message names the problem and nothing is saved",
-                    f"Given {lower_first(rule)}, When the {persona} uses {topic}, "
-                    f"Then the rule '{phrase(rule, 10)}' holds"
-                    if constraint
-                    else f"Given the {persona} changed something in {topic}, When they come back later, "
-                    f"Then the change is still there",
-                ],
-                "story_points": FIB[(len(_words(goal)) + i) % len(FIB)],
-                "priority": min(4, 1 + i),
-                "sources": list(dict.fromkeys([*feature["body"]["sources"], *extra])),
-            }
-        )
-    return out
+    caps = [
+        cap
+        for sid in feature["body"]["sources"]
+        if reading.kinds.get(sid) == "capability"
+        for cap in capabilities(reading.sentences[sid]["text"], reading.roles)
+    ]
+    mine = normalise(feature["title"])  # a feature made of one capability of its sentence
+    own = [cap for cap in caps if normalise(complete_title(cap.title(), 12, "")) == mine]
+    caps = own or caps
+    place = sum(int(item.get("position", 0)) * 7**depth for depth, item in enumerate(reversed(ctx["chain"])))
+    return story_writer.stories(
+        story_writer.StoryContext(
+            feature_title=feature["title"],
+            epic_title=ctx["chain"][0]["title"],
+            sources=list(feature["body"]["sources"]),
+            roles=reading.roles or [_fallback_role(ctx["vision"])],
+            metrics=reading.metrics,
+            rules=reading.rules,
+            aim=_aim(reading),
+            place=place,
+            repair=list(ctx.get("repair") or []),
+            taken=list(ctx.get("siblings") or []),
+            clashes=_clashes(reading),
+        ),
+        caps,
+        int(ctx["max_items"]),
+    )
 
 
-_TASKS = (
-    ("Design", "Design the interaction and data model for: {title}", 0.25),
-    ("Development", "Implement the service logic and API for: {title}", 0.35),
-    ("Development", "Build the screens for: {title}", 0.25),
-    ("Testing", "Automate the acceptance tests for: {title}", 0.15),
-    ("Documentation", "Document for users: {title}", 0.1),
-    ("Deployment", "Roll out behind a feature flag: {title}", 0.1),
-)
+def _clashes(reading: Reading) -> frozenset[str]:
+    """Story titles more than one vision sentence would give (stories of different features are
+    written concurrently, so a clash is settled here, from the whole vision, not by who comes first)."""
+    seen: dict[str, tuple[str, int]] = {}
+    clashes: set[str] = set()
+    for s in reading.of("capability"):
+        caps = capabilities(s["text"], reading.roles) or [Capability("use", headline(s["text"]).lower())]
+        for k, cap in enumerate(caps):
+            titles = [cap.title()] + [c.title() for c in story_writer.extensions(cap, reading.roles, "")]
+            for title in {normalise(t) for t in titles}:
+                if seen.setdefault(title, (s["id"], k)) != (s["id"], k):
+                    clashes.add(title)
+    return frozenset(clashes)
 
 
 def tasks(ctx: dict[str, Any]) -> list[dict[str, Any]]:
-    story = ctx["chain"][-1]
-    hours = story["body"]["story_points"] * 4
-    out = []
-    for activity, template, share in _TASKS:
-        out.append(
-            {
-                "title": template.format(title=story["title"]),
-                "description": f"{template.format(title=story['title'])}. "
-                f"Story: {story['body']['user_story']}",
-                "estimate_hours": max(1.0, round(hours * share * 2) / 2),
-                "activity": activity,
-                "sources": story["body"]["sources"],
-            }
-        )
-    return out
-
-
-_GWT = re.compile(r"^Given (?P<given>.+?),?\s+When (?P<when>.+?),?\s+Then (?P<then>.+)$", re.I | re.S)
+    return story_writer.tasks(ctx["chain"][-1], int(ctx["max_items"]))
 
 
 def test_cases(ctx: dict[str, Any]) -> list[dict[str, Any]]:
-    story = ctx["chain"][-1]
-    out = []
-    for i, criterion in enumerate(story["body"]["acceptance_criteria"]):
-        m = _GWT.match(criterion)
-        given, when, then = (m["given"], m["when"], m["then"]) if m else (criterion, "they act", "it works")
-        out.append(
-            {
-                # the outcome is what tells sibling cases apart; the story is their parent already
-                "title": phrase(f"Verify that {lower_first(then)}", 14),
-                "description": f"Checks the acceptance criterion: {criterion}",
-                "preconditions": given[:1].upper() + given[1:] + ".",
-                "steps": [
-                    {"action": f"Open '{story['title']}'", "expected": "The screen for the story is shown"},
-                    {
-                        "action": when[:1].upper() + when[1:] + ".",
-                        "expected": then[:1].upper() + then[1:] + ".",
-                    },
-                ],
-                "priority": min(4, 1 + i),
-                "sources": story["body"]["sources"],
-            }
-        )
-    return out
+    return story_writer.test_cases(ctx["chain"][-1], int(ctx["max_items"]))
+
+
+def _aim(reading: Reading) -> tuple[str, list[str]]:
+    lead = next(iter(reading.of("capability", "context")), None)
+    if lead is None:
+        return ("the product delivers on its vision", [])
+    return (f"the product does what it promises: {headline(lead['text'], 12).lower()}", [lead["id"]])
+
+
+def _fallback_role(vision: dict[str, Any]) -> str:
+    domain = (vision.get("domain") or "").strip().lower()
+    return f"{domain} customer" if domain else "customer"
+
+
+def _full_stop(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?", ":")) else text + "."
 
 
 GENERATORS = {

@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 from aiohttp import web
 
 from stages.providers.jsonout import find_json_values
+from stages.roles import named_roles, role_phrase
 from tests.fakes.schema_faker import Faker
 
 Fault = str | tuple[str, float]
@@ -233,7 +234,7 @@ def default_responder(body: dict[str, Any]) -> dict[str, Any]:
     seed = int.from_bytes(hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()[:8], "big")
     if schema is None:
         return {"answer": user_text[:80] or "ok"}
-    value = Faker.for_text(schema, user_text, seed).instance()
+    value = Faker.for_text(schema, user_text, seed, _users(messages, vision_lines)).instance()
     return value if isinstance(value, dict) else {"items": value}
 
 
@@ -269,6 +270,17 @@ _FREE_CITATIONS = [
     "the second paragraph",
     "users' needs",
 ]
+
+
+def _users(messages: list[dict[str, Any]], vision_lines: list[str]) -> tuple[str, ...]:
+    """The roles a real model would write stories for: the prompt's target users, else the roles the
+    vision names (so the fake's answers pass the quality gate's persona check)."""
+    for m in messages:
+        for line in str(m.get("content", "")).splitlines():
+            if line.startswith("Target users: ") and not line.endswith("(infer them from the vision)"):
+                return tuple(role_phrase(u) for u in line.removeprefix("Target users: ").split(", ") if u)
+    texts = [_VISION_LINE.sub("", line) for line in vision_lines]
+    return tuple(named_roles(texts))
 
 
 def request_schema(body: dict[str, Any]) -> dict[str, Any] | None:

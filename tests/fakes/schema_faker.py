@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from stages.text import DANGLING_WORDS, SOFT_PREPOSITIONS
+
 FIBONACCI = (1, 2, 3, 5, 8, 13, 21)
 _SOURCE_ID = re.compile(r"\[(S\d+)\]")
 _WORD = re.compile(r"[A-Za-z][A-Za-z\-]{3,}")
@@ -38,6 +40,8 @@ _FALLBACK = _split(
     "billing calendar ledger onboarding permission session analytics workflow approval"
 )
 _ROLES = ("customer", "administrator", "support agent", "product owner", "analyst", "visitor")
+# a title must not end on one of these (the quality gate sends such an answer back)
+_DANGLING = DANGLING_WORDS | SOFT_PREPOSITIONS
 
 
 @dataclass
@@ -49,15 +53,16 @@ class Faker:
     source_ids: list[str]
     rng: random.Random
     defs: dict[str, Any] = field(default_factory=dict)
+    roles: tuple[str, ...] = _ROLES  # the vision's users when the prompt names them
 
     @classmethod
-    def for_text(cls, schema: dict[str, Any], text: str, seed: int) -> Faker:
-        found = [w.lower() for w in _WORD.findall(text) if w.lower() not in _STOP]
+    def for_text(cls, schema: dict[str, Any], text: str, seed: int, roles: tuple[str, ...] = ()) -> Faker:
+        found = [w.lower() for w in _WORD.findall(text) if w.lower() not in _STOP | _DANGLING]
         words = list(dict.fromkeys(found)) or list(_FALLBACK)
         if len(words) < 12:
             words += [w for w in _FALLBACK if w not in words]
         ids = list(dict.fromkeys(_SOURCE_ID.findall(text))) or ["S1"]
-        faker = cls(schema, words, ids, random.Random(seed))
+        faker = cls(schema, words, ids, random.Random(seed), roles=roles or _ROLES)
         faker._collect_defs(schema)
         return faker
 
@@ -176,7 +181,7 @@ class Faker:
         if fmt in ("date-time", "date", "uuid", "email", "uri"):
             return _FORMATS[fmt]
         if name == "user_story":
-            role = self.rng.choice(_ROLES)
+            role = self.rng.choice(self.roles)
             text = f"As a {role}, I want to {self._phrase(4)}, so that I can {self._phrase(3)}"
         elif name in ("title", "name"):
             text = self._phrase(self.rng.randint(3, 5)).capitalize()

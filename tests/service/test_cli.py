@@ -187,3 +187,27 @@ def test_unknown_job_exits_2(finished_job: dict[str, Any], capsys: pytest.Captur
     code = main(["export", "00000000-0000-0000-0000-000000000000", "--config", str(finished_job["config"])])
     assert code == 2
     assert "00000000-0000-0000-0000-000000000000" in capsys.readouterr().err
+
+
+def test_run_prints_the_quality_line(finished_job: dict[str, Any]) -> None:
+    """The run summary ends with the quality line: every metric with its value, all on target here."""
+    lines = finished_job["stdout"].splitlines()
+    quality = [ln for ln in lines if ln.startswith("quality: ")]
+    assert quality == [ln for ln in quality if "all targets met" in ln] and len(quality) == 1
+    assert "cut_off_titles=0" in quality[0] and "coverage=100%" in quality[0]
+
+
+def test_run_advises_on_a_vision_before_the_first_call(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A terse vision without a measurable goal gets advice right after the job id, before the first call."""
+    vision = tmp_path / "terse.txt"
+    vision.write_text("A seamless, best-in-class experience. Drivers log their hours.", encoding="utf-8")
+    code = main(["run", str(vision), "--target", "none", "--no-qa", "--config", str(write_config(tmp_path))])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out[0].startswith("job: ")  # the job id stays the first line
+    first_call = next(i for i, ln in enumerate(out) if ln.startswith(("stage:", "progress")))
+    advice = [ln for ln in out[1:first_call] if ln.startswith("advice: ")]
+    assert any("No measurable success metric" in ln for ln in advice), out[:first_call]
+    assert any("[S1] is too vague" in ln for ln in advice), advice

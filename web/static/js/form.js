@@ -21,6 +21,7 @@ export function setupForm(onCreated) {
     const ext = file.name.split(".").pop().toLowerCase();
     fileFormat = ext === "yml" ? "yaml" : ["yaml", "json"].includes(ext) ? ext : "";
     $("vision").value = await file.text();
+    $("vision").dispatchEvent(new Event("input")); // the vision advice reads it too
     $("vision-format").textContent = `Loaded ${file.name}${fileFormat ? ` (read as ${fileFormat.toUpperCase()})` : ""}`;
   });
   $("vision").addEventListener("input", () => {

@@ -3,6 +3,7 @@
 
 import { api, el, KIND_NAMES, statusLabel, TERMINAL } from "./api.js";
 import { LiveProgress } from "./live.js";
+import { QualityPanel } from "./quality.js";
 import { BacklogTree } from "./tree.js";
 
 const $ = (id) => document.getElementById(id);
@@ -12,6 +13,7 @@ const FEED_MAX = 60;
 export class JobPage {
   constructor() {
     this.tree = new BacklogTree($("tree"), $("qa-list"), $("qa-heading"));
+    this.quality = new QualityPanel($("quality-panel"), $("quality-body"), $("quality-short"), $("quality-summary"));
     this.live = null;
     this.jobId = null;
     this.percent = 0;
@@ -42,6 +44,7 @@ export class JobPage {
     this.jobId = jobId;
     this.percent = 0;
     this.tree.clear();
+    this.quality.clear();
     $("feed").replaceChildren();
     $("action-msg").textContent = "";
     for (const fmt of ["json", "csv", "md"]) $(`export-${fmt}`).href = `/api/jobs/${jobId}/export?format=${fmt}`;
@@ -57,7 +60,7 @@ export class JobPage {
       if (this.jobId !== jobId) return;
       this.tree.load(backlog);
       this.applySnapshot(progress);
-      if (TERMINAL.has(progress.status)) { this.setMode("finished"); return; }
+      if (TERMINAL.has(progress.status)) { this.setMode("finished"); this.quality.load(jobId); return; }
       this.follow(backlog.last_seq);
     } catch (err) {
       $("job-title").textContent = "Job not available";
@@ -166,6 +169,7 @@ export class JobPage {
         if (this.jobId === jobId) this.tree.load(backlog);
         const progress = (await api(`/api/jobs/${jobId}/progress`)).data;
         if (this.jobId === jobId) this.applySnapshot(progress);
+        if (this.jobId === jobId && TERMINAL.has(progress.status)) await this.quality.load(jobId);
       } catch { /* the next poll or event tries again */ }
       this.resyncing = null;
     })();

@@ -1,6 +1,7 @@
 // Hash routing between the home view (form + jobs list) and a job's page, after a login when the
 // API needs one.
 
+import { setupAdvice } from "./advice.js";
 import { setupForm } from "./form.js";
 import { setupCheck } from "./check.js";
 import { JobPage } from "./jobpage.js";
@@ -30,6 +31,7 @@ function route() {
 
 setupForm((jobId) => { location.hash = `#/jobs/${jobId}`; });
 setupCheck();
+setupAdvice($("vision"), $("vision-advice"));
 window.addEventListener("hashchange", () => { if ($("login-view").hidden) route(); });
 const login = new Login(route);
 login.check().then((ok) => { if (ok) route(); });
