@@ -113,15 +113,16 @@ async def test_timeout_while_paused_leaks_nothing() -> None:
 
 
 async def test_pacer_does_not_burst_at_start() -> None:
-    """With a rate of 200/s the first slot is immediate and the next ones are spaced 5 ms apart."""
-    limiter = AdaptiveLimiter(50, rate_per_second=200)
+    """With a rate of 50/s (aiolimiter's bucket) the first slot is immediate and the next ones are
+    spaced 20 ms apart."""
+    limiter = AdaptiveLimiter(50, rate_per_second=50)
     entered: list[float] = []
     start = time.monotonic()
     await asyncio.gather(*(_hold(limiter, entered) for _ in range(10)))
     offsets = sorted(at - start for at in entered)
-    assert offsets[0] < 0.004
+    assert offsets[0] < 0.015  # well under one interval, whatever the scheduling noise of a busy machine
     # The k-th grant cannot come before k token intervals: no burst, whatever the scheduling noise.
-    assert all(offset >= index * 0.005 - 1e-6 for index, offset in enumerate(offsets))
+    assert all(offset >= index * 0.02 - 1e-6 for index, offset in enumerate(offsets))
 
 
 async def test_limiter_matches_the_rate_gate_protocol_shape() -> None:
