@@ -370,6 +370,21 @@ def _after_role(tokens: list[str], roles: list[str]) -> list[Capability]:
 
 def sentence_kind(text: str, section: str, roles: list[str]) -> str:
     """capability, context, metric, rule or intro: what a vision sentence is for the offline generator."""
+    kind = _kind_by_form(text, section)
+    if kind is not None:
+        return kind
+    caps, acts = _analyse(text.strip(), roles)
+    return "capability" if acts and _unique(caps) else "context"
+
+
+def is_cross_cutting(text: str, section: str) -> bool:
+    """A success metric, a rule, or the intro of a list of them ('Success means:'): sentences any item
+    below an epic may cite, wherever the vision put them."""
+    return _kind_by_form(text, section) in ("metric", "rule", "intro")
+
+
+def _kind_by_form(text: str, section: str) -> str | None:
+    """The kind a sentence's section or form alone decides (None: read its clauses)."""
     if section in ("success_metrics", "constraints"):
         return "metric" if section == "success_metrics" else "rule"
     if section == "key_features":
@@ -384,8 +399,7 @@ def sentence_kind(text: str, section: str, roles: list[str]) -> str:
         r"^(?:the\s+)?(?:\w+\s+)?(?:product|app|system|platform|it)\b", stripped, re.I
     ):
         return "rule"
-    caps, acts = _analyse(stripped, roles)
-    return "capability" if acts and _unique(caps) else "context"
+    return None
 
 
 def parts_of(text: str) -> list[str]:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
+from stages.capabilities import is_cross_cutting
 from stages.models import Item, ItemKind
 from stages.providers.base import ChatMessage, CompletionRequest
 from stages.schema import request_schema
@@ -134,8 +135,15 @@ def _relevant(vision: Vision, chain: list[Item]) -> list[Sentence]:
         return list(vision.sentences)
     cited = {sid for item in chain for sid in item.sources}
     aim = next((s.id for s in vision.sentences if s.section == "vision"), None)
-    shown = [s for s in vision.sentences if s.id in cited or s.id == aim or s.section in CROSS_CUTTING]
+    everywhere = _cross_cutting(tuple((s.text, s.section) for s in vision.sentences))
+    shown = [s for i, s in enumerate(vision.sentences) if s.id in cited or s.id == aim or everywhere[i]]
     return shown or list(vision.sentences)
+
+
+@lru_cache(maxsize=64)  # one entry per vision a running job uses
+def _cross_cutting(sentences: tuple[tuple[str, str], ...]) -> tuple[bool, ...]:
+    """Which sentences are constraints or success metrics, by section or (in free text) by form."""
+    return tuple(section in CROSS_CUTTING or is_cross_cutting(text, section) for text, section in sentences)
 
 
 def prompt_hash(request: CompletionRequest) -> str:

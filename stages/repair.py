@@ -17,17 +17,25 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from stages.text import cut_off_reason
+
 _ID = re.compile(r"\bS\d+\b")
 _WORDS = re.compile(r"[a-z0-9]{3,}")
 
 
 def cut_at_word(text: str, limit: int) -> str:
-    """Trim to ``limit`` characters on a word boundary (never mid-word unless one word is longer)."""
+    """Trim to ``limit`` characters on a word boundary (never mid-word unless one word is longer), and
+    never ending on a word that leaves the phrase open ('… handled after', '… the')."""
     text = " ".join(text.split())
     if len(text) <= limit:
         return text
     cut = text[: limit + 1].rsplit(" ", 1)[0]
-    return (cut if cut and len(cut) <= limit else text[:limit]).rstrip(" ,;:-")
+    cut = (cut if cut and len(cut) <= limit else text[:limit]).rstrip(" ,;:-")
+    tokens = cut.split()
+    while len(tokens) > 2 and cut_off_reason(" ".join(tokens)) is not None:
+        tokens.pop()
+        tokens[-1] = tokens[-1].rstrip(",;:-")
+    return " ".join(tokens)
 
 
 def repair_item(

@@ -44,13 +44,18 @@ MAX_EVENT_ID = 2**53  # what a browser's JavaScript number holds exactly
 
 
 def last_event_id(request: web.Request) -> int:
-    """The seq to resume after; a value that is not an integer in 0…2^53 is a 400 (before any byte of
-    the stream is sent, so a browser does not reconnect with it forever)."""
-    header = request.headers.get("Last-Event-ID", "").strip()
-    field, raw = (
-        ("Last-Event-ID", header) if header else ("lastEventId", request.query.get("lastEventId", ""))
-    )
-    raw = raw.strip() or "0"
+    """The seq to resume after (the header, else ``?lastEventId=``); either one that is not an integer
+    in 0…2^53 is a 400 (before any byte of the stream is sent, so a browser does not reconnect with it
+    forever)."""
+    header = _event_id("Last-Event-ID", request.headers.get("Last-Event-ID"))
+    query = _event_id("lastEventId", request.query.get("lastEventId"))
+    return header if header is not None else query or 0
+
+
+def _event_id(field: str, value: str | None) -> int | None:
+    raw = (value or "").strip()
+    if not raw:
+        return None
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 16 or int(raw) > MAX_EVENT_ID:
         message = f"must be an integer from 0 to {MAX_EVENT_ID} (got {raw[:40]!r})"
         raise BadRequest("invalid_request", f"{field} {message}", [{"field": field, "message": message}])

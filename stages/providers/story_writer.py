@@ -13,6 +13,7 @@ from typing import Any
 
 from stages.capabilities import Capability
 from stages.roles import is_user, role_of
+from stages.schema import SENTENCE_MAX
 from stages.scorecard import story_size
 from stages.text import (
     article,
@@ -197,7 +198,23 @@ def criteria_for(cap: Capability, persona: str, rule: str, other: str) -> list[s
             f"When the {p} goes to {v} {t}, "
             f"Then {t} is kept, marked as pending and sent again once the {name} link is back"
         )
-    return out
+    return [_fit(c) for c in out]
+
+
+def _fit(criterion: str) -> str:
+    """The criterion within the request schema's sentence length: each of its Given/When/Then parts
+    shortened to whole phrases, the longest first, rather than cut mid-clause by the answer's repair."""
+    m = _GWT.match(criterion)
+    if len(criterion) <= SENTENCE_MAX or m is None:
+        return criterion
+    parts = {k: m[k].strip() for k in ("given", "when", "then")}
+    while len(f"Given {parts['given']}, When {parts['when']}, Then {parts['then']}") > SENTENCE_MAX:
+        key = max(parts, key=lambda k: len(parts[k].split()))
+        n = len(parts[key].split())
+        if n <= 3:
+            break
+        parts[key] = shorten(parts[key], n - 1)
+    return f"Given {parts['given']}, When {parts['when']}, Then {parts['then']}"
 
 
 def _pronoun(thing: str) -> str:
