@@ -66,7 +66,12 @@ def advise(vision: Vision) -> list[Advice]:
                 "story's 'so that' serves a goal you can check.",
             )
         )
-    vague = [s for s in vision.sentences if len(content_words(s.text) - BUZZWORDS) < MIN_MEANING]
+    # a list's intro ("Success means:") is cited with the items that follow it, not alone
+    vague = [
+        s
+        for s in vision.sentences
+        if not s.text.rstrip().endswith(":") and len(content_words(s.text) - BUZZWORDS) < MIN_MEANING
+    ]
     for s in vague[:10]:
         out.append(
             Advice(

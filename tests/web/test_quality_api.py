@@ -59,3 +59,11 @@ async def test_advice_rejects_a_body_that_is_not_a_vision(client: Client) -> Non
     assert resp.status == 400
     resp = await client.post("/api/vision/advice", json={"vision": "   "})
     assert resp.status == 400 and (await resp.json())["error"]["message"]
+
+
+async def test_a_list_intro_is_not_advice(client: Client) -> None:
+    """'Success means:' introduces the measurable items after it: it is not called too vague to cite."""
+    vision = "Drivers log repairs in the app.\n\nSuccess means:\n\n- breakdowns down 30% in a year"
+    resp = await client.post("/api/vision/advice", json={"vision": vision})
+    assert resp.status == 200
+    assert [a for a in (await resp.json())["advice"] if a["code"] == "vague_sentence"] == []
