@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from typing import Any, Protocol
 
@@ -26,12 +27,14 @@ from service.settings import Settings
 from service.targets import check_job_target
 from service.uploads import UploadCoordinator
 from stages import advice, quality, scorecard
+from stages.models import Item
 from stages.providers.base import Provider
 from stages.vision import Vision, check_size, expanded_size, from_mapping, from_pasted
 from vocab import (
     FAILED_ITEM_STATES,
     OPEN_JOB_STATES,
     TERMINAL_JOB_STATES,
+    ItemKind,
     ItemState,
     JobStatus,
     UploadOutcome,
@@ -216,6 +219,7 @@ class JobManager:
         except asyncio.CancelledError:
             log.info("job_generation_interrupted")
             raise
+        log.info("job_generated", items=_by_kind(ctx.items.values()), failed_calls=len(ctx.failed_calls))
         trace = await self._traceability(job.id, vision)
         card = await self.quality(job.id, vision, trace)
         await self.store.merge_metadata(
@@ -333,7 +337,7 @@ class JobManager:
             job_id, status, error=error, events=[NewEvent(type=kind, payload=payload)]
         )
         self.publish(events)
-        log.info("job_finished", job_id=job_id, status=status)
+        log.info("job_finished", job_id=job_id, status=status, **({"error": error[:200]} if error else {}))
         if status in TERMINAL_JOB_STATES:
             self._forget(job_id)
         return await self._job(job_id)
@@ -464,6 +468,12 @@ class JobManager:
 
 def parse_request_vision(vision: str | dict[str, Any]) -> Vision:
     return from_pasted(vision) if isinstance(vision, str) else from_mapping(vision)
+
+
+def _by_kind(items: Iterable[Item]) -> dict[str, int]:
+    """How many items of each kind (the kinds that have any), for the ``job_generated`` line."""
+    counts = Counter(str(item.kind) for item in items)
+    return {kind.value: counts[kind] for kind in ItemKind if counts[kind]}
 
 
 def _llm_tally(job: JobRow, ctx: JobContext) -> dict[str, Any]:

@@ -227,19 +227,19 @@ class GenerationRunner:
                     regenerations += 1
                     raise OutputInvalid(problems, raw=completion.content)
             except OutputTruncated:
-                log.info("llm_answer_truncated", attempt=tally.attempts, max_items=max_items)
+                log.debug("llm_answer_truncated", attempt=tally.attempts, max_items=max_items)
                 if tally.attempts >= self.llm.max_attempts:
                     raise
                 max_items, repair, previous = max(1, max_items // 2), None, ""
                 continue
             except OutputInvalid as exc:
-                log.info("llm_answer_rejected", attempt=tally.attempts, problems=exc.problems[:5])
+                log.debug("llm_answer_rejected", attempt=tally.attempts, problems=exc.problems[:5])
                 if tally.attempts >= self.llm.max_attempts + regenerations:
                     raise
                 repair, previous = exc.problems, completion.content[:4000]
                 continue
             if accepted.repairs:
-                log.info("llm_answer_repaired", repairs=len(accepted.repairs), first=accepted.repairs[:3])
+                log.debug("llm_answer_repaired", repairs=len(accepted.repairs), first=accepted.repairs[:3])
                 ctx.note_repairs(accepted.repairs)
             return CallOutcome(
                 accepted.bodies, tally.attempts, prompt_hash(request), tokens[0], tokens[1], latency * 1000
@@ -335,7 +335,7 @@ class GenerationRunner:
             )
         events.append(NewEvent(type="progress", payload=p.snapshot(self.clock(), time.time())))
         self.publish(await self.store.commit_call(call, items, events))
-        log.info(
+        log.debug(
             "llm_call_committed",
             items=len(items),
             attempts=outcome.attempts,
@@ -356,7 +356,7 @@ class GenerationRunner:
             call_key=key,
             stage=stage.name,
             parent_id=parent.id if parent else None,
-            status="failed",
+            status="failed",  # a call's status, not a job's
             prompt_hash="",
             attempts=attempts,
             error=error[:2000],

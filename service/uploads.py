@@ -272,8 +272,14 @@ class UploadCoordinator:
         await self._stop_tick(job_id)  # a debounced progress must not land after the job's final event
         await self._emit_progress(job_id)
         counts = await self.store.item_counts(job_id)
-        stuck = sum(n for states in counts.values() for s, n in states.items() if s != ItemState.UPLOADED)
-        return UploadOutcome.UPLOADED if stuck == 0 else UploadOutcome.ERRORS
+        by_state: dict[str, int] = {}
+        for states in counts.values():
+            for state, n in states.items():
+                by_state[state] = by_state.get(state, 0) + n
+        stuck = sum(n for state, n in by_state.items() if state != ItemState.UPLOADED)
+        outcome = UploadOutcome.UPLOADED if stuck == 0 else UploadOutcome.ERRORS
+        log.info("job_uploaded", job_id=job_id, outcome=outcome, items=by_state)
+        return outcome
 
     async def requeue(self, job_id: str) -> int:
         events = await queue.requeue(self.store, job_id)
