@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from vocab import ItemKind, ItemState, JobStatus
+from vocab import CallStatus, ItemKind, ItemState, JobStatus
 
 ITEM_STATES: tuple[ItemState, ...] = tuple(ItemState)
 
@@ -62,7 +62,7 @@ class CallRow(_Row):
     call_key: str
     stage: str
     parent_id: str | None
-    status: str
+    status: CallStatus
     prompt_hash: str
     attempts: int
     prompt_tokens: int = 0

@@ -29,7 +29,7 @@ from service.settings import Settings, load_settings
 from service.uploads import read_secret
 from stages.errors import VisionError
 from stages.vision import parse_bytes
-from vocab import GENERATED_KINDS, KINDS, ItemState, JobStatus
+from vocab import GENERATED_KINDS, KINDS, CallStatus, ItemState, JobStatus
 
 Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 COUNT_KEYS = {kind.value: KINDS[kind].plural for kind in GENERATED_KINDS}
@@ -229,8 +229,8 @@ async def _summary(services: Services, job: JobRow, duration: float) -> dict[str
         "uploads": {"uploaded": uploaded, "states": counts},
         "duration_seconds": round(duration, 3),
         "llm": {
-            "calls": sum(1 for c in calls if c.status == "done"),
-            "failed_calls": sum(1 for c in calls if c.status == "failed"),
+            "calls": sum(1 for c in calls if c.status == CallStatus.DONE),
+            "failed_calls": sum(1 for c in calls if c.status == CallStatus.FAILED),
             # every HTTP request, throttled and failed ones included (a failed job made them too)
             "requests": int(
                 (job.metadata.get("llm") or {}).get("requests") or sum(c.attempts for c in calls)

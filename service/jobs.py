@@ -32,6 +32,7 @@ from stages.providers.base import Provider
 from stages.vision import Vision, check_size, expanded_size, from_mapping, from_pasted
 from vocab import (
     FAILED_ITEM_STATES,
+    GENERATED_KINDS,
     OPEN_JOB_STATES,
     TERMINAL_JOB_STATES,
     ItemKind,
@@ -282,7 +283,7 @@ class JobManager:
         return "; ".join(parts) or "completed with errors"
 
     async def _traceability(self, job_id: str, vision: Vision) -> dict[str, Any]:
-        stories = [i.body for i in await self.store.items(job_id) if i.kind == "story"]
+        stories = [i.body for i in await self.store.items(job_id) if i.kind == ItemKind.STORY]
         sentences = [s.model_dump() for s in vision.sentences]
         return quality.traceability(sentences, stories)
 
@@ -291,7 +292,7 @@ class JobManager:
         items = [
             {"id": i.id, "kind": i.kind, "title": i.title, "parent_id": i.parent_id, "body": i.body}
             for i in await self.store.items(job_id)
-            if i.kind in ("epic", "feature", "story", "task", "test_case")
+            if i.kind in GENERATED_KINDS
         ]
         loop = asyncio.get_running_loop()
         vision_data = vision.model_dump(mode="json")

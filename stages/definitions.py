@@ -43,7 +43,7 @@ STAGES: dict[str, StageDef] = {
     for kind in GENERATED_KINDS
     if (stage := KINDS[kind].stage) is not None
 }
-LEVEL: dict[str, int] = {kind: n for n, kind in enumerate(GENERATED_KINDS)}
+LEVEL: dict[str, int] = {kind: KINDS[kind].level for kind in GENERATED_KINDS}
 
 
 def child_stages(kind: ItemKind | None, include_qa: bool) -> list[StageDef]:

@@ -26,15 +26,16 @@ class KindInfo:
     stage: str | None  # the stage that generates it (None: made by the uploader)
     parent: ItemKind | None  # the kind its stage expands (None: the vision, or not generated)
     label: str  # the short word a terminal's progress line counts it with
+    level: int  # its depth in the backlog (a test plan sits beside stories, a suite beside tasks)
 
 
 KINDS: dict[ItemKind, KindInfo] = {
-    ItemKind.EPIC: KindInfo("epics", "epics", None, "epics"),
-    ItemKind.FEATURE: KindInfo("features", "features", ItemKind.EPIC, "features"),
-    ItemKind.STORY: KindInfo("stories", "stories", ItemKind.FEATURE, "stories"),
-    ItemKind.TASK: KindInfo("tasks", "tasks", ItemKind.STORY, "tasks"),
-    ItemKind.TEST_CASE: KindInfo("test_cases", "test_cases", ItemKind.STORY, "tests"),
-    ItemKind.TEST_PLAN: KindInfo("test_plans", None, None, "plans"),
-    ItemKind.TEST_SUITE: KindInfo("test_suites", None, None, "suites"),
+    ItemKind.EPIC: KindInfo("epics", "epics", None, "epics", 0),
+    ItemKind.FEATURE: KindInfo("features", "features", ItemKind.EPIC, "features", 1),
+    ItemKind.STORY: KindInfo("stories", "stories", ItemKind.FEATURE, "stories", 2),
+    ItemKind.TASK: KindInfo("tasks", "tasks", ItemKind.STORY, "tasks", 3),
+    ItemKind.TEST_CASE: KindInfo("test_cases", "test_cases", ItemKind.STORY, "tests", 4),
+    ItemKind.TEST_PLAN: KindInfo("test_plans", None, None, "plans", 2),
+    ItemKind.TEST_SUITE: KindInfo("test_suites", None, None, "suites", 3),
 }
 GENERATED_KINDS: tuple[ItemKind, ...] = tuple(k for k, info in KINDS.items() if info.stage is not None)

@@ -46,6 +46,13 @@ class ItemState(StrEnum):
 FAILED_ITEM_STATES: tuple[ItemState, ...] = (ItemState.DEAD, ItemState.BLOCKED)
 
 
+class CallStatus(StrEnum):
+    """A committed LLM call: it produced its items, or it failed for good."""
+
+    DONE = "done"
+    FAILED = "failed"
+
+
 class UploadOutcome(StrEnum):
     """What uploading all of a job's items came to."""
 
