@@ -8,12 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from vocab import KINDS as KIND_TABLE
-from vocab import ItemKind, JobStatus
+from vocab import KINDS, ItemKind, JobStatus
 
-STAGE_OF = {kind: info.stage for kind, info in KIND_TABLE.items()}  # the stage that generates it
-
-KINDS: tuple[str, ...] = tuple(ItemKind)  # every kind is counted, in the table's order
+STAGE_OF = {kind: info.stage for kind, info in KINDS.items()}  # the stage that generates it
+COUNTED_KINDS: tuple[str, ...] = tuple(ItemKind)  # every kind is counted, in the table's order
 
 
 # What a job shows as its current action when nothing more specific is going on.
@@ -41,9 +39,9 @@ class Progress:
     calls_done: int = 0
     calls_failed: int = 0
     calls_pending: int = 0
-    generated: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    uploaded: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    failed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    generated: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTED_KINDS, 0))
+    uploaded: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTED_KINDS, 0))
+    failed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTED_KINDS, 0))
     unexpanded: dict[str, int] = field(default_factory=dict)  # pending calls by stage
     current_action: str = "Queued"
     current_agent: str = ""
@@ -91,7 +89,7 @@ class Progress:
                 "uploaded": self.uploaded[kind],
                 "failed": self.failed[kind],
             }
-            for kind in KINDS
+            for kind in COUNTED_KINDS
         }
         return {
             "jobId": self.job_id,

@@ -13,9 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from vocab import GENERATED_KINDS, ItemKind
-
-__all__ = ["GENERATED_KINDS", "ItemKind"]  # re-exported: the domain's kinds are the shared table's
+from vocab import ItemKind
 
 STORY_POINTS = (1, 2, 3, 5, 8, 13)  # the Fibonacci scale teams estimate with
 FIBONACCI = STORY_POINTS

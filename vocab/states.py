@@ -3,7 +3,7 @@
 Job: ``queued → running → completed | completed_with_errors | failed | cancelled``, with
 ``awaiting_upload`` (manual upload mode) and ``needs_credentials`` (no PAT) as resting states.
 Item: ``held → pending → in_flight → uploaded``; failures go to ``retry_wait`` or ``dead``, and the
-children of a dead item to ``blocked``.
+children of a dead item to ``blocked``. A committed LLM call is ``done`` or ``failed``.
 """
 
 from __future__ import annotations
@@ -20,11 +20,6 @@ class JobStatus(StrEnum):
     COMPLETED_WITH_ERRORS = "completed_with_errors"
     FAILED = "failed"
     CANCELLED = "cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        """True when nothing more happens to the job without a user's request."""
-        return self in TERMINAL_JOB_STATES
 
 
 TERMINAL_JOB_STATES: frozenset[JobStatus] = frozenset(

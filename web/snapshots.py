@@ -12,8 +12,7 @@ from typing import Any
 from outbox.records import JobRow
 from service.composition import Services
 from service.export import tree
-from service.progress import KINDS as COUNTED_KINDS
-from service.progress import action_of
+from service.progress import COUNTED_KINDS, action_of
 from vocab import FAILED_ITEM_STATES, KINDS, TERMINAL_JOB_STATES, ItemKind, ItemState
 from web.sse import etag_of
 
