@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from outbox.pg.store import DISCONNECTS, LeaseLost, PgStore
 from outbox.records import CallRow, EventRow, ItemRow, JobRow, NewEvent, NewItem
 from outbox.store import Store
+from vocab import JobStatus
 
 __all__ = ["DISCONNECTS", "LeaseLost", "StoreBackend", "open_store"]
 
@@ -40,11 +41,11 @@ class StoreBackend(Protocol):
     ) -> list[EventRow] | None: ...
     async def get_job(self, job_id: str) -> JobRow | None: ...
     async def list_jobs(self, limit: int = 100) -> list[JobRow]: ...
-    async def jobs_in(self, statuses: Iterable[str]) -> list[JobRow]: ...
+    async def jobs_in(self, statuses: Iterable[JobStatus]) -> list[JobRow]: ...
     async def set_job_status(
         self,
         job_id: str,
-        status: str,
+        status: JobStatus,
         *,
         error: str | None = None,
         events: Sequence[NewEvent] = (),

@@ -24,6 +24,7 @@ from outbox.pg import queue as pg
 from outbox.pg.store import PgStore
 from outbox.records import EventRow, ItemRow, NewEvent
 from outbox.store import Store
+from vocab import ItemState
 
 _CLAIM = """
 UPDATE items SET state = 'in_flight', lease_owner = :owner, lease_until = :until, fence = fence + 1,
@@ -45,7 +46,7 @@ RETURNING *
 """
 
 
-def _event(item: ItemRow | dict[str, Any], state: str, **extra: Any) -> NewEvent:
+def _event(item: ItemRow | dict[str, Any], state: ItemState, **extra: Any) -> NewEvent:
     get = item.get if isinstance(item, dict) else lambda k: getattr(item, k)
     payload = {"id": get("id"), "kind": get("kind"), "title": get("title"), "state": state, **extra}
     return NewEvent(type="upload", payload=payload)
@@ -91,7 +92,7 @@ async def mark_uploaded(
         )
         if cur.rowcount == 0:
             return []  # fenced out: a newer owner holds this item
-        ev = _event(item, "uploaded", adoId=ado_id, url=url, attempts=item.attempts)
+        ev = _event(item, ItemState.UPLOADED, adoId=ado_id, url=url, attempts=item.attempts)
         return await store.append_in(db, item.job_id, [ev])
 
 
@@ -117,7 +118,7 @@ async def mark_retry(
         )
         if cur.rowcount == 0:
             return []
-        ev = _event(item, "retry_wait", error=error[:500], attempts=item.attempts)
+        ev = _event(item, ItemState.RETRY_WAIT, error=error[:500], attempts=item.attempts)
         return await store.append_in(db, item.job_id, [ev])
 
 
@@ -157,8 +158,8 @@ async def mark_dead(
             " updated_at = ? WHERE id = ?",
             [(reason, now, b["id"]) for b in blocked],
         )
-        events = [_event(item, "dead", error=error[:500], attempts=item.attempts)]
-        events += [_event(b, "blocked", error=reason) for b in blocked]
+        events = [_event(item, ItemState.DEAD, error=error[:500], attempts=item.attempts)]
+        events += [_event(b, ItemState.BLOCKED, error=reason) for b in blocked]
         return await store.append_in(db, item.job_id, events)
 
 
@@ -200,7 +201,7 @@ async def block_orphans(store: StoreBackend, job_ids: Sequence[str]) -> list[Eve
                     " updated_at = ? WHERE id = ?",
                     (reason, now, row["id"]),
                 )
-                by_job.setdefault(row["job_id"], []).append(_event(row, "blocked", error=reason))
+                by_job.setdefault(row["job_id"], []).append(_event(row, ItemState.BLOCKED, error=reason))
             for job_id, new in by_job.items():
                 events += await store.append_in(db, job_id, new)
 
@@ -234,7 +235,7 @@ async def requeue(store: StoreBackend, job_id: str) -> list[EventRow]:
             " WHERE job_id = ? AND state IN ('dead', 'blocked')",
             (store.now(), job_id),
         )
-        return await store.append_in(db, job_id, [_event(r, "pending") for r in rows])
+        return await store.append_in(db, job_id, [_event(r, ItemState.PENDING) for r in rows])
 
 
 async def release_leases(store: StoreBackend, owner: str) -> int:

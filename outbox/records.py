@@ -7,8 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-TERMINAL_JOB_STATES = frozenset({"completed", "completed_with_errors", "failed", "cancelled"})
-ITEM_STATES = ("held", "pending", "in_flight", "uploaded", "retry_wait", "dead", "blocked")
+from vocab import CallStatus, ItemKind, ItemState, JobStatus
+
+ITEM_STATES: tuple[ItemState, ...] = tuple(ItemState)
 
 
 class _Row(BaseModel):
@@ -17,7 +18,7 @@ class _Row(BaseModel):
 
 class JobRow(_Row):
     id: str
-    status: str
+    status: JobStatus
     vision: dict[str, Any]
     options: dict[str, Any]
     metadata: dict[str, Any]
@@ -61,7 +62,7 @@ class CallRow(_Row):
     call_key: str
     stage: str
     parent_id: str | None
-    status: str
+    status: CallStatus
     prompt_hash: str
     attempts: int
     prompt_tokens: int = 0
@@ -74,12 +75,12 @@ class NewItem(_Row):
     id: str
     parent_id: str | None
     depends_on: tuple[str, ...] = ()
-    kind: str
+    kind: ItemKind
     level: int
     position: int
     title: str
     body: dict[str, Any]
-    state: str = "held"
+    state: ItemState = ItemState.HELD
 
 
 class ItemRow(_Row):
@@ -87,13 +88,13 @@ class ItemRow(_Row):
     job_id: str
     parent_id: str | None
     depends_on: tuple[str, ...]
-    kind: str
+    kind: ItemKind
     level: int
     position: int
     title: str
     body: dict[str, Any]
     call_key: str
-    state: str
+    state: ItemState
     attempts: int
     lease_owner: str | None
     lease_until: float | None

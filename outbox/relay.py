@@ -200,7 +200,7 @@ class Relay:
             return
         backoff = min(self.backoff_cap, self.backoff_base * 2 ** (row.attempts - 1))
         delay = max(backoff, exc.retry_after or 0.0)
-        log.info("upload_retry", error=str(exc), delay=round(delay, 3), reconcile=reconcile)
+        log.debug("upload_retry", error=str(exc), delay=round(delay, 3), reconcile=reconcile)
         await self._record(
             queue.mark_retry(
                 self.store, row, self.clock() + delay, str(exc), reconcile=reconcile, created_id=_created(exc)

@@ -20,7 +20,6 @@ import aiosqlite
 
 from outbox.migrate import migrate_sqlite
 from outbox.records import (
-    TERMINAL_JOB_STATES,
     CallRow,
     EventRow,
     ItemRow,
@@ -28,6 +27,7 @@ from outbox.records import (
     NewEvent,
     NewItem,
 )
+from vocab import TERMINAL_JOB_STATES, JobStatus
 
 Clock = Callable[[], float]
 
@@ -125,7 +125,9 @@ class Store:
                 " VALUES (?, 'queued', ?, ?, ?, ?, ?)",
                 (job_id, json.dumps(vision), json.dumps(options), json.dumps(metadata), now, now),
             )
-            return await self.append_in(db, job_id, [NewEvent(type="stage", payload={"status": "queued"})])
+            return await self.append_in(
+                db, job_id, [NewEvent(type="stage", payload={"status": JobStatus.QUEUED})]
+            )
 
     async def get_job(self, job_id: str) -> JobRow | None:
         async with self._r.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
@@ -137,7 +139,7 @@ class Store:
         async with self._r.execute(sql, (limit,)) as cur:
             return [JobRow.from_db(r) for r in await cur.fetchall()]
 
-    async def jobs_in(self, statuses: Iterable[str]) -> list[JobRow]:
+    async def jobs_in(self, statuses: Iterable[JobStatus]) -> list[JobRow]:
         wanted = list(statuses)
         marks = ",".join("?" * len(wanted))
         sql = f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY created_at"
@@ -147,7 +149,7 @@ class Store:
     async def set_job_status(
         self,
         job_id: str,
-        status: str,
+        status: JobStatus,
         *,
         error: str | None = None,
         events: Sequence[NewEvent] = (),

@@ -29,15 +29,10 @@ from service.settings import Settings, load_settings
 from service.uploads import read_secret
 from stages.errors import VisionError
 from stages.vision import parse_bytes
+from vocab import GENERATED_KINDS, KINDS, CallStatus, ItemState, JobStatus
 
 Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
-COUNT_KEYS = {
-    "epic": "epics",
-    "feature": "features",
-    "story": "stories",
-    "task": "tasks",
-    "test_case": "test_cases",
-}
+COUNT_KEYS = {kind.value: KINDS[kind].plural for kind in GENERATED_KINDS}
 
 
 def build_parser(extra: dict[str, tuple[str, Command]] | None = None) -> argparse.ArgumentParser:
@@ -165,7 +160,7 @@ async def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
     async with build_services(settings, os.environ) as services:
         job = await _job(services, args.job_id)
         print(f"job: {job.id}", flush=True)
-        if job.status == "needs_credentials" or job.status == "completed_with_errors":
+        if job.status in (JobStatus.NEEDS_CREDENTIALS, JobStatus.COMPLETED_WITH_ERRORS):
             await services.jobs.start_upload(job.id)
             return await _follow(services, job.id, args, started, already_started=True)
         return await _follow(services, job.id, args, started)
@@ -207,7 +202,7 @@ async def _follow(
     if services.emulator is not None and summary["uploads"]["uploaded"] and sys.stdin.isatty():
         # someone at a terminal wants to look at what was uploaded before the emulator goes away
         await _wait_for_enter("press Enter to stop the emulator and exit ")
-    return 0 if job.status == "completed" else 1
+    return 0 if job.status == JobStatus.COMPLETED else 1
 
 
 async def _wait_for_enter(prompt: str) -> None:
@@ -226,7 +221,7 @@ async def _summary(services: Services, job: JobRow, duration: float) -> dict[str
     counts = await services.store.item_counts(job.id)
     calls = await services.store.calls(job.id)
     generated = {COUNT_KEYS[k]: sum(counts.get(k, {}).values()) for k in COUNT_KEYS}
-    uploaded = sum(v.get("uploaded", 0) for v in counts.values())
+    uploaded = sum(v.get(ItemState.UPLOADED, 0) for v in counts.values())
     return {
         "job_id": job.id,
         "status": job.status,
@@ -234,8 +229,8 @@ async def _summary(services: Services, job: JobRow, duration: float) -> dict[str
         "uploads": {"uploaded": uploaded, "states": counts},
         "duration_seconds": round(duration, 3),
         "llm": {
-            "calls": sum(1 for c in calls if c.status == "done"),
-            "failed_calls": sum(1 for c in calls if c.status == "failed"),
+            "calls": sum(1 for c in calls if c.status == CallStatus.DONE),
+            "failed_calls": sum(1 for c in calls if c.status == CallStatus.FAILED),
             # every HTTP request, throttled and failed ones included (a failed job made them too)
             "requests": int(
                 (job.metadata.get("llm") or {}).get("requests") or sum(c.attempts for c in calls)

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from outbox.records import EventRow, ItemRow
 from service.broadcaster import Subscription
+from vocab import GENERATED_KINDS, KINDS, ItemKind, ItemState, JobStatus
 
 # C0 controls but tab and newline, DEL, C1 controls, and the bidi overrides that reorder what a
 # terminal shows ("Trojan Source"): generated text never reaches a terminal with any of them raw.
@@ -22,7 +23,7 @@ def terminal_safe(text: str) -> str:
     return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
-_SHORT = {"epic": "epics", "feature": "features", "story": "stories", "task": "tasks", "test_case": "tests"}
+_SHORT = {kind.value: KINDS[kind].label for kind in GENERATED_KINDS}
 
 
 class ProgressView:
@@ -42,7 +43,7 @@ class ProgressView:
             self.show(event)
             if event.type == "final" or (
                 event.type == "stage"
-                and event.payload.get("status") in ("awaiting_upload", "needs_credentials")
+                and event.payload.get("status") in (JobStatus.AWAITING_UPLOAD, JobStatus.NEEDS_CREDENTIALS)
             ):
                 return
 
@@ -53,7 +54,7 @@ class ProgressView:
             self._print(f"stage: {event.payload.get('stage') or event.payload.get('status')}")
         elif event.type == "error":
             self._print(f"error: {event.payload.get('message', '')}")
-        elif event.type == "upload" and event.payload.get("state") == "dead":
+        elif event.type == "upload" and event.payload.get("state") == ItemState.DEAD:
             self._print(f"upload failed: {event.payload.get('title', '')}: {event.payload.get('error', '')}")
         elif event.type == "final":
             self._progress(event.payload.get("progress") or {}, force=True)
@@ -92,15 +93,15 @@ def summary_tree(items: list[ItemRow], max_stories: int = 3) -> str:
     for it in items:
         kids.setdefault(it.parent_id, []).append(it)
     lines = []
-    for epic in (i for i in kids.get(None, []) if i.kind == "epic"):
+    for epic in (i for i in kids.get(None, []) if i.kind == ItemKind.EPIC):
         lines.append(f"Epic: {epic.title}{_mark(epic)}")
-        for feat in (i for i in kids.get(epic.id, []) if i.kind == "feature"):
+        for feat in (i for i in kids.get(epic.id, []) if i.kind == ItemKind.FEATURE):
             lines.append(f"  Feature: {feat.title}{_mark(feat)}")
-            stories = [i for i in kids.get(feat.id, []) if i.kind == "story"]
+            stories = [i for i in kids.get(feat.id, []) if i.kind == ItemKind.STORY]
             for story in stories[:max_stories]:
                 under = kids.get(story.id, [])
-                tasks = sum(1 for i in under if i.kind == "task")
-                tests = sum(1 for i in under if i.kind == "test_case")
+                tasks = sum(1 for i in under if i.kind == ItemKind.TASK)
+                tests = sum(1 for i in under if i.kind == ItemKind.TEST_CASE)
                 lines.append(f"    Story: {story.title} [{tasks} tasks, {tests} tests]{_mark(story)}")
             if len(stories) > max_stories:
                 lines.append(f"    … and {len(stories) - max_stories} more stories")
@@ -108,6 +109,6 @@ def summary_tree(items: list[ItemRow], max_stories: int = 3) -> str:
 
 
 def _mark(item: ItemRow) -> str:
-    if item.ado_id is not None and item.state == "uploaded":
+    if item.ado_id is not None and item.state == ItemState.UPLOADED:
         return f"  (#{item.ado_id})"
-    return "" if item.state in ("held", "uploaded") else f"  ({item.state})"
+    return "" if item.state in (ItemState.HELD, ItemState.UPLOADED) else f"  ({item.state})"

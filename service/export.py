@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from outbox.records import ItemRow
+from vocab import GENERATED_KINDS, KINDS, ItemKind
 
 _TYPE_NAMES = {
     "epic": "Epic",
@@ -19,7 +20,8 @@ _TYPE_NAMES = {
     "task": "Task",
     "test_case": "Test Case",
 }
-_CHILD_KEYS = {"epic": "features", "feature": "stories", "story": None}
+# what each kind lists under it, by the table (a story: its tasks, then its test cases)
+_CHILD_KINDS = {k: tuple(c for c in GENERATED_KINDS if KINDS[c].parent == k) for k in GENERATED_KINDS}
 _FIELDS = (
     "user_story",
     "acceptance_criteria",
@@ -51,15 +53,12 @@ def tree(items: list[ItemRow]) -> dict[str, Any]:
         out.update({k: it.body[k] for k in _FIELDS if k in it.body})
         out["upload"] = {"state": it.state, "ado_id": it.ado_id, "url": it.ado_url, "error": it.error}
         kids = sorted(children.get(it.id, []), key=lambda c: c.position)
-        if it.kind == "story":
-            out["tasks"] = [node(c) for c in kids if c.kind == "task"]
-            out["test_cases"] = [node(c) for c in kids if c.kind == "test_case"]
-        elif it.kind in ("epic", "feature"):
-            out[_CHILD_KEYS[it.kind] or ""] = [node(c) for c in kids]
+        for kind in _CHILD_KINDS.get(it.kind, ()):
+            out[KINDS[kind].plural] = [node(c) for c in kids if c.kind == kind]
         return out
 
-    roots = sorted((i for i in children.get(None, []) if i.kind == "epic"), key=lambda i: i.position)
-    return {"epics": [node(e) for e in roots]}
+    roots = sorted((i for i in children.get(None, []) if i.kind == ItemKind.EPIC), key=lambda i: i.position)
+    return {KINDS[ItemKind.EPIC].plural: [node(e) for e in roots]}
 
 
 def to_json(items: list[ItemRow]) -> str:
@@ -127,8 +126,8 @@ def to_csv(items: list[ItemRow]) -> str:
                 steps,
             ]
         )
-        for key in ("features", "stories", "tasks", "test_cases"):
-            for child in node.get(key, []):
+        for kind in _CHILD_KINDS.get(node["type"], ()):
+            for child in node.get(KINDS[kind].plural, []):
                 walk(child, depth + 1)
 
     for epic in tree(items)["epics"]:

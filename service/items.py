@@ -16,9 +16,10 @@ from service.progress import Progress
 from stages.definitions import STAGES, StageDef
 from stages.models import Item
 from stages.vision import Vision
+from vocab import KINDS, ItemKind, ItemState
 
 ID_NAMESPACE = uuid.UUID("7b0c55a2-54a4-4c59-9f5e-2f3d0b1c9a11")
-LEVELS = {"epic": 0, "feature": 1, "test_plan": 2, "story": 2, "test_suite": 3, "task": 3, "test_case": 4}
+LEVELS: dict[str, int] = {kind: info.level for kind, info in KINDS.items()}
 STAGES_BY_KIND = {s.kind for s in STAGES.values()}
 
 
@@ -32,7 +33,7 @@ class JobContext:
     vision: Vision
     limits: dict[str, int]
     include_qa: bool
-    item_state: str
+    item_state: ItemState
     progress: Progress
     items: dict[str, Item] = field(default_factory=dict)
     children: dict[str | None, list[Item]] = field(default_factory=dict)  # by parent id, in arrival order
@@ -52,7 +53,7 @@ class JobContext:
         """Index a generated item: every call reads its parent chain and neighbours, so no scans."""
         self.items[item.id] = item
         self.children.setdefault(item.parent_id, []).append(item)
-        if item.kind == "story":
+        if item.kind == ItemKind.STORY:
             self.stories.append(item)
 
     def chain(self, parent: Item | None) -> list[Item]:
@@ -76,8 +77,8 @@ def new_items(
     for pos, body in enumerate(bodies):
         item_id = str(uuid.uuid5(ID_NAMESPACE, f"{ctx.job_id}/{key}/{pos}"))
         depends: tuple[str, ...] = ()
-        if stage.kind == "test_case" and parent is not None:
-            depends = (derived_id(parent.id, "test_suite"),)
+        if stage.kind == ItemKind.TEST_CASE and parent is not None:
+            depends = (derived_id(parent.id, ItemKind.TEST_SUITE),)
         out.append(
             NewItem(
                 id=item_id,
@@ -91,19 +92,19 @@ def new_items(
                 state=ctx.item_state,
             )
         )
-        if ctx.include_qa and stage.kind in ("feature", "story"):
+        if ctx.include_qa and stage.kind in (ItemKind.FEATURE, ItemKind.STORY):
             out.append(derived(ctx, stage.kind, item_id, body["title"], parent))
     return out
 
 
 def derived(ctx: JobContext, kind: str, owner_id: str, title: str, parent: Item | None) -> NewItem:
     """The test plan of a feature, or the requirement-based test suite of a story."""
-    if kind == "feature":
+    if kind == ItemKind.FEATURE:
         return NewItem(
-            id=derived_id(owner_id, "test_plan"),
+            id=derived_id(owner_id, ItemKind.TEST_PLAN),
             parent_id=owner_id,
-            kind="test_plan",
-            level=LEVELS["test_plan"],
+            kind=ItemKind.TEST_PLAN,
+            level=LEVELS[ItemKind.TEST_PLAN],
             position=0,
             title=f"Test plan: {title}"[:255],
             body={
@@ -114,11 +115,11 @@ def derived(ctx: JobContext, kind: str, owner_id: str, title: str, parent: Item 
         )
     assert parent is not None
     return NewItem(
-        id=derived_id(owner_id, "test_suite"),
+        id=derived_id(owner_id, ItemKind.TEST_SUITE),
         parent_id=owner_id,
-        depends_on=(derived_id(parent.id, "test_plan"),),
-        kind="test_suite",
-        level=LEVELS["test_suite"],
+        depends_on=(derived_id(parent.id, ItemKind.TEST_PLAN),),
+        kind=ItemKind.TEST_SUITE,
+        level=LEVELS[ItemKind.TEST_SUITE],
         position=0,
         title=title,
         body={"title": title},

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from typing import Any, Protocol
 
@@ -15,21 +16,40 @@ import structlog
 
 from outbox.ado.preflight import CheckReport
 from outbox.backend import StoreBackend
-from outbox.records import TERMINAL_JOB_STATES, EventRow, JobRow, NewEvent
+from outbox.records import EventRow, JobRow, NewEvent
 from service.broadcaster import Broadcaster
 from service.errors import JobNotFound, JobStateError, QueueFull
 from service.items import JobContext
-from service.progress import Progress
+from service.progress import Progress, action_of
 from service.requests import JobOptions, JobRequest, resolve_options
 from service.runner import GenerationRunner, Limiter
 from service.settings import Settings
 from service.targets import check_job_target
 from service.uploads import UploadCoordinator
 from stages import advice, quality, scorecard
+from stages.models import Item
 from stages.providers.base import Provider
 from stages.vision import Vision, check_size, expanded_size, from_mapping, from_pasted
+from vocab import (
+    FAILED_ITEM_STATES,
+    GENERATED_KINDS,
+    OPEN_JOB_STATES,
+    TERMINAL_JOB_STATES,
+    ItemKind,
+    ItemState,
+    JobStatus,
+    UploadOutcome,
+)
 
 log = structlog.get_logger("backlogd.jobs")
+# Once generation has finished a job may upload (again): what it waited for, or what it left behind.
+_UPLOADABLE = (
+    JobStatus.AWAITING_UPLOAD,
+    JobStatus.NEEDS_CREDENTIALS,
+    JobStatus.COMPLETED_WITH_ERRORS,
+    JobStatus.COMPLETED,
+)
+_NOT_UPLOADED = (*FAILED_ITEM_STATES, ItemState.HELD, ItemState.PENDING)  # what _problems counts as stuck
 
 
 class JobLeases(Protocol):
@@ -134,7 +154,7 @@ class JobManager:
 
     async def resume_unfinished(self) -> list[str]:
         """Start every job a previous process left queued or running."""
-        jobs = await self.store.jobs_in(["queued", "running"])
+        jobs = await self.store.jobs_in(OPEN_JOB_STATES)
         for job in jobs:
             log.info("job_resumed", job_id=job.id)
             self.start(job.id)
@@ -166,28 +186,32 @@ class JobManager:
                     log.warning("job_interrupted", error=str(exc)[:200])  # it resumes where a lease is held
                     return job
                 log.exception("job_crashed")
-                return await self._finish(job.id, "failed", error=f"internal error: {exc}"[:500])
+                return await self._finish(job.id, JobStatus.FAILED, error=f"internal error: {exc}"[:500])
 
     async def _run(self, job: JobRow) -> JobRow:
         options = JobOptions.model_validate(job.options)
         vision = Vision.model_validate(job.vision)
         report = await self._preflight(job.id, options)
         if report is not None and report.fatal:  # before any LLM call: no tokens spent on a dead target
-            return await self._finish(job.id, "failed", error=f"pre-flight check failed: {report.summary()}")
+            return await self._finish(
+                job.id, JobStatus.FAILED, error=f"pre-flight check failed: {report.summary()}"
+            )
         if report is not None and options.include_qa and not report.qa_available:
             options = options.model_copy(update={"include_qa": False})
             self._warnings[job.id] = report.warnings()
             log.warning("job_runs_without_qa", reasons=self._warnings[job.id])
         progress = self._progress_for(job, options)
-        progress.status = "running"
-        await self._set_status(job.id, "running", stage="generation")
+        progress.status = JobStatus.RUNNING
+        await self._set_status(job.id, JobStatus.RUNNING, stage="generation")
         ctx = JobContext(
             job_id=job.id,
             vision=vision,
             limits=options.limits.model_dump(),
             include_qa=options.include_qa,
             progress=progress,
-            item_state="pending" if options.uploading and options.upload_mode == "streaming" else "held",
+            item_state=ItemState.PENDING
+            if options.uploading and options.upload_mode == "streaming"
+            else ItemState.HELD,
         )
         if options.uploading and self.uploads is not None:
             self.uploads.begin(job.id, options, progress)
@@ -196,6 +220,7 @@ class JobManager:
         except asyncio.CancelledError:
             log.info("job_generation_interrupted")
             raise
+        log.info("job_generated", items=_by_kind(ctx.items.values()), failed_calls=len(ctx.failed_calls))
         trace = await self._traceability(job.id, vision)
         card = await self.quality(job.id, vision, trace)
         await self.store.merge_metadata(
@@ -210,22 +235,22 @@ class JobManager:
         if not ctx.items:
             return await self._finish(
                 job.id,
-                "failed",
+                JobStatus.FAILED,
                 error="no epics could be generated: " + "; ".join(ctx.failed_calls.values())[:500],
             )
         if options.uploading and self.uploads is not None:
             if options.upload_mode == "manual":
-                return await self._finish(job.id, "awaiting_upload")
+                return await self._finish(job.id, JobStatus.AWAITING_UPLOAD)
             progress.current_action, progress.current_agent = "Uploading to Azure DevOps", "Uploader"
             outcome = await self.uploads.upload(job.id, options, progress)
-            if outcome == "needs_credentials":
-                return await self._finish(job.id, "needs_credentials")
-            clean = outcome == "uploaded" and not ctx.failed_calls
+            if outcome == UploadOutcome.NEEDS_CREDENTIALS:
+                return await self._finish(job.id, JobStatus.NEEDS_CREDENTIALS)
+            clean = outcome == UploadOutcome.UPLOADED and not ctx.failed_calls
         else:
             clean = not ctx.failed_calls
         if clean:
-            return await self._finish(job.id, "completed")
-        return await self._finish(job.id, "completed_with_errors", error=await self._problems(job.id))
+            return await self._finish(job.id, JobStatus.COMPLETED)
+        return await self._finish(job.id, JobStatus.COMPLETED_WITH_ERRORS, error=await self._problems(job.id))
 
     async def _preflight(self, job_id: str, options: JobOptions) -> CheckReport | None:
         """The target checked before generating; a manual upload may go to a target readied later."""
@@ -242,15 +267,13 @@ class JobManager:
         """One line for the job: how many calls and uploads failed, and the first reason."""
         job = await self._job(job_id)
         failed_calls: dict[str, str] = job.metadata.get("failed_calls") or {}
-        stuck = [
-            i for i in await self.store.items(job_id) if i.state in ("dead", "blocked", "held", "pending")
-        ]
+        stuck = [i for i in await self.store.items(job_id) if i.state in _NOT_UPLOADED]
         parts = []
         if failed_calls:
             parts.append(
                 f"{len(failed_calls)} generation calls failed ({next(iter(failed_calls.values()))[:160]})"
             )
-        dead = [i for i in stuck if i.state == "dead"]
+        dead = [i for i in stuck if i.state == ItemState.DEAD]
         if stuck:
             first = (dead or stuck)[0]
             parts.append(
@@ -260,7 +283,7 @@ class JobManager:
         return "; ".join(parts) or "completed with errors"
 
     async def _traceability(self, job_id: str, vision: Vision) -> dict[str, Any]:
-        stories = [i.body for i in await self.store.items(job_id) if i.kind == "story"]
+        stories = [i.body for i in await self.store.items(job_id) if i.kind == ItemKind.STORY]
         sentences = [s.model_dump() for s in vision.sentences]
         return quality.traceability(sentences, stories)
 
@@ -269,7 +292,7 @@ class JobManager:
         items = [
             {"id": i.id, "kind": i.kind, "title": i.title, "parent_id": i.parent_id, "body": i.body}
             for i in await self.store.items(job_id)
-            if i.kind in ("epic", "feature", "story", "task", "test_case")
+            if i.kind in GENERATED_KINDS
         ]
         loop = asyncio.get_running_loop()
         vision_data = vision.model_dump(mode="json")
@@ -292,24 +315,21 @@ class JobManager:
             self._progress[job.id] = progress
         return progress
 
-    async def _set_status(self, job_id: str, status: str, **payload: Any) -> list[EventRow]:
+    async def _set_status(self, job_id: str, status: JobStatus, **payload: Any) -> list[EventRow]:
         events = await self.store.set_job_status(
             job_id, status, events=[NewEvent(type="stage", payload={"status": status, **payload})]
         )
         self.publish(events)
         return events
 
-    async def _finish(self, job_id: str, status: str, error: str | None = None) -> JobRow:
+    async def _finish(self, job_id: str, status: JobStatus, error: str | None = None) -> JobRow:
         progress = self._progress.get(job_id)
         payload: dict[str, Any] = {"status": status, "error": error}
         if self._warnings.get(job_id):
             payload["warnings"] = self._warnings[job_id]
         if progress is not None:
             progress.status = status
-            progress.current_action = {
-                "awaiting_upload": "Waiting for a manual upload",
-                "needs_credentials": "Waiting for Azure DevOps credentials",
-            }.get(status, "Finished")
+            progress.current_action = action_of(status)
             final = status in TERMINAL_JOB_STATES
             progress.update_percent(final=final)
             payload["progress"] = progress.snapshot(time.monotonic(), time.time())
@@ -318,7 +338,7 @@ class JobManager:
             job_id, status, error=error, events=[NewEvent(type=kind, payload=payload)]
         )
         self.publish(events)
-        log.info("job_finished", job_id=job_id, status=status)
+        log.info("job_finished", job_id=job_id, status=status, **({"error": error[:200]} if error else {}))
         if status in TERMINAL_JOB_STATES:
             self._forget(job_id)
         return await self._job(job_id)
@@ -348,34 +368,34 @@ class JobManager:
             await asyncio.gather(task, return_exceptions=True)
         if self.uploads is not None:
             await self.uploads.cancel(job_id)
-        return await self._finish(job_id, "cancelled")
+        return await self._finish(job_id, JobStatus.CANCELLED)
 
     async def start_upload(self, job_id: str, pat: str | None = None) -> None:
         """Manual mode, or after new credentials: upload what the job generated."""
         job = await self._job(job_id)
         if self.uploads is None or not JobOptions.model_validate(job.options).uploading:
             raise JobStateError(f"job {job_id} has no upload target")
-        if job.status not in ("awaiting_upload", "needs_credentials", "completed_with_errors", "completed"):
+        if job.status not in _UPLOADABLE:
             raise JobStateError(f"job {job_id} is {job.status}; it can upload once generation has finished")
         if self.leases is not None and not await self.leases.acquire(job_id):
             raise JobStateError(f"job {job_id} is being worked on by another instance")
         if pat:
             self.uploads.remember_pat(job_id, pat)
-        await self._set_status(job_id, "running", stage="upload")  # streams and ETags see the restart
+        await self._set_status(job_id, JobStatus.RUNNING, stage="upload")  # streams and ETags see the restart
         self._track(job_id, asyncio.create_task(self._upload_leased(job_id), name=f"upload-{job_id}"))
 
     async def retry_uploads(self, job_id: str, pat: str | None = None) -> int:
         job = await self._job(job_id)
         if self.uploads is None:
             raise JobStateError("uploads are disabled (azure_devops.target: none)")
-        if job.status == "running":
+        if job.status == JobStatus.RUNNING:
             raise JobStateError(f"job {job_id} is still running")
-        if job.status == "failed" and (job.metadata.get("preflight") or {}).get("fatal"):
+        if job.status == JobStatus.FAILED and (job.metadata.get("preflight") or {}).get("fatal"):
             # Stopped by its pre-flight before generating anything: with new credentials (or a fixed
             # target) it starts over from the check.
             if pat:
                 self.uploads.remember_pat(job_id, pat)
-            await self._set_status(job_id, "queued", stage="preflight")
+            await self._set_status(job_id, JobStatus.QUEUED, stage="preflight")
             self.start(job_id)
             return 0
         moved = await self.uploads.requeue(job_id)
@@ -398,16 +418,16 @@ class JobManager:
             for kind, states in (await self.store.item_counts(job_id)).items():
                 if kind in progress.generated:
                     progress.generated[kind] = sum(states.values())
-                    progress.uploaded[kind] = states.get("uploaded", 0)
-                    progress.failed[kind] = states.get("dead", 0) + states.get("blocked", 0)
+                    progress.uploaded[kind] = states.get(ItemState.UPLOADED, 0)
+                    progress.failed[kind] = sum(states.get(s, 0) for s in FAILED_ITEM_STATES)
         failed_calls = job.metadata.get("failed_calls") or {}
         assert self.uploads is not None
         outcome = await self.uploads.upload(job_id, options, progress)
-        if outcome == "needs_credentials":
-            return await self._finish(job_id, "needs_credentials")
-        if outcome == "uploaded" and not failed_calls:
-            return await self._finish(job_id, "completed")
-        return await self._finish(job_id, "completed_with_errors", error=await self._problems(job_id))
+        if outcome == UploadOutcome.NEEDS_CREDENTIALS:
+            return await self._finish(job_id, JobStatus.NEEDS_CREDENTIALS)
+        if outcome == UploadOutcome.UPLOADED and not failed_calls:
+            return await self._finish(job_id, JobStatus.COMPLETED)
+        return await self._finish(job_id, JobStatus.COMPLETED_WITH_ERRORS, error=await self._problems(job_id))
 
     # ----- queries ----------------------------------------------------------------------------
 
@@ -449,6 +469,12 @@ class JobManager:
 
 def parse_request_vision(vision: str | dict[str, Any]) -> Vision:
     return from_pasted(vision) if isinstance(vision, str) else from_mapping(vision)
+
+
+def _by_kind(items: Iterable[Item]) -> dict[str, int]:
+    """How many items of each kind (the kinds that have any), for the ``job_generated`` line."""
+    counts = Counter(str(item.kind) for item in items)
+    return {kind.value: counts[kind] for kind in ItemKind if counts[kind]}
 
 
 def _llm_tally(job: JobRow, ctx: JobContext) -> dict[str, Any]:

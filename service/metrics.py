@@ -18,16 +18,23 @@ from outbox.records import EventRow
 from service.broadcaster import Broadcaster
 from stages.errors import ProviderPermanent, ProviderThrottled, ProviderTransient
 from stages.providers.base import Completion, CompletionRequest, Provider
+from vocab import ItemState, JobStatus
 
 LLM_OUTCOMES = ("ok", "truncated", "throttled", "transient_error", "permanent_error", "error")
-UPLOAD_OUTCOMES = ("uploaded", "retry_wait", "dead", "blocked", "pending")
+UPLOAD_OUTCOMES = (
+    ItemState.UPLOADED,
+    ItemState.RETRY_WAIT,
+    ItemState.DEAD,
+    ItemState.BLOCKED,
+    ItemState.PENDING,
+)
 JOB_ENDINGS = (
-    "completed",
-    "completed_with_errors",
-    "failed",
-    "cancelled",
-    "awaiting_upload",
-    "needs_credentials",
+    JobStatus.COMPLETED,
+    JobStatus.COMPLETED_WITH_ERRORS,
+    JobStatus.FAILED,
+    JobStatus.CANCELLED,
+    JobStatus.AWAITING_UPLOAD,
+    JobStatus.NEEDS_CREDENTIALS,
 )
 # LLM calls take from ~50 ms (a local model's short answer) to minutes (a long completion).
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0)

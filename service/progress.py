@@ -8,7 +8,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("epic", "feature", "story", "task", "test_case", "test_plan", "test_suite")
+from vocab import KINDS, ItemKind, JobStatus
+
+STAGE_OF = {kind: info.stage for kind, info in KINDS.items()}  # the stage that generates it
+COUNTED_KINDS: tuple[str, ...] = tuple(ItemKind)  # every kind is counted, in the table's order
+
+
+# What a job shows as its current action when nothing more specific is going on.
+_ACTIONS = {
+    JobStatus.QUEUED: "Queued",
+    JobStatus.RUNNING: "Working",
+    JobStatus.AWAITING_UPLOAD: "Waiting for a manual upload",
+    JobStatus.NEEDS_CREDENTIALS: "Waiting for Azure DevOps credentials",
+}
+
+
+def action_of(status: JobStatus) -> str:
+    """The action a job in ``status`` shows by default ("Finished" once it has ended)."""
+    return _ACTIONS.get(status, "Finished")
 
 
 @dataclass
@@ -18,13 +35,13 @@ class Progress:
     include_qa: bool
     uploading: bool
     started_at: float
-    status: str = "queued"
+    status: JobStatus = JobStatus.QUEUED
     calls_done: int = 0
     calls_failed: int = 0
     calls_pending: int = 0
-    generated: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    uploaded: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    failed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    generated: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTED_KINDS, 0))
+    uploaded: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTED_KINDS, 0))
+    failed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTED_KINDS, 0))
     unexpanded: dict[str, int] = field(default_factory=dict)  # pending calls by stage
     current_action: str = "Queued"
     current_agent: str = ""
@@ -37,9 +54,9 @@ class Progress:
         per_feature = 1 + lim["max_stories_per_feature"] * per_story
         per_epic = 1 + lim["max_features_per_epic"] * per_feature
         below = {
-            "epics": lim["max_epics"] * per_epic,
-            "features": lim["max_features_per_epic"] * per_feature,
-            "stories": lim["max_stories_per_feature"] * per_story,
+            STAGE_OF[ItemKind.EPIC]: lim["max_epics"] * per_epic,
+            STAGE_OF[ItemKind.FEATURE]: lim["max_features_per_epic"] * per_feature,
+            STAGE_OF[ItemKind.STORY]: lim["max_stories_per_feature"] * per_story,
         }
         return sum(n * below.get(stage, 0) for stage, n in self.unexpanded.items())
 
@@ -72,7 +89,7 @@ class Progress:
                 "uploaded": self.uploaded[kind],
                 "failed": self.failed[kind],
             }
-            for kind in KINDS
+            for kind in COUNTED_KINDS
         }
         return {
             "jobId": self.job_id,

@@ -38,6 +38,7 @@ from stages.errors import (
 )
 from stages.models import Item
 from stages.providers.base import Completion, CompletionRequest, Provider
+from vocab import CallStatus, ItemKind
 
 log = structlog.get_logger("backlogd.runner")
 
@@ -92,7 +93,7 @@ class GenerationRunner:
             if row.kind in STAGES_BY_KIND:
                 ctx.add(as_item(ctx.job_id, row))
                 ctx.progress.generated[row.kind] += 1
-        ctx.progress.calls_done = sum(1 for c in done.values() if c.status == "done")
+        ctx.progress.calls_done = sum(1 for c in done.values() if c.status == CallStatus.DONE)
         if self.pipeline == "stages":
             await self._run_stages(ctx, done)
             return
@@ -130,7 +131,7 @@ class GenerationRunner:
     ) -> bool:
         """Whether this call must run; a call committed earlier is skipped but its subtree expanded."""
         key = call_key(stage.name, parent.id if parent else None)
-        if key in done and done[key].status == "done":
+        if key in done and done[key].status == CallStatus.DONE:
             for child in self._children_of(ctx, parent):
                 for sub in child_stages(child.kind, ctx.include_qa):
                     spawn(sub, child)
@@ -227,19 +228,19 @@ class GenerationRunner:
                     regenerations += 1
                     raise OutputInvalid(problems, raw=completion.content)
             except OutputTruncated:
-                log.info("llm_answer_truncated", attempt=tally.attempts, max_items=max_items)
+                log.debug("llm_answer_truncated", attempt=tally.attempts, max_items=max_items)
                 if tally.attempts >= self.llm.max_attempts:
                     raise
                 max_items, repair, previous = max(1, max_items // 2), None, ""
                 continue
             except OutputInvalid as exc:
-                log.info("llm_answer_rejected", attempt=tally.attempts, problems=exc.problems[:5])
+                log.debug("llm_answer_rejected", attempt=tally.attempts, problems=exc.problems[:5])
                 if tally.attempts >= self.llm.max_attempts + regenerations:
                     raise
                 repair, previous = exc.problems, completion.content[:4000]
                 continue
             if accepted.repairs:
-                log.info("llm_answer_repaired", repairs=len(accepted.repairs), first=accepted.repairs[:3])
+                log.debug("llm_answer_repaired", repairs=len(accepted.repairs), first=accepted.repairs[:3])
                 ctx.note_repairs(accepted.repairs)
             return CallOutcome(
                 accepted.bodies, tally.attempts, prompt_hash(request), tokens[0], tokens[1], latency * 1000
@@ -276,7 +277,7 @@ class GenerationRunner:
 
     async def _quality(self, ctx: JobContext, stage: StageDef, bodies: list[dict[str, Any]]) -> list[str]:
         """Hard checks (cut-off or repeated titles, personas that are not users), then near-duplicates."""
-        if stage.kind not in ("story", "test_case"):
+        if stage.kind not in (ItemKind.STORY, ItemKind.TEST_CASE):
             return []
         loop = asyncio.get_running_loop()
         titles = [i.title for i in ctx.items.values() if i.kind == stage.kind]
@@ -284,7 +285,7 @@ class GenerationRunner:
         problems = await loop.run_in_executor(
             self.pool, gate.hard_problems, stage.kind, bodies, titles, vision
         )
-        if stage.kind != "story":
+        if stage.kind != ItemKind.STORY:
             return problems
         new = [(b["title"], b["user_story"]) for b in bodies]
         existing = [(i.title, str(i.body.get("user_story", ""))) for i in ctx.stories]
@@ -308,7 +309,7 @@ class GenerationRunner:
             call_key=key,
             stage=stage.name,
             parent_id=parent.id if parent else None,
-            status="done",
+            status=CallStatus.DONE,
             prompt_hash=outcome.prompt_hash,
             attempts=outcome.attempts,
             prompt_tokens=outcome.prompt_tokens,
@@ -335,7 +336,7 @@ class GenerationRunner:
             )
         events.append(NewEvent(type="progress", payload=p.snapshot(self.clock(), time.time())))
         self.publish(await self.store.commit_call(call, items, events))
-        log.info(
+        log.debug(
             "llm_call_committed",
             items=len(items),
             attempts=outcome.attempts,
@@ -356,7 +357,7 @@ class GenerationRunner:
             call_key=key,
             stage=stage.name,
             parent_id=parent.id if parent else None,
-            status="failed",
+            status=CallStatus.FAILED,
             prompt_hash="",
             attempts=attempts,
             error=error[:2000],

@@ -32,6 +32,7 @@ from service.progress import Progress
 from service.requests import JobOptions
 from service.settings import AzureDevOpsSettings
 from service.targets import may_use_server_pat
+from vocab import FAILED_ITEM_STATES, ItemState, UploadOutcome
 
 log = structlog.get_logger("backlogd.uploads")
 GateFactory = Callable[[str], AdaptiveLimiter]  # one per ADO identity, shared by its jobs
@@ -256,12 +257,12 @@ class UploadCoordinator:
         if options.upload_mode == "streaming" and self.has_credentials(job_id, options):
             self.relay.activate(job_id)
 
-    async def upload(self, job_id: str, options: JobOptions, progress: Progress) -> str:
-        """Upload everything the job has; returns 'uploaded', 'errors' or 'needs_credentials'."""
+    async def upload(self, job_id: str, options: JobOptions, progress: Progress) -> UploadOutcome:
+        """Upload everything the job has and say what it came to."""
         self._progress[job_id] = progress
         if not self.has_credentials(job_id, options):
             log.warning("upload_needs_credentials", job_id=job_id, pat_env=self.settings.pat_env)
-            return "needs_credentials"
+            return UploadOutcome.NEEDS_CREDENTIALS
         await queue.release(self.store, job_id)
         self.relay.activate(job_id)
         try:
@@ -271,8 +272,14 @@ class UploadCoordinator:
         await self._stop_tick(job_id)  # a debounced progress must not land after the job's final event
         await self._emit_progress(job_id)
         counts = await self.store.item_counts(job_id)
-        stuck = sum(n for states in counts.values() for s, n in states.items() if s != "uploaded")
-        return "uploaded" if stuck == 0 else "errors"
+        by_state: dict[str, int] = {}
+        for states in counts.values():
+            for state, n in states.items():
+                by_state[state] = by_state.get(state, 0) + n
+        stuck = sum(n for state, n in by_state.items() if state != ItemState.UPLOADED)
+        outcome = UploadOutcome.UPLOADED if stuck == 0 else UploadOutcome.ERRORS
+        log.info("job_uploaded", job_id=job_id, outcome=outcome, items=by_state)
+        return outcome
 
     async def requeue(self, job_id: str) -> int:
         events = await queue.requeue(self.store, job_id)
@@ -297,11 +304,11 @@ class UploadCoordinator:
             if ev.type != "upload" or progress is None:
                 continue
             kind, state = ev.payload["kind"], ev.payload["state"]
-            if state == "uploaded":
+            if state == ItemState.UPLOADED:
                 progress.uploaded[kind] += 1
-            elif state in ("dead", "blocked"):
+            elif state in FAILED_ITEM_STATES:
                 progress.failed[kind] += 1
-            elif state == "pending":
+            elif state == ItemState.PENDING:
                 progress.failed[kind] = max(0, progress.failed[kind] - 1)
             if ev.job_id not in self._tick:
                 self._tick[ev.job_id] = asyncio.get_running_loop().create_task(self._debounced(ev.job_id))

@@ -15,10 +15,11 @@ from importlib import resources
 from typing import Any
 
 from stages.capabilities import is_cross_cutting
-from stages.models import Item, ItemKind
+from stages.models import Item
 from stages.providers.base import ChatMessage, CompletionRequest
 from stages.schema import request_schema
 from stages.vision import Sentence, Vision
+from vocab import GENERATED_KINDS, KINDS, ItemKind
 
 
 @dataclass(frozen=True)
@@ -30,19 +31,26 @@ class StageDef:
     agent: str  # shown to users as the "current agent"
 
 
-STAGES: dict[str, StageDef] = {
-    "epics": StageDef("epics", "epic", None, "max_epics", "Epic strategist"),
-    "features": StageDef("features", "feature", "epic", "max_features_per_epic", "Feature decomposer"),
-    "stories": StageDef("stories", "story", "feature", "max_stories_per_feature", "Story writer"),
-    "tasks": StageDef("tasks", "task", "story", "max_tasks_per_story", "Developer"),
-    "test_cases": StageDef("test_cases", "test_case", "story", "max_test_cases_per_story", "QA lead"),
+_LIMITS = {
+    ItemKind.EPIC: ("max_epics", "Epic strategist"),
+    ItemKind.FEATURE: ("max_features_per_epic", "Feature decomposer"),
+    ItemKind.STORY: ("max_stories_per_feature", "Story writer"),
+    ItemKind.TASK: ("max_tasks_per_story", "Developer"),
+    ItemKind.TEST_CASE: ("max_test_cases_per_story", "QA lead"),
 }
-LEVEL: dict[str, int] = {"epic": 0, "feature": 1, "story": 2, "task": 3, "test_case": 4}
+STAGES: dict[str, StageDef] = {
+    stage: StageDef(stage, kind, KINDS[kind].parent, *_LIMITS[kind])
+    for kind in GENERATED_KINDS
+    if (stage := KINDS[kind].stage) is not None
+}
+LEVEL: dict[str, int] = {kind: KINDS[kind].level for kind in GENERATED_KINDS}
 
 
 def child_stages(kind: ItemKind | None, include_qa: bool) -> list[StageDef]:
     """The stages that run once an item of ``kind`` is committed (``None``: the vision)."""
-    return [s for s in STAGES.values() if s.parent_kind == kind and (include_qa or s.name != "test_cases")]
+    return [
+        s for s in STAGES.values() if s.parent_kind == kind and (include_qa or s.kind != ItemKind.TEST_CASE)
+    ]
 
 
 def call_key(stage: str, parent_id: str | None) -> str:

@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-ItemKind = Literal["epic", "feature", "story", "task", "test_case", "test_plan", "test_suite"]
-GENERATED_KINDS: tuple[ItemKind, ...] = ("epic", "feature", "story", "task", "test_case")
+from vocab import ItemKind
+
 STORY_POINTS = (1, 2, 3, 5, 8, 13)  # the Fibonacci scale teams estimate with
 FIBONACCI = STORY_POINTS
 ACTIVITIES = ("Development", "Design", "Testing", "Documentation", "Deployment", "Requirements")

@@ -27,18 +27,10 @@ from prometheus_client.registry import Collector
 
 from outbox.records import ITEM_STATES
 from service.composition import Services
+from vocab import OPEN_JOB_STATES, JobStatus
 from web.keys import DRAINING, SERVICES, STREAMS
 
-JOB_STATES = (
-    "queued",
-    "running",
-    "awaiting_upload",
-    "needs_credentials",
-    "completed",
-    "completed_with_errors",
-    "failed",
-    "cancelled",
-)
+JOB_STATES: tuple[JobStatus, ...] = tuple(JobStatus)
 _ADAPTIVE = ("limit", "ceiling", "in_use", "waiting")
 
 
@@ -64,9 +56,9 @@ class LiveCollector(Collector):
         store = self._app[SERVICES].store
         jobs = await store.jobs_in(JOB_STATES)
         self.jobs = {state: sum(1 for j in jobs if j.status == state) for state in JOB_STATES}
-        items = dict.fromkeys(ITEM_STATES, 0)
+        items: dict[str, int] = dict.fromkeys(ITEM_STATES, 0)
         for job in jobs:
-            if job.status in ("queued", "running"):
+            if job.status in OPEN_JOB_STATES:
                 for states in (await store.item_counts(job.id)).values():
                     for state, n in states.items():
                         items[state] = items.get(state, 0) + n

@@ -9,13 +9,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from outbox.records import TERMINAL_JOB_STATES, JobRow
+from outbox.records import JobRow
 from service.composition import Services
 from service.export import tree
-from service.progress import KINDS
+from service.progress import COUNTED_KINDS, action_of
+from vocab import FAILED_ITEM_STATES, KINDS, TERMINAL_JOB_STATES, ItemKind, ItemState
 from web.sse import etag_of
-
-_FAILED = ("dead", "blocked")
 
 
 def links(job_id: str) -> dict[str, str]:
@@ -60,10 +59,10 @@ def per_kind(counts: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
     return {
         kind: {
             "generated": sum(counts.get(kind, {}).values()),
-            "uploaded": counts.get(kind, {}).get("uploaded", 0),
-            "failed": sum(counts.get(kind, {}).get(s, 0) for s in _FAILED),
+            "uploaded": counts.get(kind, {}).get(ItemState.UPLOADED, 0),
+            "failed": sum(counts.get(kind, {}).get(s, 0) for s in FAILED_ITEM_STATES),
         }
-        for kind in KINDS
+        for kind in COUNTED_KINDS
     }
 
 
@@ -84,7 +83,7 @@ async def progress_snapshot(services: Services, job: JobRow) -> dict[str, Any]:
         "jobId": job.id,
         "status": job.status,
         "progress": 100.0 if terminal else float(snap.get("progress", 0.0)),
-        "currentAction": snap.get("currentAction") or _action_of(job.status),
+        "currentAction": snap.get("currentAction") or action_of(job.status),
         "currentAgent": snap.get("currentAgent", ""),
         "counts": counts,
         "etaSeconds": 0.0 if terminal else snap.get("etaSeconds"),
@@ -106,15 +105,6 @@ async def _last_progress(services: Services, job: JobRow) -> dict[str, Any] | No
     return None
 
 
-def _action_of(status: str) -> str:
-    return {
-        "queued": "Queued",
-        "running": "Working",
-        "awaiting_upload": "Waiting for a manual upload",
-        "needs_credentials": "Waiting for Azure DevOps credentials",
-    }.get(status, "Finished")
-
-
 async def backlog_view(services: Services, job: JobRow) -> dict[str, Any]:
     """The tree (epics → features → stories → tasks/test cases) with each item's upload state."""
     items = await services.store.items(job.id)
@@ -126,7 +116,7 @@ async def backlog_view(services: Services, job: JobRow) -> dict[str, Any]:
             "upload": {"state": it.state, "ado_id": it.ado_id, "url": it.ado_url, "error": it.error},
         }
         for it in items
-        if it.kind in ("test_plan", "test_suite")
+        if it.kind in (ItemKind.TEST_PLAN, ItemKind.TEST_SUITE)
     ]
     return {
         "job_id": job.id,
@@ -134,6 +124,6 @@ async def backlog_view(services: Services, job: JobRow) -> dict[str, Any]:
         "status": job.status,
         "last_seq": job.last_seq,
         **tree(items),
-        "test_plans": qa,
+        KINDS[ItemKind.TEST_PLAN].plural: qa,
         "counts": per_kind(await services.store.item_counts(job.id)),
     }

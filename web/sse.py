@@ -17,9 +17,10 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
 from outbox.backend import StoreBackend
-from outbox.records import TERMINAL_JOB_STATES, EventRow
+from outbox.records import EventRow
 from service.broadcaster import Subscription
 from service.errors import JobNotFound
+from vocab import TERMINAL_JOB_STATES
 from web.errors import BadRequest
 from web.keys import DRAINING, SERVICES, SETTINGS, STREAMS
 from web.streams import LiveStream, StreamRegistry

@@ -23,6 +23,7 @@ from outbox.ado.process import missing_type_error
 from outbox.ado.testplans import TestPlans
 from outbox.ado.types import AdoTarget, ProcessProfile, Uploaded, UploadItem
 from outbox.ado.urls import AdoUrls
+from vocab import ItemKind
 
 _IDS_PER_GET = 200
 _NODE_LAG_CODES = ("TF401347", "TF400497")  # invalid tree path (work item, test plan)
@@ -97,9 +98,9 @@ class AdoClient:
             return await self._find_existing(item)
 
     async def _find_existing(self, item: UploadItem) -> Uploaded | None:
-        if item.kind == "test_plan":
+        if item.kind == ItemKind.TEST_PLAN:
             return await self._plans.find_plan(item)
-        if item.kind == "test_suite":
+        if item.kind == ItemKind.TEST_SUITE:
             return await self._plans.find_suite(item)
         tag = mapping.tag_of(item.key)
         query = (
@@ -129,9 +130,9 @@ class AdoClient:
     async def _upload(self, item: UploadItem, profile: ProcessProfile, reconcile: bool) -> Uploaded:
         if profile.type_for(item.kind) is None:
             raise missing_type_error(profile.process, item.kind)
-        if item.kind == "test_plan":
+        if item.kind == ItemKind.TEST_PLAN:
             return await self._upload_plan(item, profile, reconcile)
-        if item.kind == "test_suite":
+        if item.kind == ItemKind.TEST_SUITE:
             return await self._upload_suite(item, reconcile)
         found: Uploaded | None = None
         if item.existing_ado_id is not None:
@@ -139,7 +140,7 @@ class AdoClient:
         elif reconcile:
             found = await self._find_existing(item)
         uploaded = found or await self._create(item, profile)
-        if item.kind == "test_case":
+        if item.kind == ItemKind.TEST_CASE:
             await self._add_to_suite(item, uploaded)
         return uploaded
 

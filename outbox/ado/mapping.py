@@ -16,6 +16,7 @@ from typing import Any
 from outbox.ado import richtext
 from outbox.ado.process import missing_type_error
 from outbox.ado.types import ProcessProfile, UploadItem
+from vocab import ItemKind
 
 TITLE = "System.Title"
 DESCRIPTION = "System.Description"
@@ -70,8 +71,8 @@ def work_item_patch(
         if ref in _ALWAYS or profile.has_field(type_name, ref)
     ]
     if item.parent_ado_id is not None:
-        rel = TESTS_REL if item.kind == "test_case" else PARENT_REL
-        if item.kind == "feature" and profile.flat_hierarchy:
+        rel = TESTS_REL if item.kind == ItemKind.TEST_CASE else PARENT_REL
+        if item.kind == ItemKind.FEATURE and profile.flat_hierarchy:
             rel = RELATED_REL  # Basic: a feature-Epic stands beside its epic, related, not nested
         link = {"rel": rel, "url": relation_url(item.parent_ado_id)}
         ops.append({"op": "add", "path": "/relations/-", "value": link})
@@ -91,13 +92,13 @@ def _fields(item: UploadItem, profile: ProcessProfile, type_name: str) -> dict[s
     if isinstance(body.get("priority"), int | float):
         fields[PRIORITY] = min(4, max(1, int(body["priority"])))
     fields[DESCRIPTION] = _description(item, profile, type_name)
-    if item.kind == "epic" and isinstance(body.get("business_value"), int | float):
+    if item.kind == ItemKind.EPIC and isinstance(body.get("business_value"), int | float):
         fields[BUSINESS_VALUE] = int(body["business_value"])
-    if item.kind == "story":
+    if item.kind == ItemKind.STORY:
         _story_fields(body, profile, type_name, fields)
-    elif item.kind == "task":
+    elif item.kind == ItemKind.TASK:
         _task_fields(body, profile, type_name, fields)
-    elif item.kind == "test_case":
+    elif item.kind == ItemKind.TEST_CASE:
         fields[STEPS] = richtext.steps_xml(body.get("steps") or [])
     for ref, value in profile.field_defaults.get(type_name, {}).items():
         fields.setdefault(ref, value)  # always-required custom fields (azure_devops.field_defaults)

@@ -17,6 +17,7 @@ from typing import Any
 
 from outbox.ado.errors import AdoPermanent
 from outbox.ado.types import FieldInfo
+from vocab import ItemKind
 
 _REQUIREMENT_TYPES = (
     ("User Story", "Agile"),
@@ -74,7 +75,7 @@ def parse_fields(values: Iterable[Mapping[str, Any]]) -> dict[str, FieldInfo]:
 
 
 def missing_type_error(process: str, kind: str) -> AdoPermanent:
-    if kind in ("test_case", "test_plan", "test_suite"):
+    if kind in (ItemKind.TEST_CASE, ItemKind.TEST_PLAN, ItemKind.TEST_SUITE):
         return AdoPermanent(
             f"QA artifacts are not available for process {process}: the project has no Test Case type "
             "(switch workflow.include_qa off, or add the test types to the process)"

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-Kind = Literal["epic", "feature", "story", "task", "test_case", "test_plan", "test_suite"]
-WORK_ITEM_KINDS: tuple[str, ...] = ("epic", "feature", "story", "task", "test_case")
-QA_KINDS: frozenset[str] = frozenset({"test_case", "test_plan", "test_suite"})
+from typing import Any
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,10 @@ instance reads; ``NOTIFY`` tells them at once, the row covers anyone who missed 
 from __future__ import annotations
 
 from outbox.pg.store import JOBS_CHANNEL, PAUSES_CHANNEL, PgStore
-from outbox.records import TERMINAL_JOB_STATES
+from vocab import OPEN_JOB_STATES, TERMINAL_JOB_STATES
 
-_OPEN = ["queued", "running"]
+_OPEN = [s.value for s in OPEN_JOB_STATES]
+_TERMINAL = sorted(s.value for s in TERMINAL_JOB_STATES)
 
 
 async def claim_job(store: PgStore, job_id: str, owner: str, lease_seconds: float) -> int | None:
@@ -65,7 +66,7 @@ async def renew_jobs(store: PgStore, owner: str, lease_seconds: float) -> set[st
             list(held),
             list(held.values()),
             owner,
-            sorted(TERMINAL_JOB_STATES),
+            _TERMINAL,
         )
     return {r["id"] for r in rows}
 

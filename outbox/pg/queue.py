@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from outbox.pg.store import EVENTS_CHANNEL, ITEM_COLS, PgStore
 from outbox.records import EventRow, ItemRow, NewEvent
+from vocab import ItemState
 
 _RETURNING = ", ".join(f"items.{c.strip()}" for c in ITEM_COLS.replace("::text AS depends_on", "").split(","))
 
@@ -48,7 +49,7 @@ RETURNING {_RETURNING}
 _FAST_COMMIT = "SET LOCAL synchronous_commit = off"
 
 
-def _event(item: ItemRow | dict[str, object], state: str, **extra: object) -> NewEvent:
+def _event(item: ItemRow | dict[str, object], state: ItemState, **extra: object) -> NewEvent:
     get = item.get if isinstance(item, dict) else lambda k: getattr(item, k)
     payload = {"id": get("id"), "kind": get("kind"), "title": get("title"), "state": state, **extra}
     return NewEvent(type="upload", payload=payload)
@@ -93,7 +94,7 @@ RETURNING seq
 async def mark_uploaded(
     store: PgStore, item: ItemRow, ado_id: int, url: str, rev: int, extra: dict[str, int]
 ) -> list[EventRow]:
-    ev = _event(item, "uploaded", adoId=ado_id, url=url, attempts=item.attempts)
+    ev = _event(item, ItemState.UPLOADED, adoId=ado_id, url=url, attempts=item.attempts)
     now = store.now()
     async with store.reading() as db:
         seq = await db.fetchval(
@@ -146,7 +147,7 @@ async def mark_retry(
         )
         if done is None:
             return []
-        ev = _event(item, "retry_wait", error=error[:500], attempts=item.attempts)
+        ev = _event(item, ItemState.RETRY_WAIT, error=error[:500], attempts=item.attempts)
         return await store.append_in(db, item.job_id, [ev])
 
 
@@ -186,8 +187,8 @@ async def mark_dead(
         blocked = [dict(r) for r in await db.fetch(_DESCENDANTS, item.id)]
         reason = f"blocked: {item.kind} '{item.title[:80]}' could not be uploaded"
         await db.execute(_BLOCK, reason, now, [b["id"] for b in blocked])
-        events = [_event(item, "dead", error=error[:500], attempts=item.attempts)]
-        events += [_event(b, "blocked", error=reason) for b in blocked]
+        events = [_event(item, ItemState.DEAD, error=error[:500], attempts=item.attempts)]
+        events += [_event(b, ItemState.BLOCKED, error=reason) for b in blocked]
         return await store.append_in(db, item.job_id, events)
 
 
@@ -223,7 +224,7 @@ async def block_orphans(store: PgStore, job_ids: Sequence[str]) -> list[EventRow
             for row in found.values():
                 reason = f"blocked: {row['p_kind']} '{str(row['p_title'])[:80]}' could not be uploaded"
                 await db.execute(_BLOCK, reason, now, [row["id"]])
-                by_job.setdefault(row["job_id"], []).append(_event(row, "blocked", error=reason))
+                by_job.setdefault(row["job_id"], []).append(_event(row, ItemState.BLOCKED, error=reason))
             for job_id, new in by_job.items():
                 events += await store.append_in(db, job_id, new)
 
@@ -260,7 +261,7 @@ async def requeue(store: PgStore, job_id: str) -> list[EventRow]:
             store.now(),
             job_id,
         )
-        return await store.append_in(db, job_id, [_event(r, "pending") for r in rows])
+        return await store.append_in(db, job_id, [_event(r, ItemState.PENDING) for r in rows])
 
 
 async def release_leases(store: PgStore, owner: str) -> int:

@@ -27,7 +27,6 @@ import asyncpg
 
 from outbox.migrate import migrate_postgresql
 from outbox.records import (
-    TERMINAL_JOB_STATES,
     CallRow,
     EventRow,
     ItemRow,
@@ -35,6 +34,7 @@ from outbox.records import (
     NewEvent,
     NewItem,
 )
+from vocab import TERMINAL_JOB_STATES, JobStatus
 
 Clock = Callable[[], float]
 EVENTS_CHANNEL = "backlogd_events"
@@ -134,7 +134,9 @@ class PgStore:
                 json.dumps(metadata),
                 now,
             )
-            events = await self.append_in(db, job_id, [NewEvent(type="stage", payload={"status": "queued"})])
+            events = await self.append_in(
+                db, job_id, [NewEvent(type="stage", payload={"status": JobStatus.QUEUED})]
+            )
             await db.execute("SELECT pg_notify($1, $2)", JOBS_CHANNEL, job_id)
             return events
 
@@ -148,16 +150,16 @@ class PgStore:
             rows = await db.fetch(f"SELECT {_JOB_COLS} FROM jobs ORDER BY created_at DESC LIMIT $1", limit)
         return [JobRow.from_db(r) for r in rows]
 
-    async def jobs_in(self, statuses: Iterable[str]) -> list[JobRow]:
+    async def jobs_in(self, statuses: Iterable[JobStatus]) -> list[JobRow]:
         sql = f"SELECT {_JOB_COLS} FROM jobs WHERE status = ANY($1::text[]) ORDER BY created_at"
         async with self.reading() as db:
-            rows = await db.fetch(sql, list(statuses))
+            rows = await db.fetch(sql, [str(s) for s in statuses])
         return [JobRow.from_db(r) for r in rows]
 
     async def set_job_status(
         self,
         job_id: str,
-        status: str,
+        status: JobStatus,
         *,
         error: str | None = None,
         events: Sequence[NewEvent] = (),
@@ -170,7 +172,7 @@ class PgStore:
                 "UPDATE jobs SET status = $1, error = $2, updated_at = $3, finished_at = $4,"
                 " metadata = CASE WHEN $5::jsonb IS NULL THEN metadata ELSE metadata || $5::jsonb END"
                 " WHERE id = $6",
-                status,
+                str(status),
                 error,
                 now,
                 finished,

@@ -13,11 +13,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from outbox.records import TERMINAL_JOB_STATES
 from service.composition import build_services
 from service.errors import TargetRefused
 from service.requests import JobRequest
 from tests.ops.conftest import VISION, AppFactory, make_settings
+from vocab import TERMINAL_JOB_STATES
 from web.app import create_app
 
 SERVER_PAT = "server-pat-that-must-stay-home-0123"
