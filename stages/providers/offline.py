@@ -242,7 +242,9 @@ def _clashes(reading: Reading) -> frozenset[str]:
     written concurrently, so a clash is settled here, from the whole vision, not by who comes first)."""
     seen: dict[str, tuple[str, int]] = {}
     clashes: set[str] = set()
-    for s in reading.of("capability"):
+    # the sentences stories are written from: capabilities, else (a vision with none) every sentence
+    themes = reading.of("capability") or [reading.sentences[sid] for sid in reading.order]
+    for s in themes:
         caps = capabilities(s["text"], reading.roles) or [Capability("use", headline(s["text"]).lower())]
         for k, cap in enumerate(caps):
             titles = [cap.title()] + [c.title() for c in story_writer.extensions(cap, reading.roles, "")]

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from stages.capabilities import Capability
+from stages.repair import cut_at_word
 from stages.roles import is_user, role_of
-from stages.schema import SENTENCE_MAX
+from stages.schema import SENTENCE_MAX, TITLE_SCHEMA_MAX
 from stages.scorecard import story_size
 from stages.text import (
     article,
@@ -112,16 +113,34 @@ def stories(sc: StoryContext, caps: list[Capability], limit: int) -> list[dict[s
         persona = first if i == 0 else _persona(cap, sc.roles, sc.place + i)
         title = complete_title(cap.title(), 12, f"Story {i + 1} of {sc.feature_title}")
         flagged = any(p.startswith(f"item {i} ") for p in sc.repair)
-        where = re.sub(
-            r"\s*\((\d+)\)", r" \1", f"{lower_first(sc.feature_title)} in {lower_first(sc.epic_title)}"
-        )
+        where = _where(sc.feature_title, sc.epic_title)
         if (flagged or normalise(title) in taken) and normalise(where) not in normalise(title):
-            title = f"{title} for {where}"  # the job already has it: say where it belongs
+            title = _qualified(title, where)  # the job already has it: say where it belongs
         if normalise(title) in taken:  # two capabilities of one feature read the same
-            title = f"{title}, story {i + 1}"
+            title = f"{cut_at_word(title, TITLE_SCHEMA_MAX - 9)}, story {i + 1}"
         taken.add(normalise(title))
         out.append(_story(sc, cap, persona, title, sc.place + i))
     return out
+
+
+def _where(feature_title: str, epic_title: str) -> str:
+    """'<feature> in <epic>', short enough to follow a story title; a sibling's number ('(2)') kept,
+    as it is what tells two same-titled features apart."""
+
+    def squeeze(title: str, room: int) -> str:
+        m = re.match(r"^(.*?)(\s*\(\d+\))?$", lower_first(title), re.S)
+        base, number = (m[1], m[2] or "") if m else (title, "")
+        return cut_at_word(base, max(12, room - len(number))) + re.sub(r"\s*\((\d+)\)", r" \1", number)
+
+    half = (TITLE_SCHEMA_MAX // 2 - len(" in ")) // 2
+    return f"{squeeze(feature_title, half)} in {squeeze(epic_title, half)}"
+
+
+def _qualified(title: str, where: str) -> str:
+    """``title for where`` within the schema's title length (so no repair cuts the qualifier off): the
+    title gives way, at a whole word."""
+    room = TITLE_SCHEMA_MAX - len(" for ") - len(where)
+    return f"{cut_at_word(title, max(room, 12))} for {where}"
 
 
 def _story(sc: StoryContext, cap: Capability, persona: str, title: str, slot: int) -> dict[str, Any]:
