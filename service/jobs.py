@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any, Protocol
 
@@ -21,21 +20,18 @@ from service.broadcaster import Broadcaster
 from service.errors import JobNotFound, JobStateError, QueueFull
 from service.items import JobContext
 from service.progress import Progress, action_of
+from service.reports import JobReports, by_kind, llm_tally
 from service.requests import JobOptions, JobRequest, resolve_options
 from service.runner import GenerationRunner, Limiter
 from service.settings import Settings
 from service.targets import check_job_target
 from service.uploads import UploadCoordinator
-from stages import advice, quality, scorecard
-from stages.models import Item
 from stages.providers.base import Provider
 from stages.vision import Vision, check_size, expanded_size, from_mapping, from_pasted
 from vocab import (
     FAILED_ITEM_STATES,
-    GENERATED_KINDS,
     OPEN_JOB_STATES,
     TERMINAL_JOB_STATES,
-    ItemKind,
     ItemState,
     JobStatus,
     UploadOutcome,
@@ -49,7 +45,6 @@ _UPLOADABLE = (
     JobStatus.COMPLETED_WITH_ERRORS,
     JobStatus.COMPLETED,
 )
-_NOT_UPLOADED = (*FAILED_ITEM_STATES, ItemState.HELD, ItemState.PENDING)  # what _problems counts as stuck
 
 
 class JobLeases(Protocol):
@@ -83,7 +78,7 @@ class JobManager:
         self.broadcaster = broadcaster
         self.uploads = uploads
         self._metadata = metadata
-        self._pool = pool
+        self._reports = JobReports(store, pool)
         # Uploads see every committed event first (new items wake the relay), then the broadcaster.
         self.publish = uploads.observe if uploads is not None else broadcaster.publish
         self._runner = GenerationRunner(
@@ -220,15 +215,15 @@ class JobManager:
         except asyncio.CancelledError:
             log.info("job_generation_interrupted")
             raise
-        log.info("job_generated", items=_by_kind(ctx.items.values()), failed_calls=len(ctx.failed_calls))
-        trace = await self._traceability(job.id, vision)
-        card = await self.quality(job.id, vision, trace)
+        log.info("job_generated", items=by_kind(ctx.items.values()), failed_calls=len(ctx.failed_calls))
+        trace = await self._reports.traceability(job.id, vision)
+        card = await self._reports.quality(job.id, vision, trace)
         await self.store.merge_metadata(
             job.id,
             {
                 "traceability": trace,
                 "failed_calls": ctx.failed_calls,
-                "llm": _llm_tally(job, ctx),
+                "llm": llm_tally(job, ctx),
                 "quality": card,
             },
         )
@@ -250,7 +245,11 @@ class JobManager:
             clean = not ctx.failed_calls
         if clean:
             return await self._finish(job.id, JobStatus.COMPLETED)
-        return await self._finish(job.id, JobStatus.COMPLETED_WITH_ERRORS, error=await self._problems(job.id))
+        return await self._finish(
+            job.id,
+            JobStatus.COMPLETED_WITH_ERRORS,
+            error=await self._reports.problems(await self._job(job.id)),
+        )
 
     async def _preflight(self, job_id: str, options: JobOptions) -> CheckReport | None:
         """The target checked before generating; a manual upload may go to a target readied later."""
@@ -263,44 +262,9 @@ class JobManager:
             )
         return report
 
-    async def _problems(self, job_id: str) -> str:
-        """One line for the job: how many calls and uploads failed, and the first reason."""
-        job = await self._job(job_id)
-        failed_calls: dict[str, str] = job.metadata.get("failed_calls") or {}
-        stuck = [i for i in await self.store.items(job_id) if i.state in _NOT_UPLOADED]
-        parts = []
-        if failed_calls:
-            parts.append(
-                f"{len(failed_calls)} generation calls failed ({next(iter(failed_calls.values()))[:160]})"
-            )
-        dead = [i for i in stuck if i.state == ItemState.DEAD]
-        if stuck:
-            first = (dead or stuck)[0]
-            parts.append(
-                f"{len(stuck)} items not uploaded ({len(dead)} dead; first: {first.kind} "
-                f"'{first.title[:60]}': {(first.error or first.state)[:160]})"
-            )
-        return "; ".join(parts) or "completed with errors"
-
-    async def _traceability(self, job_id: str, vision: Vision) -> dict[str, Any]:
-        stories = [i.body for i in await self.store.items(job_id) if i.kind == ItemKind.STORY]
-        sentences = [s.model_dump() for s in vision.sentences]
-        return quality.traceability(sentences, stories)
-
-    async def quality(self, job_id: str, vision: Vision, coverage: dict[str, Any]) -> dict[str, Any]:
-        """The backlog's quality model (``stages.scorecard``), computed in the process pool."""
-        items = [
-            {"id": i.id, "kind": i.kind, "title": i.title, "parent_id": i.parent_id, "body": i.body}
-            for i in await self.store.items(job_id)
-            if i.kind in GENERATED_KINDS
-        ]
-        loop = asyncio.get_running_loop()
-        vision_data = vision.model_dump(mode="json")
-        return await loop.run_in_executor(self._pool, scorecard.score_json, items, vision_data, coverage)
-
     async def advise(self, vision: Vision) -> list[dict[str, Any]]:
-        """What the vision lacks (``stages.advice``), computed in the process pool."""
-        return await asyncio.get_running_loop().run_in_executor(self._pool, advice.advise_json, vision)
+        """What the vision lacks, as advice (before any token is spent)."""
+        return await self._reports.advise(vision)
 
     def _progress_for(self, job: JobRow, options: JobOptions) -> Progress:
         progress = self._progress.get(job.id)
@@ -427,7 +391,11 @@ class JobManager:
             return await self._finish(job_id, JobStatus.NEEDS_CREDENTIALS)
         if outcome == UploadOutcome.UPLOADED and not failed_calls:
             return await self._finish(job_id, JobStatus.COMPLETED)
-        return await self._finish(job_id, JobStatus.COMPLETED_WITH_ERRORS, error=await self._problems(job_id))
+        return await self._finish(
+            job_id,
+            JobStatus.COMPLETED_WITH_ERRORS,
+            error=await self._reports.problems(await self._job(job_id)),
+        )
 
     # ----- queries ----------------------------------------------------------------------------
 
@@ -469,18 +437,3 @@ class JobManager:
 
 def parse_request_vision(vision: str | dict[str, Any]) -> Vision:
     return from_pasted(vision) if isinstance(vision, str) else from_mapping(vision)
-
-
-def _by_kind(items: Iterable[Item]) -> dict[str, int]:
-    """How many items of each kind (the kinds that have any), for the ``job_generated`` line."""
-    counts = Counter(str(item.kind) for item in items)
-    return {kind.value: counts[kind] for kind in ItemKind if counts[kind]}
-
-
-def _llm_tally(job: JobRow, ctx: JobContext) -> dict[str, Any]:
-    """Requests sent and repairs made, added to what earlier runs of the job (before a restart) counted."""
-    before: dict[str, Any] = job.metadata.get("llm") or {}
-    repairs = dict(before.get("repairs") or {})
-    for kind, n in ctx.repairs.items():
-        repairs[kind] = repairs.get(kind, 0) + n
-    return {"requests": int(before.get("requests") or 0) + ctx.llm_requests, "repairs": repairs}
