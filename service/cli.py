@@ -346,8 +346,8 @@ async def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_emulator(args: argparse.Namespace, settings: Settings) -> int:
-    from outbox.emulator.config import EmulatorConfig
-    from outbox.emulator.server import serve
+    from emulator.config import EmulatorConfig
+    from emulator.server import serve
 
     ado = settings.azure_devops
     pat = read_secret(ado.pat_env, os.environ)  # the PAT the service would send; else a fresh one

@@ -16,12 +16,12 @@ from typing import Any
 import aiohttp
 import structlog
 
+from emulator.config import EmulatorConfig
+from emulator.server import RunningEmulator, serve
 from hardware.aimd import SLOW_START_INITIAL, AdaptiveLimiter
 from hardware.probe import HardwareProfile, probe_async
 from hardware.sizing import Sizing, report, size
 from outbox.backend import StoreBackend, open_store
-from outbox.emulator.config import EmulatorConfig
-from outbox.emulator.server import RunningEmulator, serve
 from outbox.pg.store import PgStore
 from service.broadcaster import Broadcaster
 from service.cluster import Cluster

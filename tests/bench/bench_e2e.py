@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from outbox.emulator.config import FaultConfig
+from emulator.config import FaultConfig
 from outbox.relay import idempotency_key
 from service import logs
 from service.composition import build_services

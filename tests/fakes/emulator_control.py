@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from outbox.emulator.server import RunningEmulator
+from emulator.server import RunningEmulator
 
 
 def control_headers(pat: str) -> dict[str, str]:

@@ -15,13 +15,13 @@ from aiohttp.test_utils import TestServer
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from emulator import wiql
+from emulator.app import create_emulator_app
+from emulator.config import EmulatorConfig
 from outbox.ado.client import AdoClient
 from outbox.ado.gate import SimpleGate
 from outbox.ado.mapping import tag_of
 from outbox.ado.types import AdoTarget, UploadItem
-from outbox.emulator import wiql
-from outbox.emulator.app import create_emulator_app
-from outbox.emulator.config import EmulatorConfig
 from tests.fakes.emulator_control import control_headers
 from tests.fuzz.strategies import FEW, FUZZ, scalars
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from outbox.emulator.config import EmulatorConfig
-from outbox.emulator.server import RunningEmulator, serve
+from emulator.config import EmulatorConfig
+from emulator.server import RunningEmulator, serve
 from service.composition import Services, build_services
 from service.settings import Settings
 from tests.ops.procs import Serve

@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from outbox.emulator.config import EmulatorConfig
-from outbox.emulator.server import RunningEmulator, serve
+from emulator.config import EmulatorConfig
+from emulator.server import RunningEmulator, serve
 from service.composition import build_services
 from service.requests import JobRequest
 from service.settings import Settings

@@ -14,8 +14,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from outbox.emulator.config import EmulatorConfig
-from outbox.emulator.server import serve
+from emulator.config import EmulatorConfig
+from emulator.server import serve
 from service import logs
 from service.composition import Services, build_services
 from service.progress import Progress

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
-from outbox.emulator.config import FaultConfig
+from emulator.config import FaultConfig
 from service.composition import build_services
 from tests.ops.conftest import TOKEN, VISION, make_settings
 from web.app import create_app

@@ -18,7 +18,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from outbox.emulator.config import FaultConfig
+from emulator.config import FaultConfig
 from tests.ops.conftest import SMALL, VISION
 from tests.ops.procs import Serve
 

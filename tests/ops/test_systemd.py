@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from outbox.emulator.config import FaultConfig
+from emulator.config import FaultConfig
 from tests.ops.conftest import SMALL, VISION
 from tests.ops.procs import NotifySocket, Serve
 from tests.web.sse_client import Seen, read_stream, until

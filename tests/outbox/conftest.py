@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from outbox.emulator import EmulatorConfig, create_emulator_app
+from emulator import EmulatorConfig, create_emulator_app
 
 PAT = "test-pat"
 PROJECTS = (("Backlogd", "Agile"), ("ScrumProj", "Scrum"), ("CmmiProj", "CMMI"), ("BasicProj", "Basic"))

@@ -14,11 +14,11 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from emulator.app import create_emulator_app
+from emulator.config import EmulatorConfig, FaultConfig
 from outbox.ado.client import AdoClient
 from outbox.ado.gate import SimpleGate
 from outbox.ado.types import AdoTarget, UploadItem
-from outbox.emulator.app import create_emulator_app
-from outbox.emulator.config import EmulatorConfig, FaultConfig
 from tests.fakes.emulator_control import control_headers
 
 PROJECT = "Backlogd"

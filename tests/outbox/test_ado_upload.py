@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from emulator.config import EmulatorConfig
 from outbox.ado.errors import AdoNotFound, AdoPermanent
-from outbox.emulator.config import EmulatorConfig
 from tests.outbox.test_ado_support import (
     BODIES,
     PAT,

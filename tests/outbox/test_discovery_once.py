@@ -8,12 +8,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from emulator.config import FaultConfig
+from emulator.control import snapshot
+from emulator.routing import EMULATOR_STATE
+from emulator.server import serve
 from hardware.aimd import AdaptiveLimiter
 from outbox.ado.errors import AdoThrottled
-from outbox.emulator.config import FaultConfig
-from outbox.emulator.control import snapshot
-from outbox.emulator.routing import EMULATOR_STATE
-from outbox.emulator.server import serve
 from outbox.store import Store
 from service.requests import JobRequest, resolve_options
 from service.settings import AzureDevOpsSettings, Settings

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import aiohttp
 
-from outbox.emulator import EmulatorConfig
-from outbox.emulator.server import serve
+from emulator import EmulatorConfig
+from emulator.server import serve
 from tests.outbox.conftest import PAT, Ado, basic
 
 

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from outbox.emulator import EMULATOR_STATE
+from emulator import EMULATOR_STATE
 from tests.outbox.conftest import Ado
 
 TAG_QUERY = "SELECT [System.Id] FROM WorkItems WHERE [System.Tags] CONTAINS 'bk:1'"

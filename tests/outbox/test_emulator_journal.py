@@ -7,8 +7,8 @@ from pathlib import Path
 
 import aiohttp
 
-from outbox.emulator.config import EmulatorConfig
-from outbox.emulator.server import serve
+from emulator.config import EmulatorConfig
+from emulator.server import serve
 
 PAT = "journal-test-pat"
 AUTH = {"Authorization": "Basic " + base64.b64encode(f":{PAT}".encode()).decode()}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from outbox.emulator import EmulatorConfig, create_emulator_app
-from outbox.emulator.wiql import BoolOp, Condition, Macro, WiqlError, matches, parse
+from emulator import EmulatorConfig, create_emulator_app
+from emulator.wiql import BoolOp, Condition, Macro, WiqlError, matches, parse
 from tests.outbox.conftest import PAT, PROJECTS, Ado, basic
 
 STORY = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from outbox.emulator.config import EmulatorConfig
+from emulator.config import EmulatorConfig
 from service.composition import build_services
 from service.requests import JobRequest
 from tests.outbox.test_upload_service import VISION, emulator_state, run_job, settings_for, standalone

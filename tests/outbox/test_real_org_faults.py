@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from emulator.config import FaultConfig
+from emulator.control import snapshot
+from emulator.routing import EMULATOR_STATE
 from outbox.ado.errors import AdoConflict
-from outbox.emulator.config import FaultConfig
-from outbox.emulator.control import snapshot
-from outbox.emulator.routing import EMULATOR_STATE
 from tests.outbox.test_upload_support import (
     ServerFactory,
     UploadRig,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from emulator.config import FaultConfig
 from hardware.aimd import AdaptiveLimiter
-from outbox.emulator.config import FaultConfig
 from tests.outbox.test_upload_support import (
     ServerFactory,
     check_exactly_once,

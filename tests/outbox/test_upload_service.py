@@ -11,8 +11,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from outbox.emulator.config import EmulatorConfig
-from outbox.emulator.server import RunningEmulator, serve
+from emulator.config import EmulatorConfig
+from emulator.server import RunningEmulator, serve
 from outbox.records import JobRow
 from outbox.relay import idempotency_key
 from service.composition import Services, build_services

@@ -19,12 +19,12 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from emulator.app import create_emulator_app
+from emulator.config import EmulatorConfig, FaultConfig
 from outbox.ado.client import AdoClient
 from outbox.ado.gate import RateGate, SimpleGate
 from outbox.ado.types import AdoTarget
 from outbox.backend import StoreBackend
-from outbox.emulator.app import create_emulator_app
-from outbox.emulator.config import EmulatorConfig, FaultConfig
 from outbox.records import EventRow, ItemRow, NewItem
 from outbox.relay import Relay, Uploader, idempotency_key
 from outbox.store import Store

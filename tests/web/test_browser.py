@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from outbox.emulator.config import FaultConfig
+from emulator.config import FaultConfig
 from service.composition import Services, build_services
 from service.settings import Settings
 from tests.fakes.emulator_control import set_faults

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from outbox.emulator.config import FaultConfig
+from emulator.config import FaultConfig
 from service.composition import Services, build_services
 from tests.web.conftest import VISION, make_settings
 from tests.web.sse_client import Seen, read_stream

@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
 
-from outbox.emulator.config import EmulatorConfig, FaultConfig
-from outbox.emulator.server import serve
+from emulator.config import EmulatorConfig, FaultConfig
+from emulator.server import serve
 from outbox.records import NewEvent
 from service.composition import Services, build_services
 from service.requests import JobRequest

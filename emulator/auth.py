@@ -14,8 +14,8 @@ import ipaddress
 from aiohttp import web
 from aiohttp.typedefs import Handler as NextHandler
 
-from outbox.emulator.errors import AdoError
-from outbox.emulator.routing import EMULATOR_STATE, IDENTITY_KEY, ROUTE_KEY, RouteMatch
+from emulator.errors import AdoError
+from emulator.routing import EMULATOR_STATE, IDENTITY_KEY, ROUTE_KEY, RouteMatch
 
 SIGN_IN_PAGE = (
     "<!DOCTYPE html><html><head><title>Azure DevOps Services | Sign In</title></head>"

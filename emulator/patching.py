@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from outbox.emulator import links
-from outbox.emulator.errors import AdoError, rule_error
-from outbox.emulator.processes import FIELDS, FieldDef, TypeDef, type_fields
-from outbox.emulator.state import EmulatorState, Project, Relation, WorkItem, now_iso
-from outbox.emulator.values import coerce, join_tags, normalize_tags
+from emulator import links
+from emulator.errors import AdoError, rule_error
+from emulator.processes import FIELDS, FieldDef, TypeDef, type_fields
+from emulator.state import EmulatorState, Project, Relation, WorkItem, now_iso
+from emulator.values import coerce, join_tags, normalize_tags
 
 EMULATOR_USER: dict[str, Any] = {
     "displayName": "Backlogd Emulator",

@@ -6,8 +6,8 @@ import html
 
 from aiohttp import web
 
-from outbox.emulator.routing import RouteMatch, Router, check_org, state_of
-from outbox.emulator.state import EmulatorState, WorkItem
+from emulator.routing import RouteMatch, Router, check_org, state_of
+from emulator.state import EmulatorState, WorkItem
 
 _STYLE = (
     "body{font-family:sans-serif;max-width:60rem;margin:2rem auto}td{padding:.2rem .6rem;vertical-align:top}"

@@ -6,10 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
-from outbox.emulator import patching, wiql
-from outbox.emulator.errors import AdoError, not_found_item
-from outbox.emulator.processes import TypeDef, find_type
-from outbox.emulator.routing import (
+from emulator import patching, wiql
+from emulator.errors import AdoError, not_found_item
+from emulator.processes import TypeDef, find_type
+from emulator.routing import (
     RouteMatch,
     Router,
     check_org,
@@ -21,8 +21,8 @@ from outbox.emulator.routing import (
     read_json,
     state_of,
 )
-from outbox.emulator.serialize import render_item
-from outbox.emulator.state import EmulatorState, Project, WorkItem, now_iso
+from emulator.serialize import render_item
+from emulator.state import EmulatorState, Project, WorkItem, now_iso
 
 PATCH_MEDIA = "application/json-patch+json"
 MAX_IDS = 200

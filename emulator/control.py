@@ -13,10 +13,10 @@ from typing import Any
 import pydantic
 from aiohttp import web
 
-from outbox.emulator.config import FaultConfig
-from outbox.emulator.journal import JOURNAL
-from outbox.emulator.routing import RouteMatch, Router, state_of
-from outbox.emulator.state import EmulatorState
+from emulator.config import FaultConfig
+from emulator.journal import JOURNAL
+from emulator.routing import RouteMatch, Router, state_of
+from emulator.state import EmulatorState
 
 
 def snapshot(state: EmulatorState) -> dict[str, Any]:

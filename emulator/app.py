@@ -8,7 +8,7 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler as NextHandler
 
-from outbox.emulator import (
+from emulator import (
     browse,
     control,
     routes_batch,
@@ -17,14 +17,14 @@ from outbox.emulator import (
     routes_testplan,
     routes_wit,
 )
-from outbox.emulator.auth import auth_middleware
-from outbox.emulator.config import EmulatorConfig
-from outbox.emulator.errors import AdoError, error_response
-from outbox.emulator.faults import fault_middleware
-from outbox.emulator.journal import JOURNAL, Journal, journal_middleware
-from outbox.emulator.routing import EMULATOR_STATE, ROUTE_KEY, ROUTER, RouteMatch, Router, require_api_version
-from outbox.emulator.scopes import scope_middleware
-from outbox.emulator.state import EmulatorState
+from emulator.auth import auth_middleware
+from emulator.config import EmulatorConfig
+from emulator.errors import AdoError, error_response
+from emulator.faults import fault_middleware
+from emulator.journal import JOURNAL, Journal, journal_middleware
+from emulator.routing import EMULATOR_STATE, ROUTE_KEY, ROUTER, RouteMatch, Router, require_api_version
+from emulator.scopes import scope_middleware
+from emulator.state import EmulatorState
 
 
 def build_router() -> Router:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from aiohttp import web
 
-from outbox.emulator.app import create_emulator_app
-from outbox.emulator.auth import is_loopback_name
-from outbox.emulator.config import EmulatorConfig
-from outbox.emulator.journal import JOURNAL, Journal, replay
-from outbox.emulator.routing import EMULATOR_STATE
-from outbox.emulator.state import EmulatorState
+from emulator.app import create_emulator_app
+from emulator.auth import is_loopback_name
+from emulator.config import EmulatorConfig
+from emulator.journal import JOURNAL, Journal, replay
+from emulator.routing import EMULATOR_STATE
+from emulator.state import EmulatorState
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from outbox.emulator.state import EmulatorState, Relation, WorkItem
+from emulator.state import EmulatorState, Relation, WorkItem
 
 
 def item_url(state: EmulatorState, org_url: str, item_id: int) -> str:

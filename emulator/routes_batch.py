@@ -12,12 +12,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from aiohttp import web
 
-from outbox.emulator import patching
-from outbox.emulator.errors import AdoError, not_found_item, wrapped_exception
-from outbox.emulator.routes_wit import PATCH_MEDIA, type_of
-from outbox.emulator.routing import RouteMatch, Router, check_org, collection, org_url, read_json, state_of
-from outbox.emulator.serialize import render_item
-from outbox.emulator.state import EmulatorState, WorkItem
+from emulator import patching
+from emulator.errors import AdoError, not_found_item, wrapped_exception
+from emulator.routes_wit import PATCH_MEDIA, type_of
+from emulator.routing import RouteMatch, Router, check_org, collection, org_url, read_json, state_of
+from emulator.serialize import render_item
+from emulator.state import EmulatorState, WorkItem
 
 _ALLOWED_QUERY = frozenset({"api-version", "bypassrules", "suppressnotifications"})
 _CREATE = re.compile(r"/(?P<project>[^/]+)/_apis/wit/workitems/\$(?P<type>[^/]+)", re.IGNORECASE)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from outbox.emulator.errors import AdoError
-from outbox.emulator.state import EmulatorState, Relation, WorkItem
+from emulator.errors import AdoError
+from emulator.state import EmulatorState, Relation, WorkItem
 
 PARENT = "System.LinkTypes.Hierarchy-Reverse"
 CHILD = "System.LinkTypes.Hierarchy-Forward"

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from outbox.emulator.processes import (
+from emulator.processes import (
     FIELDS,
     PROCESS_IDS,
     FieldDef,
@@ -15,8 +15,8 @@ from outbox.emulator.processes import (
     type_fields,
     types_of,
 )
-from outbox.emulator.routes_wit import type_of
-from outbox.emulator.routing import (
+from emulator.routes_wit import type_of
+from emulator.routing import (
     RouteMatch,
     Router,
     check_org,
@@ -27,7 +27,7 @@ from outbox.emulator.routing import (
     project_of,
     state_of,
 )
-from outbox.emulator.state import Project
+from emulator.state import Project
 
 # (id, area, resource, route template, max version, resource version) for the SDK's location lookups.
 LOCATIONS: tuple[tuple[str, str, str, str, float, int], ...] = (

@@ -10,8 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from outbox.emulator.errors import JSON_CONTENT_TYPE, AdoError
-from outbox.emulator.state import EmulatorState, Project
+from emulator.errors import JSON_CONTENT_TYPE, AdoError
+from emulator.state import EmulatorState, Project
 
 EMULATOR_STATE: web.AppKey[EmulatorState] = web.AppKey("EMULATOR_STATE", EmulatorState)
 API_VERSION = "7.1"

@@ -8,9 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
-from outbox.emulator import links
-from outbox.emulator.errors import AdoError
-from outbox.emulator.routing import (
+from emulator import links
+from emulator.errors import AdoError
+from emulator.routing import (
     RouteMatch,
     Router,
     collection,
@@ -20,8 +20,8 @@ from outbox.emulator.routing import (
     read_json,
     state_of,
 )
-from outbox.emulator.serialize import item_url
-from outbox.emulator.state import EmulatorState, Project, TestPlan, TestSuite
+from emulator.serialize import item_url
+from emulator.state import EmulatorState, Project, TestPlan, TestSuite
 
 SUITE_TYPES = ("none", "dynamicTestSuite", "staticTestSuite", "requirementTestSuite")
 

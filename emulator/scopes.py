@@ -9,9 +9,9 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler as NextHandler
 
-from outbox.emulator.auth import token_of
-from outbox.emulator.errors import AdoError
-from outbox.emulator.routing import EMULATOR_STATE, ROUTE_KEY, RouteMatch
+from emulator.auth import token_of
+from emulator.errors import AdoError
+from emulator.routing import EMULATOR_STATE, ROUTE_KEY, RouteMatch
 
 _IMPLIED = {"vso.work_write": "vso.work", "vso.test_write": "vso.test"}
 

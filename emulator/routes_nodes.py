@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
-from outbox.emulator.errors import AdoError
-from outbox.emulator.routing import (
+from emulator.errors import AdoError
+from emulator.routing import (
     RouteMatch,
     Router,
     collection,
@@ -19,7 +19,7 @@ from outbox.emulator.routing import (
     read_json,
     state_of,
 )
-from outbox.emulator.state import EmulatorState, Node, Project
+from emulator.state import EmulatorState, Node, Project
 
 GROUPS = {"areas": ("area", "Area", "Areas"), "iterations": ("iteration", "Iteration", "Iterations")}
 

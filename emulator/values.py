@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from outbox.emulator.errors import AdoError, rule_error
-from outbox.emulator.processes import FieldDef
-from outbox.emulator.state import split_tags
+from emulator.errors import AdoError, rule_error
+from emulator.processes import FieldDef
+from emulator.state import split_tags
 
 MAX_STRING = 255
 MAX_TAG_LENGTH = 400

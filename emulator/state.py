@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from outbox.emulator.config import EmulatorConfig, FaultConfig
+from emulator.config import EmulatorConfig, FaultConfig
 
 _NS = uuid.UUID("6f9619ff-8b86-d011-b42d-00c04fc964ff")
 DEFAULT_SPRINTS = ("Sprint 1", "Sprint 2", "Sprint 3")

@@ -13,10 +13,10 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler as NextHandler
 
-from outbox.emulator.config import FAULT_KINDS, FaultKind
-from outbox.emulator.errors import JSON_CONTENT_TYPE, wrapped_exception
-from outbox.emulator.routing import EMULATOR_STATE, IDENTITY_KEY, ROUTE_KEY, RouteMatch
-from outbox.emulator.state import EmulatorState
+from emulator.config import FAULT_KINDS, FaultKind
+from emulator.errors import JSON_CONTENT_TYPE, wrapped_exception
+from emulator.routing import EMULATOR_STATE, IDENTITY_KEY, ROUTE_KEY, RouteMatch
+from emulator.state import EmulatorState
 
 RATE_LIMIT = "200"
 _RESOURCE = "ATCPU/VSID (emulated)"
