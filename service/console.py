@@ -68,7 +68,7 @@ class ProgressView:
         counts = p.get("counts", {})
         gen = " ".join(f"{_SHORT[k]} {v['generated']}" for k, v in counts.items() if k in _SHORT)
         up = sum(v["uploaded"] for v in counts.values())
-        action = terminal_safe(str(p.get("currentAction", ""))[:50])
+        action = terminal_safe(str(p.get("current_action", ""))[:50])
         if self.tty:
             filled = int(self.width * pct / 100)
             bar = "█" * filled + "░" * (self.width - filled)

@@ -92,13 +92,13 @@ class Progress:
             for kind in COUNTED_KINDS
         }
         return {
-            "jobId": self.job_id,
+            "job_id": self.job_id,
             "progress": self.percent,
             "status": self.status,
-            "currentAction": self.current_action,
-            "currentAgent": self.current_agent,
+            "current_action": self.current_action,
+            "current_agent": self.current_agent,
             "counts": counts,
             "calls": {"done": self.calls_done, "failed": self.calls_failed, "pending": self.calls_pending},
-            "etaSeconds": self.eta_seconds(now),
+            "eta_seconds": self.eta_seconds(now),
             "timestamp": timestamp,
         }

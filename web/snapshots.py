@@ -73,23 +73,23 @@ async def progress_snapshot(services: Services, job: JobRow) -> dict[str, Any]:
     else:
         snap = await _last_progress(services, job) or {
             "progress": 0.0,
-            "currentAction": "",
-            "currentAgent": "",
+            "current_action": "",
+            "current_agent": "",
         }
     counts = per_kind(await services.store.item_counts(job.id))
     terminal = job.status in TERMINAL_JOB_STATES
     return {
         **snap,
-        "jobId": job.id,
+        "job_id": job.id,
         "status": job.status,
         "progress": 100.0 if terminal else float(snap.get("progress", 0.0)),
-        "currentAction": snap.get("currentAction") or action_of(job.status),
-        "currentAgent": snap.get("currentAgent", ""),
+        "current_action": snap.get("current_action") or action_of(job.status),
+        "current_agent": snap.get("current_agent", ""),
         "counts": counts,
-        "etaSeconds": 0.0 if terminal else snap.get("etaSeconds"),
+        "eta_seconds": 0.0 if terminal else snap.get("eta_seconds"),
         "timestamp": time.time(),
         "error": job.error,
-        "lastEventId": job.last_seq,
+        "last_event_id": job.last_seq,
         "etag": etag_of(job.last_seq),
     }
 

@@ -167,9 +167,9 @@ async def test_progress_etag_gives_304_until_a_new_event(client: Client, service
     assert resp.status == 200 and resp.headers["Cache-Control"] == "no-cache"
     body = await resp.json()
     etag = resp.headers["ETag"]
-    assert etag == f'"{body["lastEventId"]}"' == body["etag"]
+    assert etag == f'"{body["last_event_id"]}"' == body["etag"]
     assert body["status"] == "awaiting_upload" and body["counts"]["story"]["generated"] > 0
-    for key in ("jobId", "progress", "currentAction", "currentAgent", "timestamp", "etaSeconds"):
+    for key in ("job_id", "progress", "current_action", "current_agent", "timestamp", "eta_seconds"):
         assert key in body
     again = await client.get(f"/api/jobs/{job_id}/progress", headers={"If-None-Match": etag})
     assert again.status == 304 and again.headers["ETag"] == etag

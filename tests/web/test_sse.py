@@ -55,7 +55,7 @@ async def test_a_stream_replays_then_goes_live_and_ends_after_final(
     )
     percents = [p["progress"] for p in progress]
     assert percents == sorted(percents)  # monotonic
-    for key in ("jobId", "status", "currentAction", "currentAgent", "counts", "timestamp"):
+    for key in ("job_id", "status", "current_action", "current_agent", "counts", "timestamp"):
         assert key in progress[-1]
 
 

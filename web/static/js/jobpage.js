@@ -111,9 +111,9 @@ export class JobPage {
     fill.style.width = `${this.percent}%`;
     fill.classList.toggle("done", pct >= 100);
     $("progress-bar").setAttribute("aria-valuenow", String(pct));
-    const eta = p.etaSeconds && pct < 100 ? ` · about ${formatSeconds(p.etaSeconds)} left` : "";
-    const agent = p.currentAgent ? ` (${p.currentAgent})` : "";
-    const text = `${pct}% — ${p.currentAction || statusLabel(p.status)}${agent}${eta}`;
+    const eta = p.eta_seconds && pct < 100 ? ` · about ${formatSeconds(p.eta_seconds)} left` : "";
+    const agent = p.current_agent ? ` (${p.current_agent})` : "";
+    const text = `${pct}% — ${p.current_action || statusLabel(p.status)}${agent}${eta}`;
     if ($("progress-text").textContent !== text) $("progress-text").textContent = text;
     if (p.status) this.setStatus(p.status);
     if (p.error !== undefined) this.showError(p.error);
