@@ -148,7 +148,7 @@ def item_events(items: list[NewItem]) -> list[NewEvent]:
                 "id": it.id,
                 "kind": it.kind,
                 "title": it.title,
-                "parentId": it.parent_id,
+                "parent_id": it.parent_id,
                 "sources": it.body.get("sources", []),
             },
         )

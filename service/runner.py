@@ -369,7 +369,7 @@ class GenerationRunner:
                     "call": key,
                     "stage": stage.name,
                     "message": error[:500],
-                    "parentId": parent.id if parent else None,
+                    "parent_id": parent.id if parent else None,
                 },
             ),
             NewEvent(type="progress", payload=p.snapshot(self.clock(), time.time())),

@@ -82,7 +82,7 @@ export class JobPage {
   onEvent(type, data) {
     if (type === "progress") this.applySnapshot(data);
     else if (type === "item") {
-      this.tree.upsert({ id: data.id, kind: data.kind, title: data.title, parentId: data.parentId });
+      this.tree.upsert({ id: data.id, kind: data.kind, title: data.title, parentId: data.parent_id });
       this.feed(`${KIND_NAMES[data.kind] || data.kind} generated: ${data.title}`);
     } else if (type === "upload") {
       this.tree.upsert({ id: data.id, kind: data.kind, title: data.title, parentId: null }, data);
