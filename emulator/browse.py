@@ -22,6 +22,16 @@ def _page(title: str, body: str) -> web.Response:
     return web.Response(text=text, content_type="text/html")
 
 
+def _shown(value: object) -> str:
+    """A field value as a person reads it: identity fields (System.CreatedBy, AssignedTo) are objects in
+    the REST shape; the page shows their displayName (and unique name), not the raw dict."""
+    if isinstance(value, dict):
+        name = value.get("displayName") or value.get("uniqueName") or ""
+        unique = value.get("uniqueName")
+        return f"{name} <{unique}>" if unique and unique != name else str(name)
+    return str(value)
+
+
 def _link(org: str, item: WorkItem) -> str:
     label = html.escape(f"{item.type_name} {item.id}: {item.fields.get('System.Title', '')}")
     return f"<a href='/{org}/{html.escape(item.project)}/_workitems/edit/{item.id}'>{label}</a>"
@@ -43,7 +53,7 @@ async def edit_page(request: web.Request, match: RouteMatch) -> web.StreamRespon
     if item is None:
         return _page("Not found", f"<h1>Work item {html.escape(match.params['id'])} does not exist</h1>")
     rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
+        f"<tr><td>{html.escape(k)}</td><td>{html.escape(_shown(v))}</td></tr>"
         for k, v in sorted(item.fields.items())
         if k not in {"System.Description", "Microsoft.VSTS.Common.AcceptanceCriteria"}
     )

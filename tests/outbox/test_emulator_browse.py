@@ -24,6 +24,15 @@ async def test_edit_page_shows_item_with_parent_and_children(emu: Ado) -> None:
     assert f"/_workitems/edit/{child['id']}" in parent_page.text
 
 
+async def test_edit_page_shows_identity_fields_by_display_name(emu: Ado) -> None:
+    """Identity fields (System.CreatedBy, System.ChangedBy) show the person's display name, never the
+    REST object printed as a raw dict."""
+    created = (await emu.create("Epic", {"System.Title": "Identity"})).json
+    page = await emu.request("GET", created["_links"]["html"]["href"])
+    assert "Backlogd Emulator &lt;emulator@backlogd.invalid&gt;" in page.text
+    assert "displayName" not in page.text and "{" not in page.text.split("<table>")[1]
+
+
 async def test_backlog_tree_nests_by_hierarchy(emu: Ado) -> None:
     """The backlog page nests children under their parents."""
     epic = (await emu.create("Epic", {"System.Title": "E"})).json["id"]

@@ -9,6 +9,7 @@ import { BacklogTree } from "./tree.js";
 const $ = (id) => document.getElementById(id);
 const KINDS = ["epic", "feature", "story", "task", "test_case", "test_plan", "test_suite"];
 const FEED_MAX = 60;
+const JOB_STATUSES = new Set(["queued", "running", "awaiting_upload", "awaiting_review", "needs_credentials", ...TERMINAL]);
 
 export class JobPage {
   constructor() {
@@ -43,6 +44,7 @@ export class JobPage {
     this.close();
     this.jobId = jobId;
     this.percent = 0;
+    this.statusSeq = 0;
     this.tree.clear();
     this.quality.clear();
     $("feed").replaceChildren();
@@ -79,24 +81,26 @@ export class JobPage {
     $("live-mode").dataset.mode = mode;
   }
 
-  onEvent(type, data) {
-    if (type === "progress") this.applySnapshot(data);
+  onEvent(type, data, seq) {
+    // An in-memory progress tick can be committed after the job's final event: its status is not the
+    // job's. The job's status comes only from stage/final events and GET /progress (the store).
+    if (type === "progress") this.applySnapshot({ ...data, status: undefined });
     else if (type === "item") {
       this.tree.upsert({ id: data.id, kind: data.kind, title: data.title, parentId: data.parent_id });
       this.feed(`${KIND_NAMES[data.kind] || data.kind} generated: ${data.title}`);
     } else if (type === "upload") {
       this.tree.upsert({ id: data.id, kind: data.kind, title: data.title, parentId: null }, data);
-      const what = data.state === "uploaded" ? `uploaded as #${data.adoId}` : statusLabel(data.state);
+      const what = data.state === "uploaded" ? `uploaded as #${data.ado_id ?? data.adoId}` : statusLabel(data.state);
       this.feed(`${KIND_NAMES[data.kind] || data.kind} ${what}: ${data.title}${data.error ? ` — ${data.error}` : ""}`);
     } else if (type === "stage") {
-      if (data.status) this.setStatus(data.status);
+      if (JOB_STATUSES.has(data.status)) this.setStatus(data.status, seq); // "started" is a stage's, not the job's
       if (data.stage) this.feed(`Stage ${data.stage} ${data.status || ""}${data.agent ? ` (${data.agent})` : ""}`);
       if (data.status === "running" && TERMINAL.has(this.status)) this.percent = 0;
     } else if (type === "error") {
       this.feed(`Problem in ${data.stage || "job"}: ${data.message}`);
     } else if (type === "final") {
-      if (data.progress) this.applySnapshot(data.progress);
-      this.setStatus(data.status);
+      if (data.progress) this.applySnapshot({ ...data.progress, status: undefined });
+      this.setStatus(data.status, seq);
       this.showError(data.error);
       this.feed(`Finished: ${statusLabel(data.status)}`);
       this.resync();
@@ -115,7 +119,7 @@ export class JobPage {
     const agent = p.current_agent ? ` (${p.current_agent})` : "";
     const text = `${pct}% — ${p.current_action || statusLabel(p.status)}${agent}${eta}`;
     if ($("progress-text").textContent !== text) $("progress-text").textContent = text;
-    if (p.status) this.setStatus(p.status);
+    if (p.status) this.setStatus(p.status, p.last_event_id);
     if (p.error !== undefined) this.showError(p.error);
     for (const kind of KINDS) {
       const c = p.counts?.[kind];
@@ -130,8 +134,14 @@ export class JobPage {
     this.updateActions();
   }
 
-  setStatus(status) {
+  // Statuses arrive from events and from snapshots fetched concurrently: a snapshot read before the
+  // final event may answer after it. Each carries the event id it reflects; an older one is ignored.
+  setStatus(status, seq) {
     if (!status) return;
+    if (seq !== undefined && seq !== null) {
+      if (seq < this.statusSeq) return;
+      this.statusSeq = seq;
+    }
     this.status = status;
     const badge = $("job-status");
     badge.textContent = statusLabel(status);
@@ -213,7 +223,7 @@ export class JobPage {
   followAgain() {
     const jobId = this.jobId;
     api(`/api/jobs/${jobId}/progress`).then((res) => {
-      if (this.jobId === jobId && !this.live) this.follow(res.data.lastEventId);
+      if (this.jobId === jobId && !this.live) this.follow(res.data.last_event_id);
     }).catch(() => {});
   }
 

@@ -105,8 +105,8 @@ export class LiveProgress {
         this.etag = res.etag;
         this.terminal = TERMINAL.has(res.data.status);
         this.h.onSnapshot(res.data);
-        if (res.data.lastEventId > this.lastId) {
-          this.lastId = res.data.lastEventId;
+        if (res.data.last_event_id > this.lastId) {
+          this.lastId = res.data.last_event_id;
           this.h.onResync();
         }
       }
