@@ -313,7 +313,7 @@ async def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         with_relay=False,
     ) as services:
         job = await _job(services, args.job_id)
-        text = render(await services.store.items(job.id), args.format, job.vision.get("title") or "Backlog")
+        text = render(job, await services.store.items(job.id), args.format)
     if args.output:
         await asyncio.to_thread(Path(args.output).write_text, text, "utf-8")
     else:

@@ -27,6 +27,7 @@ from service.broadcaster import Broadcaster
 from service.cluster import Cluster
 from service.jobs import JobManager
 from service.metrics import MeteredBroadcaster, MeteredProvider, Metrics
+from service.notify import Notifier
 from service.pool import make_pool
 from service.settings import Settings
 from service.uploads import UploadCoordinator, read_secret
@@ -191,6 +192,14 @@ async def build_services(
                 env=env,
             )
             stack.push_async_callback(uploads.close)
+        notifier = await stack.enter_async_context(
+            Notifier(
+                settings.notifications,
+                store=store,
+                session=session,
+                page_url=settings.server.page_url(),
+            )
+        )
         limiter = llm_limiter(settings, sizing, _limiters(cluster, f"llm:{settings.llm.base_url}"))
         jobs = JobManager(
             settings=settings,
@@ -206,6 +215,7 @@ async def build_services(
             stage_rates=stage_rates(settings, sizing),
             concurrent_jobs=min(settings.server.max_concurrent_jobs, sizing.concurrent_jobs),
             leases=cluster,
+            notifier=notifier,
         )
         stack.push_async_callback(jobs.close)
         if uploads is not None and with_relay:

@@ -1,6 +1,8 @@
-"""Exports of a job's backlog: a nested JSON tree, Azure Boards' CSV import layout, Markdown.
+"""Exports of a job's backlog: a JSON document (the job, the tree, test plans and suites,
+traceability), Azure Boards' CSV import layout, Markdown.
 
-Pure functions of the item rows; the PAT or any other secret is never part of an item.
+Pure functions of the job and item rows. A job's options are what it ran with and never hold a secret
+(a per-job PAT lives in memory only), so they are exported as the settings used.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ import io
 import json
 from typing import Any
 
-from outbox.records import ItemRow
+from outbox.records import ItemRow, JobRow
+from stages.quality import coverage
 from vocab import GENERATED_KINDS, KINDS, ItemKind
+
+EXPORT_FORMAT = "backlogd.export/2"
 
 _TYPE_NAMES = {
     "epic": "Epic",
@@ -51,7 +56,7 @@ def tree(items: list[ItemRow]) -> dict[str, Any]:
             "sources": it.body.get("sources", []),
         }
         out.update({k: it.body[k] for k in _FIELDS if k in it.body})
-        out["upload"] = {"state": it.state, "ado_id": it.ado_id, "url": it.ado_url, "error": it.error}
+        out["upload"] = upload_of(it)
         kids = sorted(children.get(it.id, []), key=lambda c: c.position)
         for kind in _CHILD_KINDS.get(it.kind, ()):
             out[KINDS[kind].plural] = [node(c) for c in kids if c.kind == kind]
@@ -61,8 +66,60 @@ def tree(items: list[ItemRow]) -> dict[str, Any]:
     return {KINDS[ItemKind.EPIC].plural: [node(e) for e in roots]}
 
 
-def to_json(items: list[ItemRow]) -> str:
-    return json.dumps(tree(items), indent=2, ensure_ascii=False)
+def upload_of(it: ItemRow) -> dict[str, Any]:
+    """Where the item stands with Azure DevOps: state, work item id, link, the revision we last wrote."""
+    return {"state": it.state, "ado_id": it.ado_id, "url": it.ado_url, "rev": it.ado_rev, "error": it.error}
+
+
+def qa_items(items: list[ItemRow], kind: ItemKind) -> list[dict[str, Any]]:
+    """Test plans (one per feature) or suites (one per story), each naming what it tests."""
+    return [
+        {
+            "id": it.id,
+            "type": it.kind,
+            "title": it.title,
+            "for_id": it.parent_id,
+            "depends_on": list(it.depends_on),
+            "upload": upload_of(it),
+        }
+        for it in items
+        if it.kind == kind
+    ]
+
+
+def job_of(job: JobRow) -> dict[str, Any]:
+    vision = {k: v for k, v in job.vision.items() if k != "sentences"}
+    return {
+        "id": job.id,
+        "title": job.vision.get("title") or "",
+        "status": job.status,
+        "created_at": job.created_at,
+        "finished_at": job.finished_at,
+        "vision": vision,
+        "settings": job.options,
+    }
+
+
+def document(job: JobRow, items: list[ItemRow]) -> dict[str, Any]:
+    """The whole job as one JSON document: what was asked, with what settings, what came of it."""
+    sentences = list(job.vision.get("sentences", []))
+    stories = [{"id": i.id, "sources": i.body.get("sources", [])} for i in items if i.kind == ItemKind.STORY]
+    covered = coverage(sentences, stories)
+    return {
+        "format": EXPORT_FORMAT,
+        "job": job_of(job),
+        **tree(items),
+        KINDS[ItemKind.TEST_PLAN].plural: qa_items(items, ItemKind.TEST_PLAN),
+        KINDS[ItemKind.TEST_SUITE].plural: qa_items(items, ItemKind.TEST_SUITE),
+        "traceability": {
+            "sentences": covered,
+            "uncovered": [s["id"] for s in covered if not s["covered_by"]],
+        },
+    }
+
+
+def to_json(job: JobRow, items: list[ItemRow]) -> str:
+    return json.dumps(document(job, items), indent=2, ensure_ascii=False)
 
 
 BOM = "\ufeff"  # Excel reads the file as UTF-8 (ü, —, emoji) only with it
@@ -169,11 +226,11 @@ def to_markdown(items: list[ItemRow], title: str = "Backlog") -> str:
     return "\n".join(lines)
 
 
-def render(items: list[ItemRow], fmt: str, title: str = "Backlog") -> str:
+def render(job: JobRow, items: list[ItemRow], fmt: str) -> str:
     if fmt == "json":
-        return to_json(items)
+        return to_json(job, items)
     if fmt == "csv":
         return to_csv(items)
     if fmt == "md":
-        return to_markdown(items, title)
+        return to_markdown(items, str(job.vision.get("title") or "Backlog"))
     raise ValueError(f"unknown export format {fmt!r}: use json, csv or md")

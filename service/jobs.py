@@ -19,6 +19,7 @@ from outbox.records import EventRow, JobRow, NewEvent
 from service.broadcaster import Broadcaster
 from service.errors import JobNotFound, JobStateError, QueueFull
 from service.items import JobContext
+from service.notify import Notifier
 from service.progress import Progress, action_of
 from service.reports import JobReports, by_kind, llm_tally
 from service.requests import JobOptions, JobRequest, resolve_options
@@ -72,6 +73,7 @@ class JobManager:
         stage_rates: dict[str, float] | None = None,
         concurrent_jobs: int | None = None,
         leases: JobLeases | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -100,6 +102,7 @@ class JobManager:
         self._max_jobs = concurrent_jobs or settings.server.max_concurrent_jobs
         self._slots = asyncio.Semaphore(self._max_jobs)
         self.leases = leases
+        self.notifier = notifier
 
     # ----- creating and starting --------------------------------------------------------------
 
@@ -302,6 +305,8 @@ class JobManager:
             job_id, status, error=error, events=[NewEvent(type=kind, payload=payload)]
         )
         self.publish(events)
+        if self.notifier is not None:
+            self.notifier.notify(job_id, status)  # queued: delivery never holds the job up
         log.info("job_finished", job_id=job_id, status=status, **({"error": error[:200]} if error else {}))
         if status in TERMINAL_JOB_STATES:
             self._forget(job_id)

@@ -15,12 +15,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from service.errors import SettingsError
 from service.targets import normal_org_url, upload_url_problem
 
 ENV_PREFIX = "BACKLOGD_"
+_SECRET_KEYS = frozenset({"notifications.webhook_url"})  # never echoed in an error
 DEFAULT_CONFIG = "config/settings.yaml"
 
 
@@ -43,6 +52,16 @@ class ServerSettings(_Section):
     # Host header names the service answers to (421 otherwise); null = the bound address, localhost
     # and 127.0.0.1 (a defence against DNS rebinding).
     allowed_hosts: tuple[str, ...] | None = None
+    # The address people open the page at (behind a proxy, a TLS terminator): links in notifications
+    # start with it. Null: http://host:port of the bound address.
+    public_url: str | None = Field(default=None, pattern=r"^https?://")
+
+    def page_url(self) -> str:
+        """Where the web page is, without a trailing slash."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     def answers_to(self) -> frozenset[str]:
         """The host names (no port, lower case, IPv6 without brackets) a request's Host may carry."""
@@ -167,6 +186,26 @@ class ProgressSettings(_Section):
     client_queue_size: int = Field(default=256, ge=8)
 
 
+class NotificationSettings(_Section):
+    """A Slack or Teams incoming webhook told when a job awaits review, finishes or fails. Set by the
+    operator only (a job request cannot name one); the URL carries a token, so it is a secret: keep it
+    out of the file with ``BACKLOGD_NOTIFICATIONS__WEBHOOK_URL``. Only its host is ever logged."""
+
+    webhook_url: SecretStr | None = None
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    retry_base_seconds: float = Field(default=2.0, gt=0)  # doubled after each failed attempt
+    retry_max_seconds: float = Field(default=300.0, gt=0)  # also caps a Retry-After
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    queue_size: int = Field(default=100, ge=1)  # notifications waiting; past it the newest is dropped
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_only(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("https://", "http://")):
+            raise ValueError("webhook_url must be an http(s) URL")
+        return value
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -181,6 +220,7 @@ class Settings(_Section):
     progress: ProgressSettings = ProgressSettings()
     logging: LoggingSettings = LoggingSettings()
     emulator: EmulatorSettings = EmulatorSettings()
+    notifications: NotificationSettings = NotificationSettings()
 
 
 def upload_url_problem_or(url: str) -> str:
@@ -205,7 +245,8 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
         source = _source_of(loc, env, where)
-        raise SettingsError(f"{source}: {loc}: {err['msg']} (got {err.get('input')!r})") from None
+        got = "a hidden value" if loc in _SECRET_KEYS else repr(err.get("input"))
+        raise SettingsError(f"{source}: {loc}: {err['msg']} (got {got})") from None
 
 
 def _read_yaml(path: Path, explicit: bool) -> dict[str, Any]:

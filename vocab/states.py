@@ -15,6 +15,7 @@ class JobStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     AWAITING_UPLOAD = "awaiting_upload"
+    AWAITING_REVIEW = "awaiting_review"
     NEEDS_CREDENTIALS = "needs_credentials"
     COMPLETED = "completed"
     COMPLETED_WITH_ERRORS = "completed_with_errors"

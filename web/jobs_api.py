@@ -15,7 +15,7 @@ from stages.vision import parse_bytes
 from web.bodies import read_json
 from web.errors import BadRequest
 from web.keys import SERVICES
-from web.snapshots import backlog_view, job_summary, job_title, links, progress_snapshot
+from web.snapshots import backlog_view, job_summary, links, progress_snapshot
 
 _VISION_FIELDS = {
     "title",
@@ -134,7 +134,7 @@ async def export_job(request: web.Request) -> web.Response:
         )
     job = await _job(request)
     items = await request.app[SERVICES].store.items(job.id)
-    text = render(items, fmt, job_title(job))
+    text = render(job, items, fmt)
     content_type, ext = _EXPORTS[fmt]
     disposition = f'attachment; filename="backlog-{job.id[:8]}.{ext}"'
     return web.Response(
