@@ -83,9 +83,11 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
         yield served
 
 
-async def _submit(page: Any, url: str, vision: str = VISION) -> None:
+async def _submit(page: Any, url: str, vision: str = VISION, mode: str = "streaming") -> None:
+    """Fill the form and submit it; the page's default upload mode is review, these tests stream."""
     await page.goto(url)
     await page.fill("#vision", vision)
+    await page.select_option("#upload-mode", mode)
     await page.uncheck("#include-qa")
     await page.focus("#submit-job")
     await page.keyboard.press("Enter")  # keyboard-usable: a real submit button

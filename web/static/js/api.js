@@ -1,9 +1,10 @@
 // Small fetch helpers: JSON in, JSON out, errors as ApiError carrying the server's {error} body.
 
 export class ApiError extends Error {
-  constructor(status, error) {
+  constructor(status, error, body = null) {
     super(error?.message || `HTTP ${status}`);
     this.status = status;
+    this.body = body; // the whole answer (a 409 conflict carries {ours, theirs})
     this.code = error?.code || "http_error";
     this.details = error?.details || [];
   }
@@ -20,7 +21,7 @@ export async function api(path, { method = "GET", body, etag, query } = {}) {
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = null; }
   if (resp.status === 401 && path !== "/api/session") window.dispatchEvent(new Event("backlogd:unauthorized"));
-  if (!resp.ok) throw new ApiError(resp.status, data?.error || { message: text.slice(0, 200) });
+  if (!resp.ok) throw new ApiError(resp.status, data?.error || { message: text.slice(0, 200) }, data);
   return { status: resp.status, data, etag: resp.headers.get("ETag") };
 }
 

@@ -27,10 +27,9 @@ export function setupForm(onCreated) {
   $("vision").addEventListener("input", () => {
     if (!$("vision").value.trim()) { fileFormat = ""; $("vision-format").textContent = ""; }
   });
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
+  const send = async (extra = {}) => {
     clearErrors();
-    const body = collect();
+    const body = { ...collect(), ...extra };
     if (!body.vision.trim()) {
       showErrors("Please paste a vision or load a file.", [{ field: "vision", message: "the vision is empty" }]);
       return;
@@ -41,11 +40,27 @@ export function setupForm(onCreated) {
       $("pat").value = "";
       onCreated(res.data.job_id);
     } catch (err) {
-      showErrors(err.message, err.details);
+      if (err.status === 409 && err.code === "backlog_exists") offerRerun(err, send);
+      else showErrors(err.message, err.details);
     } finally {
       $("submit-job").disabled = false;
     }
-  });
+  };
+  form.addEventListener("submit", (event) => { event.preventDefault(); send(); });
+}
+
+// The same vision and target already have a backlog: never a silent second copy. Offer to update the
+// existing one (items matched, only changes uploaded) or, deliberately, to create a new copy.
+function offerRerun(err, send) {
+  const previous = err.details.find((d) => d.job_id)?.job_id;
+  const box = $("rerun-offer");
+  $("rerun-text").textContent = `${err.message}${previous ? "" : " (the earlier job is not named)"}`;
+  $("rerun-link").href = previous ? `#/jobs/${previous}` : "#/";
+  $("rerun-update").hidden = !previous;
+  $("rerun-update").onclick = () => { box.hidden = true; send({ update_of: previous }); };
+  $("rerun-copy").onclick = () => { box.hidden = true; send({ new_copy: true }); };
+  box.hidden = false;
+  (previous ? $("rerun-update") : $("rerun-copy")).focus();
 }
 
 export function collect() {
@@ -67,6 +82,7 @@ export function collect() {
 }
 
 function clearErrors() {
+  $("rerun-offer").hidden = true;
   $("form-errors").hidden = true;
   $("form-errors").replaceChildren();
   for (const input of document.querySelectorAll("#job-form [aria-invalid]")) {

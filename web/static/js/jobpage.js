@@ -1,10 +1,10 @@
-// One job: progress bar, counts, live feed, backlog tree, actions. Every update changes existing
-// nodes in place; nothing is re-rendered wholesale.
+// One job: status, progress bar, counts, live feed and actions; the backlog itself (tree, pane, search,
+// review) is the Workspace's. Every update changes existing nodes in place; nothing is re-rendered wholesale.
 
 import { api, el, KIND_NAMES, statusLabel, TERMINAL } from "./api.js";
 import { LiveProgress } from "./live.js";
 import { QualityPanel } from "./quality.js";
-import { BacklogTree } from "./tree.js";
+import { Workspace } from "./workspace.js";
 
 const $ = (id) => document.getElementById(id);
 const KINDS = ["epic", "feature", "story", "task", "test_case", "test_plan", "test_suite"];
@@ -13,7 +13,11 @@ const JOB_STATUSES = new Set(["queued", "running", "awaiting_upload", "awaiting_
 
 export class JobPage {
   constructor() {
-    this.tree = new BacklogTree($("tree"), $("qa-list"), $("qa-heading"));
+    this.work = new Workspace({
+      jobId: () => this.jobId,
+      resync: () => this.resync(),
+      upload: (epicIds) => this.upload(epicIds),
+    });
     this.quality = new QualityPanel($("quality-panel"), $("quality-body"), $("quality-short"), $("quality-summary"));
     this.live = null;
     this.jobId = null;
@@ -26,8 +30,6 @@ export class JobPage {
     $("retry-btn").addEventListener("click", () => this.act("retry-uploads", "Re-queued failed uploads"));
     $("upload-btn").addEventListener("click", () => this.act("upload", "Upload started"));
     $("cancel-btn").addEventListener("click", () => this.cancel());
-    $("expand-all").addEventListener("click", () => this.tree.setOpen(true));
-    $("collapse-all").addEventListener("click", () => this.tree.setOpen(false));
   }
 
   buildCounts() {
@@ -45,7 +47,8 @@ export class JobPage {
     this.jobId = jobId;
     this.percent = 0;
     this.statusSeq = 0;
-    this.tree.clear();
+    this.work.clear();
+    this.work.setReview(false);
     this.quality.clear();
     $("feed").replaceChildren();
     $("action-msg").textContent = "";
@@ -60,10 +63,11 @@ export class JobPage {
       const progress = (await api(`/api/jobs/${jobId}/progress`)).data;
       const backlog = (await api(`/api/jobs/${jobId}/backlog`)).data;
       if (this.jobId !== jobId) return;
-      this.tree.load(backlog);
+      this.work.load(backlog);
       this.applySnapshot(progress);
-      if (TERMINAL.has(progress.status)) { this.setMode("finished"); this.quality.load(jobId); return; }
-      this.follow(backlog.last_seq);
+      if (TERMINAL.has(progress.status)) { this.setMode("finished"); this.quality.load(jobId); }
+      // a finished job is watched too (slow poll, replay on change): other pages may edit it
+      this.follow(backlog.last_seq, TERMINAL.has(progress.status));
     } catch (err) {
       $("job-title").textContent = "Job not available";
       this.showError(err.message);
@@ -86,12 +90,17 @@ export class JobPage {
     // job's. The job's status comes only from stage/final events and GET /progress (the store).
     if (type === "progress") this.applySnapshot({ ...data, status: undefined });
     else if (type === "item") {
-      this.tree.upsert({ id: data.id, kind: data.kind, title: data.title, parentId: data.parent_id });
+      this.work.onItemEvent(data);
       this.feed(`${KIND_NAMES[data.kind] || data.kind} generated: ${data.title}`);
     } else if (type === "upload") {
-      this.tree.upsert({ id: data.id, kind: data.kind, title: data.title, parentId: null }, data);
-      const what = data.state === "uploaded" ? `uploaded as #${data.ado_id ?? data.adoId}` : statusLabel(data.state);
+      this.work.onUploadEvent(data);
+      const rev = data.rev && data.rev > 1 ? ` (rev ${data.rev})` : "";
+      const what = data.state === "uploaded" ? `uploaded as #${data.ado_id ?? data.adoId}${rev}` : statusLabel(data.state);
       this.feed(`${KIND_NAMES[data.kind] || data.kind} ${what}: ${data.title}${data.error ? ` — ${data.error}` : ""}`);
+    } else if (type === "edit") {
+      this.work.onEditEvent(data);
+      const title = data.item?.title || data.item_id;
+      this.feed(`${data.author || "someone"} ${data.change} ${title}${data.fields?.length ? ` (${data.fields.join(", ")})` : ""}`);
     } else if (type === "stage") {
       if (JOB_STATUSES.has(data.status)) this.setStatus(data.status, seq); // "started" is a stage's, not the job's
       if (data.stage) this.feed(`Stage ${data.stage} ${data.status || ""}${data.agent ? ` (${data.agent})` : ""}`);
@@ -154,6 +163,7 @@ export class JobPage {
     const running = this.status === "running" || this.status === "queued";
     $("retry-btn").hidden = !(failed > 0 && !running && this.target !== "none");
     $("upload-btn").hidden = !["awaiting_upload", "needs_credentials"].includes(this.status);
+    this.work.setReview(this.status === "awaiting_review");
     $("pat-box").hidden = !(this.target === "ado" && ["needs_credentials", "completed_with_errors"].includes(this.status));
     $("cancel-btn").hidden = !running;
   }
@@ -176,7 +186,7 @@ export class JobPage {
     this.resyncing = (async () => {
       try {
         const backlog = (await api(`/api/jobs/${jobId}/backlog`)).data;
-        if (this.jobId === jobId) this.tree.load(backlog);
+        if (this.jobId === jobId) this.work.load(backlog);
         const progress = (await api(`/api/jobs/${jobId}/progress`)).data;
         if (this.jobId === jobId) this.applySnapshot(progress);
         if (this.jobId === jobId && TERMINAL.has(progress.status)) await this.quality.load(jobId);
@@ -195,7 +205,7 @@ export class JobPage {
       $("job-pat").value = "";
       $("action-msg").textContent = action === "retry-uploads" ? `${done}: ${res.data.requeued} items` : done;
       this.setStatus("running");
-      if (!this.live) this.followAgain();
+      this.live?.wake();
     } catch (err) {
       $("action-msg").textContent = `Could not ${action.replace("-", " ")}: ${err.message}`;
     } finally {
@@ -203,28 +213,35 @@ export class JobPage {
     }
   }
 
-  follow(lastEventId) {
+  // Review mode: upload the whole backlog (epicIds null) or those epics' subtrees.
+  async upload(epicIds) {
+    const buttons = document.querySelectorAll("#review-box button");
+    for (const b of buttons) b.disabled = true;
+    try {
+      await this.work.uploadEpics(epicIds);
+      $("action-msg").textContent = epicIds ? "Upload of the epic started" : "Upload started";
+      if (!epicIds) this.setStatus("running");
+      this.live?.wake();
+    } catch (err) {
+      $("action-msg").textContent = `Could not upload: ${err.message}`;
+    } finally {
+      for (const b of buttons) b.disabled = false;
+    }
+  }
+
+  follow(lastEventId, finished = false) {
     const live = new LiveProgress(this.jobId, lastEventId, {
-      onEvent: (type, data) => this.onEvent(type, data),
+      onEvent: (type, data, seq) => this.onEvent(type, data, seq),
       onSnapshot: (snap) => this.applySnapshot(snap),
       onMode: (mode) => this.setMode(mode),
       onResync: () => this.resync(),
       onFinished: () => {
-        live.stop();
-        if (this.live === live) this.live = null;
         this.setMode("finished");
         this.resync();
       },
     });
     this.live = live;
-    live.start();
-  }
-
-  followAgain() {
-    const jobId = this.jobId;
-    api(`/api/jobs/${jobId}/progress`).then((res) => {
-      if (this.jobId === jobId && !this.live) this.follow(res.data.last_event_id);
-    }).catch(() => {});
+    live.start(finished);
   }
 
   async cancel() {
