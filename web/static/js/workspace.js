@@ -68,6 +68,17 @@ export class Workspace {
     this.model.put({ id: data.id, type: data.kind, title: data.title, sources: data.sources }, data.parent_id);
     this.tree.show(data.id);
     if (data.kind === "epic") this.reviewEpics();
+    this.soon();
+  }
+
+  // Totals and traceability once per frame while items stream in, not once per item.
+  soon() {
+    if (this.pending) return;
+    this.pending = requestAnimationFrame(() => {
+      this.pending = null;
+      this.tree.updateTotals();
+      this.trace.update();
+    });
   }
 
   onUploadEvent(data) {
