@@ -34,7 +34,9 @@ async def test_search_filters_count_and_keyboard(browser: Any, site: Site) -> No
     await page.keyboard.press("/")
     assert await page.evaluate("document.activeElement.id") == "search-text"
     await page.keyboard.type(task_title)
-    await page.wait_for_function("() => document.querySelector('#search-count').textContent.endsWith('match')")
+    await page.wait_for_function(
+        "() => document.querySelector('#search-count').textContent.endsWith('match')"
+    )
     visible = page.locator("#tree li[data-kind=task]:visible")
     assert await visible.count() == 1 and await visible.locator(".title").text_content() == task_title
     assert await page.locator("#tree li[data-kind=epic]:visible").count() == 1  # its ancestor stays
