@@ -177,4 +177,4 @@ async def test_a_sqlite_database_from_before_migrations_is_upgraded_in_place(tmp
         versions = db.execute("SELECT version FROM schema_migrations").fetchall()
     db.close()
     assert {"lease_owner", "lease_until", "fence"} <= columns
-    assert versions == [(2,)]
+    assert versions == [(m.version,) for m in migrations("sqlite")]
