@@ -18,6 +18,7 @@ from outbox.ado.preflight import CheckReport
 from outbox.backend import StoreBackend
 from outbox.records import EventRow, JobRow, NewEvent
 from service.broadcaster import Broadcaster
+from service.edits import ItemEditor
 from service.errors import InvalidInput, JobNotFound, JobStateError, QueueFull
 from service.items import JobContext
 from service.progress import Progress, action_of
@@ -103,6 +104,7 @@ class JobManager:
         self._max_jobs = concurrent_jobs or settings.server.max_concurrent_jobs
         self._slots = asyncio.Semaphore(self._max_jobs)
         self.leases = leases
+        self.editor = ItemEditor(store, uploads, self.publish, settings.azure_devops.delete_action)
 
     # ----- creating and starting --------------------------------------------------------------
 
@@ -420,6 +422,10 @@ class JobManager:
             JobStatus.COMPLETED_WITH_ERRORS,
             error=await self._reports.problems(await self._job(job_id)),
         )
+
+    async def regenerate(self, job_id: str, item_id: str, instruction: str, author: str) -> None:
+        """Replace an item's children with a new answer of its child stage, told ``instruction``."""
+        raise JobStateError("regeneration is not available yet")
 
     # ----- queries ----------------------------------------------------------------------------
 

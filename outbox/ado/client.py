@@ -11,8 +11,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 from dataclasses import replace
+from typing import Any
 
 import aiohttp
 
