@@ -22,6 +22,7 @@ from service.edits import ItemEditor
 from service.errors import InvalidInput, JobNotFound, JobStateError, QueueFull
 from service.items import JobContext
 from service.progress import Progress, action_of
+from service.regenerate import Regenerator
 from service.reports import JobReports, by_kind, llm_tally
 from service.requests import JobOptions, JobRequest, resolve_options
 from service.runner import GenerationRunner, Limiter
@@ -105,6 +106,7 @@ class JobManager:
         self._slots = asyncio.Semaphore(self._max_jobs)
         self.leases = leases
         self.editor = ItemEditor(store, uploads, self.publish, settings.azure_devops.delete_action)
+        self.regenerator = Regenerator(store, self._runner, uploads, self.publish)
 
     # ----- creating and starting --------------------------------------------------------------
 
@@ -424,8 +426,8 @@ class JobManager:
         )
 
     async def regenerate(self, job_id: str, item_id: str, instruction: str, author: str) -> None:
-        """Replace an item's children with a new answer of its child stage, told ``instruction``."""
-        raise JobStateError("regeneration is not available yet")
+        """Replace an item's children with a new answer of its child stages, told ``instruction``."""
+        await self.regenerator.start(job_id, item_id, instruction, author)
 
     # ----- queries ----------------------------------------------------------------------------
 
@@ -463,6 +465,7 @@ class JobManager:
         return await self._job(job_id)
 
     async def close(self) -> None:
+        await self.regenerator.close()
         tasks = [t for t in self._tasks.values() if not t.done()]
         for task in tasks:
             task.cancel()
