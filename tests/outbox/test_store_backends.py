@@ -101,17 +101,18 @@ async def test_migrations_are_recorded_and_not_run_twice(store_opener: StoreOpen
         await store.create_job(JOB, {}, {}, {})
     async with store_opener() as store:
         assert await store.get_job(JOB) is not None
-    assert [m.version for m in migrations("postgresql")] == [1]
-    assert [m.version for m in migrations("sqlite")] == [2]
+    assert [m.version for m in migrations("postgresql")] == [1, 2]
+    assert [m.version for m in migrations("sqlite")] == [2, 3]
 
 
 async def test_instances_starting_together_migrate_once(pg_url: str) -> None:
-    """Five connections migrating at once (under the advisory lock) apply version 1 exactly once."""
+    """Five connections migrating at once (under the advisory lock) apply every version exactly once."""
     conns = [await asyncpg.connect(pg_url) for _ in range(5)]
     try:
         applied = await asyncio.gather(*(migrate_postgresql(c) for c in conns))
-        assert sorted(len(a) for a in applied) == [0, 0, 0, 0, 1]
-        assert await conns[0].fetchval("SELECT count(*) FROM schema_migrations") == 1
+        versions = len(migrations("postgresql"))
+        assert sorted(len(a) for a in applied) == [0, 0, 0, 0, versions]
+        assert await conns[0].fetchval("SELECT count(*) FROM schema_migrations") == versions
     finally:
         for c in conns:
             await c.close()
@@ -176,4 +177,4 @@ async def test_a_sqlite_database_from_before_migrations_is_upgraded_in_place(tmp
         versions = db.execute("SELECT version FROM schema_migrations").fetchall()
     db.close()
     assert {"lease_owner", "lease_until", "fence"} <= columns
-    assert versions == [(2,)]
+    assert versions == [(m.version,) for m in migrations("sqlite")]
