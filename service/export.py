@@ -48,19 +48,7 @@ def tree(items: list[ItemRow]) -> dict[str, Any]:
             children.setdefault(it.parent_id, []).append(it)
 
     def node(it: ItemRow) -> dict[str, Any]:
-<<<<<<< HEAD
-        out: dict[str, Any] = {
-            "id": it.id,
-            "type": it.kind,
-            "title": it.title,
-            "description": it.body.get("description", ""),
-            "sources": it.body.get("sources", []),
-        }
-        out.update({k: it.body[k] for k in _FIELDS if k in it.body})
-        out["upload"] = upload_of(it)
-=======
         out = item_view(it)
->>>>>>> wave3-review
         kids = sorted(children.get(it.id, []), key=lambda c: c.position)
         for kind in _CHILD_KINDS.get(it.kind, ()):
             out[KINDS[kind].plural] = [node(c) for c in kids if c.kind == kind]
@@ -70,7 +58,48 @@ def tree(items: list[ItemRow]) -> dict[str, Any]:
     return {KINDS[ItemKind.EPIC].plural: [node(e) for e in roots]}
 
 
-<<<<<<< HEAD
+EDITABLE = (
+    "title",
+    "description",
+    "acceptance_criteria",
+    "story_points",
+    "priority",
+    "estimate_hours",
+    "steps",
+)
+
+
+def edit_fields(it: ItemRow) -> dict[str, Any]:
+    """The fields a user edits (and a conflict compares), as the item has them."""
+    values = {"title": it.title, **it.body}
+    return {k: values[k] for k in EDITABLE if k in values}
+
+
+def item_view(it: ItemRow) -> dict[str, Any]:
+    """One item as ``GET /backlog`` shows it (without its children): detail fields where its kind has
+    them, its upload state with the revision we last wrote, ``match`` and ``conflict``."""
+    out: dict[str, Any] = {
+        "id": it.id,
+        "type": it.kind,
+        "parent_id": it.parent_id,
+        "title": it.title,
+        "description": it.body.get("description", ""),
+        "sources": it.body.get("sources", []),
+    }
+    out.update({k: it.body[k] for k in _FIELDS if k in it.body})
+    out["upload"] = {
+        "state": it.state,
+        "ado_id": it.ado_id,
+        "url": it.ado_url,
+        "rev": it.ado_rev,
+        "error": it.error,
+    }
+    out["match"] = it.body.get("match")
+    theirs = (it.conflict or {}).get("theirs")
+    out["conflict"] = {"ours": edit_fields(it), "theirs": theirs} if theirs is not None else None
+    return out
+
+
 def upload_of(it: ItemRow) -> dict[str, Any]:
     """Where the item stands with Azure DevOps: state, work item id, link, the revision we last wrote."""
     return {"state": it.state, "ado_id": it.ado_id, "url": it.ado_url, "rev": it.ado_rev, "error": it.error}
@@ -125,52 +154,6 @@ def document(job: JobRow, items: list[ItemRow]) -> dict[str, Any]:
 
 def to_json(job: JobRow, items: list[ItemRow]) -> str:
     return json.dumps(document(job, items), indent=2, ensure_ascii=False)
-=======
-EDITABLE = (
-    "title",
-    "description",
-    "acceptance_criteria",
-    "story_points",
-    "priority",
-    "estimate_hours",
-    "steps",
-)
-
-
-def edit_fields(it: ItemRow) -> dict[str, Any]:
-    """The fields a user edits (and a conflict compares), as the item has them."""
-    values = {"title": it.title, **it.body}
-    return {k: values[k] for k in EDITABLE if k in values}
-
-
-def item_view(it: ItemRow) -> dict[str, Any]:
-    """One item as ``GET /backlog`` shows it (without its children): detail fields where its kind has
-    them, its upload state with the revision we last wrote, ``match`` and ``conflict``."""
-    out: dict[str, Any] = {
-        "id": it.id,
-        "type": it.kind,
-        "parent_id": it.parent_id,
-        "title": it.title,
-        "description": it.body.get("description", ""),
-        "sources": it.body.get("sources", []),
-    }
-    out.update({k: it.body[k] for k in _FIELDS if k in it.body})
-    out["upload"] = {
-        "state": it.state,
-        "ado_id": it.ado_id,
-        "url": it.ado_url,
-        "rev": it.ado_rev,
-        "error": it.error,
-    }
-    out["match"] = it.body.get("match")
-    theirs = (it.conflict or {}).get("theirs")
-    out["conflict"] = {"ours": edit_fields(it), "theirs": theirs} if theirs is not None else None
-    return out
-
-
-def to_json(items: list[ItemRow]) -> str:
-    return json.dumps(tree(items), indent=2, ensure_ascii=False)
->>>>>>> wave3-review
 
 
 BOM = "\ufeff"  # Excel reads the file as UTF-8 (ü, —, emoji) only with it

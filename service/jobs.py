@@ -107,12 +107,9 @@ class JobManager:
         self._max_jobs = concurrent_jobs or settings.server.max_concurrent_jobs
         self._slots = asyncio.Semaphore(self._max_jobs)
         self.leases = leases
-<<<<<<< HEAD
         self.notifier = notifier
-=======
         self.editor = ItemEditor(store, uploads, self.publish, settings.azure_devops.delete_action)
         self.regenerator = Regenerator(store, self._runner, uploads, self.publish)
->>>>>>> wave3-review
 
     # ----- creating and starting --------------------------------------------------------------
 
