@@ -15,6 +15,7 @@ export class ItemPane {
     this.hooks = hooks;
     this.id = null;
     this.mode = "view";
+    this.unsaved = new Map(); // item id -> the edit a conflict refused: "Keep mine" means mine with it
     this.root = $("pane");
     this.body = $("pane-body");
     $("pane-close").addEventListener("click", () => this.close());
@@ -98,8 +99,14 @@ export class ItemPane {
       this.render();
     } catch (err) {
       if (err.status === 409 && err.body?.theirs) {
+        // the item is now in conflict: show both versions (from the store) instead of the form
+        const item = this.model.items.get(this.id);
+        if (item) item.data.conflict = { ours: err.body.ours, theirs: err.body.theirs };
+        if (this.lastEdit) this.unsaved.set(this.lastEdit.id, this.lastEdit.body);
+        this.mode = "view";
+        this.render();
+        this.msg("Changed in Azure DevOps since our upload: nothing was overwritten. Choose a version.");
         this.hooks.onResync();
-        showErrors("Changed in Azure DevOps since our upload: nothing was overwritten. Choose a version below.");
       } else {
         showErrors(err.message, err.details);
       }
@@ -118,6 +125,7 @@ export class ItemPane {
       e.preventDefault();
       const body = f.values(true);
       if (!Object.keys(body).length) { this.mode = "view"; this.render(); return; }
+      this.lastEdit = { id: item.id, body };
       this.submit(f.form, f.showErrors, async () => {
         const res = await api(this.url(`/${item.id}`), { method: "PATCH", body });
         this.hooks.onItem(res.data);
@@ -190,7 +198,9 @@ export class ItemPane {
   }
 
   conflict(item) {
-    const { ours = {}, theirs = {} } = item.data.conflict;
+    const theirs = item.data.conflict.theirs || {};
+    const mine = this.unsaved.get(item.id) || {};
+    const ours = { ...(item.data.conflict.ours || {}), ...mine };
     const names = Object.keys(FIELDS).filter((n) => n in ours || n in theirs);
     const column = (label, side) => el("div", { class: "side" }, el("h4", { text: label }),
       el("dl", {}, ...names.flatMap((n) => [el("dt", { text: FIELDS[n].label }), el("dd", { class: "pre", text: text(side[n]) })])));
@@ -199,7 +209,11 @@ export class ItemPane {
       b.addEventListener("click", async () => {
         b.disabled = true;
         try {
-          const res = await api(this.url(`/${item.id}/resolve`), { method: "POST", body: { keep: which } });
+          let res = await api(this.url(`/${item.id}/resolve`), { method: "POST", body: { keep: which } });
+          if (which === "ours" && Object.keys(mine).length) { // then the edit the conflict stopped
+            res = await api(this.url(`/${item.id}`), { method: "PATCH", body: mine });
+          }
+          this.unsaved.delete(item.id);
           this.hooks.onItem(res.data);
         } catch (err) { this.msg(`Could not resolve: ${err.message}`); } finally { b.disabled = false; }
       });

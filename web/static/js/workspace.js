@@ -103,6 +103,7 @@ export class Workspace {
     this.histories.set(ev.item_id, list);
     if (ev.removed?.length) this.removeItems(ev.removed);
     if (ev.item) this.applyItem(ev.item);
+    if (ev.change === "regenerated") this.hooks.resync(); // the new children come with the backlog
   }
 
   applyItem(node) {
