@@ -20,9 +20,9 @@ pytestmark = pytest.mark.browser
 STATUS = "() => document.querySelector('#job-status').textContent === '{}'"
 
 
-def _needs_edit_api(site: Site) -> None:
+def _needs_edit_api(served: Site) -> None:
     """The one place these tests wait for the review/edit endpoints (built on another branch)."""
-    paths = {r.canonical for r in site.app.router.resources()}
+    paths = {r.canonical for r in served.app.router.resources()}
     if "/api/jobs/{id}/items/{item}" not in paths:
         pytest.skip("needs PATCH /api/jobs/{job}/items/{item} (wave3-review)")
 
@@ -35,9 +35,9 @@ async def _until(check: Callable[[], bool], limit: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-def _work_item(site: Site, ado_id: int) -> Any:
-    assert site.services.emulator is not None
-    return site.services.emulator.state.items[ado_id]
+def _work_item(served: Site, ado_id: int) -> Any:
+    assert served.services.emulator is not None
+    return served.services.emulator.state.items[ado_id]
 
 
 async def _open_first_story(page: Any) -> str:
