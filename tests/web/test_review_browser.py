@@ -62,8 +62,9 @@ async def _ado_id(page: Any, item_id: str) -> int:
 
 
 async def test_review_edit_then_upload_puts_the_edited_title_in_azure_devops(
-    browser: Any, site: Site
-) -> None:  # noqa: F811
+    browser: Any,  # noqa: F811
+    site: Site,  # noqa: F811
+) -> None:
     """A job started from the form in review mode waits with nothing uploaded; a title edited in the pane
     is saved (the tree shows it); Upload sends the backlog and the work item carries the edited title."""
     _needs_edit_api(site)
