@@ -76,9 +76,8 @@ async def test_review_edit_then_upload_puts_the_edited_title_in_azure_devops(
     assert await page.locator("#review-epics button[data-epic]").count() == 2
     item_id = await _open_first_story(page)
     await _edit_title(page, "Book a repair slot from the phone")
-    await page.wait_for_function(
-        f"() => document.querySelector('#item-{item_id} .title').textContent === 'Book a repair slot from the phone'"
-    )
+    title = f"() => document.querySelector('#item-{item_id} .title').textContent"
+    await page.wait_for_function(f"{title} === 'Book a repair slot from the phone'")
     await page.click("#upload-all")
     await page.wait_for_function(STATUS.format("completed"), timeout=15_000)
     ado_id = await _ado_id(page, item_id)
