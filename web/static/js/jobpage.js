@@ -9,6 +9,8 @@ import { Workspace } from "./workspace.js";
 const $ = (id) => document.getElementById(id);
 const KINDS = ["epic", "feature", "story", "task", "test_case", "test_plan", "test_suite"];
 const FEED_MAX = 60;
+const REVIEW_TEXT = "Ready for your review: nothing is uploaded until you press Upload";
+const RESTING = new Set(["awaiting_review", "awaiting_upload", "needs_credentials"]);
 const JOB_STATUSES = new Set(["queued", "running", "awaiting_upload", "awaiting_review", "needs_credentials", ...TERMINAL]);
 
 export class JobPage {
@@ -103,6 +105,8 @@ export class JobPage {
       this.feed(`${data.author || "someone"} ${data.change} ${title}${data.fields?.length ? ` (${data.fields.join(", ")})` : ""}`);
     } else if (type === "stage") {
       if (JOB_STATUSES.has(data.status)) this.setStatus(data.status, seq); // "started" is a stage's, not the job's
+      // generation is over and the job rests (review, manual upload): the full items come with the backlog
+      if (RESTING.has(data.status)) this.resync();
       if (data.stage) this.feed(`Stage ${data.stage} ${data.status || ""}${data.agent ? ` (${data.agent})` : ""}`);
       if (data.status === "running" && TERMINAL.has(this.status)) this.percent = 0;
     } else if (type === "error") {
@@ -118,6 +122,7 @@ export class JobPage {
 
   applySnapshot(p) {
     if (!p) return;
+    if (p.status) this.setStatus(p.status, p.last_event_id);
     this.percent = Math.max(this.percent, Number(p.progress) || 0); // never moves backwards on screen
     const pct = Math.round(this.percent);
     const fill = $("progress-fill");
@@ -126,9 +131,9 @@ export class JobPage {
     $("progress-bar").setAttribute("aria-valuenow", String(pct));
     const eta = p.eta_seconds && pct < 100 ? ` · about ${formatSeconds(p.eta_seconds)} left` : "";
     const agent = p.current_agent ? ` (${p.current_agent})` : "";
-    const text = `${pct}% — ${p.current_action || statusLabel(p.status)}${agent}${eta}`;
+    const review = this.status === "awaiting_review";
+    const text = review ? REVIEW_TEXT : `${pct}% — ${p.current_action || statusLabel(p.status)}${agent}${eta}`;
     if ($("progress-text").textContent !== text) $("progress-text").textContent = text;
-    if (p.status) this.setStatus(p.status, p.last_event_id);
     if (p.error !== undefined) this.showError(p.error);
     for (const kind of KINDS) {
       const c = p.counts?.[kind];
@@ -155,6 +160,7 @@ export class JobPage {
     const badge = $("job-status");
     badge.textContent = statusLabel(status);
     badge.className = `badge ${status}`;
+    if (status === "awaiting_review") $("progress-text").textContent = REVIEW_TEXT;
     this.updateActions();
   }
 
