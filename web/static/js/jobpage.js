@@ -56,20 +56,21 @@ export class JobPage {
     $("action-msg").textContent = "";
     for (const fmt of ["json", "csv", "md"]) $(`export-${fmt}`).href = `/api/jobs/${jobId}/export?format=${fmt}`;
     try {
-      const job = (await api(`/api/jobs/${jobId}`)).data;
+      // All three at once; the backlog may be read before the progress: then it is re-read below.
+      const [job, progress, backlog] = (await Promise.all(
+        [`/api/jobs/${jobId}`, `/api/jobs/${jobId}/progress`, `/api/jobs/${jobId}/backlog`].map((u) => api(u)),
+      )).map((r) => r.data);
       $("job-title").textContent = job.title;
       document.title = `${job.title} — backlogd`;
       this.uploadMode = job.upload_mode;
       this.target = job.target;
-      // Progress first, then the backlog: a job seen finished has its final tree in what follows.
-      const progress = (await api(`/api/jobs/${jobId}/progress`)).data;
-      const backlog = (await api(`/api/jobs/${jobId}/backlog`)).data;
       if (this.jobId !== jobId) return;
       this.work.load(backlog);
       this.applySnapshot(progress);
       if (TERMINAL.has(progress.status)) { this.setMode("finished"); this.quality.load(jobId); }
       // a finished job is watched too (slow poll, replay on change): other pages may edit it
       this.follow(backlog.last_seq, TERMINAL.has(progress.status));
+      if (backlog.last_seq < progress.last_event_id) this.resync(); // the job moved between the reads
     } catch (err) {
       $("job-title").textContent = "Job not available";
       this.showError(err.message);
