@@ -150,3 +150,41 @@ async def test_two_pages_open_at_once_both_see_an_edit(browser: Any, site: Site)
     await first.wait_for_function(shown)
     await second.wait_for_function(shown, timeout=8_000)
     assert "Seen by everyone" in await second.inner_text("#feed")  # the edit event, not only a reload
+
+
+async def test_add_a_child_and_delete_an_item_from_the_pane(browser: Any, site: Site) -> None:  # noqa: F811
+    """In review, Add child puts a new task under a story (shown in the tree and the backlog); Delete
+    with its confirmation removes an item from the tree and the backlog; field errors from a 400 show
+    next to their field."""
+    _needs_edit_api(site)
+    page = await browser.new_page()
+    await _submit(page, site.url, mode="review")
+    await page.wait_for_function(STATUS.format("awaiting review"), timeout=15_000)
+    story_id = await _open_first_story(page)
+    await page.click("#pane [data-action=edit]")
+    await page.fill("#edit-title", "")
+    await page.click("#pane form button[type=submit]")
+    error = page.locator("#edit-title-error")
+    await error.wait_for(state="visible")
+    assert await page.get_attribute("#edit-title", "aria-invalid") == "true"
+    await page.click("#pane [data-action=add]")
+    await page.fill("#add-title", "Write the offline mode notes")
+    await page.fill("#add-description", "What the shop does when the network is down.")
+    await page.fill("#add-estimate_hours", "3")
+    await page.click("#pane form button[type=submit]")
+    added = page.locator(
+        f"#item-{story_id} li[data-kind=task] .title", has_text="Write the offline mode notes"
+    )
+    await added.wait_for()
+    task_id = await page.locator(f"#item-{story_id} li[data-kind=task]").first.get_attribute("data-id")
+    await page.locator(f"#item-{task_id} .title").click()
+    await page.click("#pane [data-action=delete]")
+    await page.click("#pane form.confirm button[type=submit]")
+    await page.locator(f"#item-{task_id}").wait_for(state="detached")
+    backlog = await (
+        await page.request.get(f"{site.url}api/jobs/{page.url.rsplit('/', 1)[1]}/backlog")
+    ).json()
+    tasks = [
+        t["title"] for e in backlog["epics"] for f in e["features"] for s in f["stories"] for t in s["tasks"]
+    ]
+    assert "Write the offline mode notes" in tasks and task_id not in str(backlog)

@@ -11,6 +11,16 @@ export const FIELDS = {
   story_points: { label: "Story points", type: "number" },
   estimate_hours: { label: "Estimate (hours)", type: "number", step: "0.5" },
   priority: { label: "Priority", type: "number", min: "1", max: "4" },
+  // asked only when adding an item: the generator fills them, an edit leaves them as they are
+  user_story: { label: "User story", type: "area", hint: "As a …, I want …, so that …" },
+  activity: { label: "Activity", type: "select", options: ["Development", "Design", "Testing", "Documentation", "Deployment", "Requirements"] },
+  preconditions: { label: "Preconditions", type: "area" },
+  business_value: { label: "Business value", type: "number", min: "1", max: "100" },
+};
+
+// What a new item of each kind needs on top of the editable fields.
+export const ADD_FIELDS = {
+  epic: ["business_value"], story: ["user_story"], task: ["activity"], test_case: ["preconditions"],
 };
 
 export const KIND_FIELDS = {
@@ -43,16 +53,18 @@ function parsed(name, text) {
 }
 
 // A form for `kind` filled from `data` (or empty); returns {form, values(changedOnly), showErrors}.
-export function itemForm(kind, data, idPrefix) {
-  const names = KIND_FIELDS[kind] || ["title", "description"];
+export function itemForm(kind, data, idPrefix, adding = false) {
+  const names = [...(KIND_FIELDS[kind] || ["title", "description"]), ...(adding ? ADD_FIELDS[kind] || [] : [])];
   const inputs = {};
   const rows = names.map((name) => {
     const f = FIELDS[name];
     const id = `${idPrefix}-${name}`;
-    const input = f.type === "text" || f.type === "number"
-      ? el("input", { id, name, type: f.type, step: f.step, min: f.min, max: f.max, inputmode: f.type === "number" ? "decimal" : undefined })
-      : el("textarea", { id, name, rows: f.type === "area" ? 5 : 4 });
-    input.value = String(shown(name, data?.[name]));
+    const input = f.type === "select"
+      ? el("select", { id, name }, ...f.options.map((o) => el("option", { value: o, text: o })))
+      : f.type === "text" || f.type === "number"
+        ? el("input", { id, name, type: f.type, step: f.step, min: f.min, max: f.max, inputmode: f.type === "number" ? "decimal" : undefined })
+        : el("textarea", { id, name, rows: f.type === "area" ? 5 : 4 });
+    if (f.type !== "select" || data?.[name]) input.value = String(shown(name, data?.[name]));
     inputs[name] = input;
     return el("div", { class: "form-row" },
       el("label", { for: id, text: f.label }, f.hint ? el("span", { class: "hint", text: ` (${f.hint})` }) : null),

@@ -137,9 +137,9 @@ export class ItemPane {
   addForm(item) {
     const kinds = CHILD_KINDS[item.kind];
     const select = el("select", { id: "add-type", name: "type" }, ...kinds.map((k) => el("option", { value: k, text: KIND_NAMES[k] })));
-    let f = itemForm(kinds[0], {}, "add");
+    let f = itemForm(kinds[0], {}, "add", true);
     const holder = el("div", {}, f.form);
-    select.addEventListener("change", () => { f = itemForm(select.value, {}, "add"); holder.replaceChildren(f.form); });
+    select.addEventListener("change", () => { f = itemForm(select.value, {}, "add", true); holder.replaceChildren(f.form); });
     const save = el("button", { type: "submit", class: "primary", text: "Add" });
     const cancel = el("button", { type: "button", text: "Cancel" });
     cancel.addEventListener("click", () => { this.mode = "view"; this.render(); });
