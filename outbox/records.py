@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from vocab import CallStatus, ItemKind, ItemState, JobStatus
 
 ITEM_STATES: tuple[ItemState, ...] = tuple(ItemState)
+MATCH_CALL_KEY = "rerun:match"  # the call key of rows a re-run copies in (the previous job's vanished items)
 
 
 class _Row(BaseModel):
@@ -27,6 +28,7 @@ class JobRow(_Row):
     created_at: float
     updated_at: float
     finished_at: float | None
+    vision_key: str | None = None  # the normalised vision and target, hashed (re-runs find it by this)
 
     @classmethod
     def from_db(cls, r: Any) -> JobRow:
@@ -41,6 +43,7 @@ class JobRow(_Row):
             created_at=r["created_at"],
             updated_at=r["updated_at"],
             finished_at=r["finished_at"],
+            vision_key=r["vision_key"],
         )
 
 
@@ -69,6 +72,19 @@ class CallRow(_Row):
     completion_tokens: int = 0
     latency_ms: float = 0.0
     error: str | None = None
+
+
+class ItemMatch(_Row):
+    """A re-run item's match to the previous job's, and what it takes over of that job's work item
+    (``state`` None: keep the state; the ado fields None: keep them)."""
+
+    id: str
+    match: str
+    state: ItemState | None = None
+    ado_id: int | None = None
+    ado_url: str | None = None
+    ado_rev: int | None = None
+    ado_extra: dict[str, int] | None = None
 
 
 class NewItem(_Row):
@@ -106,6 +122,7 @@ class ItemRow(_Row):
     ado_rev: int | None
     ado_extra: dict[str, int]
     error: str | None
+    match: str | None = None  # a re-run's match to the previous job: unchanged updated new vanished
 
     @classmethod
     def from_db(cls, r: Any) -> ItemRow:
@@ -132,4 +149,5 @@ class ItemRow(_Row):
             ado_rev=r["ado_rev"],
             ado_extra=json.loads(r["ado_extra"]),
             error=r["error"],
+            match=r["match_kind"],
         )
