@@ -143,7 +143,7 @@ class Store:
             return [JobRow.from_db(r) for r in await cur.fetchall()]
 
     async def latest_with_key(self, vision_key: str, skip: Iterable[JobStatus]) -> JobRow | None:
-        """The newest job of this vision and target whose status is not in ``skip`` (index jobs_vision_key)."""
+        """The newest job of this vision and target not in ``skip`` (index jobs_vision_key)."""
         skipped = [str(s) for s in skip]
         marks = ",".join("?" * len(skipped)) or "''"
         sql = (

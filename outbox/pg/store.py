@@ -155,7 +155,7 @@ class PgStore:
         return [JobRow.from_db(r) for r in rows]
 
     async def latest_with_key(self, vision_key: str, skip: Iterable[JobStatus]) -> JobRow | None:
-        """The newest job of this vision and target whose status is not in ``skip`` (index jobs_vision_key)."""
+        """The newest job of this vision and target not in ``skip`` (index jobs_vision_key)."""
         sql = (
             f"SELECT {_JOB_COLS} FROM jobs WHERE vision_key = $1 AND NOT (status = ANY($2::text[]))"
             " ORDER BY created_at DESC LIMIT 1"
@@ -358,9 +358,10 @@ class PgStore:
             await self._check_fence(db, job_id)
             await self._insert_items(db, job_id, MATCH_CALL_KEY, added, now)
             await db.executemany(
-                "UPDATE items SET match_kind = $1, state = COALESCE($2, state), ado_id = COALESCE($3, ado_id),"
-                " ado_url = COALESCE($4, ado_url), ado_rev = COALESCE($5, ado_rev),"
-                " ado_extra = COALESCE($6, ado_extra), updated_at = $7 WHERE id = $8 AND job_id = $9",
+                "UPDATE items SET match_kind = $1, state = COALESCE($2, state),"
+                " ado_id = COALESCE($3, ado_id), ado_url = COALESCE($4, ado_url),"
+                " ado_rev = COALESCE($5, ado_rev), ado_extra = COALESCE($6, ado_extra), updated_at = $7"
+                " WHERE id = $8 AND job_id = $9",
                 [
                     (
                         m.match,
