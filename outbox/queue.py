@@ -78,21 +78,70 @@ async def claim(
 
 
 async def mark_uploaded(
-    store: StoreBackend, item: ItemRow, ado_id: int, url: str, rev: int, extra: dict[str, int]
+    store: StoreBackend,
+    item: ItemRow,
+    ado_id: int,
+    url: str,
+    rev: int,
+    extra: dict[str, int],
+    written: dict[str, Any] | None = None,
 ) -> list[EventRow]:
+    """Uploaded at ``rev``; an item edited while it was in flight goes straight back to pending (its
+    edit follows as an update). The event says ``update`` when the work item existed already."""
     if isinstance(store, PgStore):
-        return await pg.mark_uploaded(store, item, ado_id, url, rev, extra)
+        return await pg.mark_uploaded(store, item, ado_id, url, rev, extra, written)
     assert isinstance(store, Store)
     async with store.transaction() as db:
+        rows = list(
+            await db.execute_fetchall(
+                "UPDATE items SET state = CASE WHEN dirty THEN 'pending' ELSE 'uploaded' END, dirty = 0,"
+                " attempts = CASE WHEN dirty THEN 0 ELSE attempts END, ado_id = ?, ado_url = ?,"
+                " ado_rev = ?, ado_extra = ?, written = COALESCE(?, written), conflict = NULL,"
+                " error = NULL, reconcile = 0, lease_owner = NULL, lease_until = NULL, updated_at = ?"
+                " WHERE id = ? AND fence = ? AND state = 'in_flight' RETURNING state",
+                (ado_id, url, rev, json.dumps(extra), _opt(written), store.now(), item.id, item.fence),
+            )
+        )
+        if not rows:
+            return []  # fenced out: a newer owner holds this item
+        events = [uploaded_event(item, ado_id, url, rev)]
+        if rows[0][0] == ItemState.PENDING:
+            events.append(_event(item, ItemState.PENDING, rev=rev, update=True))
+        return await store.append_in(db, item.job_id, events)
+
+
+def uploaded_event(item: ItemRow, ado_id: int, url: str, rev: int) -> NewEvent:
+    extra: dict[str, Any] = {"adoId": ado_id, "url": url, "attempts": item.attempts, "rev": rev}
+    if item.ado_rev is not None and item.ado_id is not None:
+        extra["update"] = True  # not a new work item: progress counts it once
+    return _event(item, ItemState.UPLOADED, **extra)
+
+
+def conflict_error(theirs: dict[str, Any]) -> str:
+    who = theirs.get("changed_by") or "someone"
+    return f"changed in Azure DevOps by {who} (revision {theirs.get('rev')}); choose which version to keep"
+
+
+def _opt(value: dict[str, Any] | None) -> str | None:
+    return json.dumps(value) if value is not None else None
+
+
+async def mark_conflict(store: StoreBackend, item: ItemRow, theirs: dict[str, Any]) -> list[EventRow]:
+    """An update found the work item changed in Azure DevOps: the row waits for the user's choice with
+    their values kept; nothing was written."""
+    if isinstance(store, PgStore):
+        return await pg.mark_conflict(store, item, theirs)
+    assert isinstance(store, Store)
+    error = conflict_error(theirs)
+    async with store.transaction() as db:
         cur = await db.execute(
-            "UPDATE items SET state = 'uploaded', ado_id = ?, ado_url = ?, ado_rev = ?, ado_extra = ?,"
-            " error = NULL, reconcile = 0, lease_owner = NULL, lease_until = NULL, updated_at = ?"
-            " WHERE id = ? AND fence = ? AND state = 'in_flight'",
-            (ado_id, url, rev, json.dumps(extra), store.now(), item.id, item.fence),
+            "UPDATE items SET state = 'conflict', conflict = ?, error = ?, dirty = 0, lease_owner = NULL,"
+            " lease_until = NULL, updated_at = ? WHERE id = ? AND fence = ? AND state = 'in_flight'",
+            (json.dumps({"theirs": theirs}), error, store.now(), item.id, item.fence),
         )
         if cur.rowcount == 0:
-            return []  # fenced out: a newer owner holds this item
-        ev = _event(item, ItemState.UPLOADED, adoId=ado_id, url=url, attempts=item.attempts)
+            return []
+        ev = _event(item, ItemState.CONFLICT, error=error, theirs=theirs)
         return await store.append_in(db, item.job_id, [ev])
 
 

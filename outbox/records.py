@@ -122,6 +122,9 @@ class ItemRow(_Row):
     ado_rev: int | None
     ado_extra: dict[str, int]
     error: str | None
+    written: dict[str, Any] | None = None  # the owned ADO fields as we last wrote them
+    conflict: dict[str, Any] | None = None  # {"ours", "theirs"} while the item is in conflict
+    dirty: bool = False  # edited while in flight: the upload's success becomes an update
     match: str | None = None  # a re-run's match to the previous job: unchanged updated new vanished
 
     @classmethod
@@ -149,5 +152,12 @@ class ItemRow(_Row):
             ado_rev=r["ado_rev"],
             ado_extra=json.loads(r["ado_extra"]),
             error=r["error"],
+            written=_json_or_none(r["written"]),
+            conflict=_json_or_none(r["conflict"]),
+            dirty=bool(r["dirty"]),
             match=r["match_kind"],
         )
+
+
+def _json_or_none(raw: str | None) -> Any:
+    return json.loads(raw) if raw else None

@@ -5,6 +5,9 @@ uploads each claimed item in its own task up to ``concurrency`` at once, and rec
 under the item's fence. Throttling is not handled here: the ADO client pauses the shared gate of
 the identity on any Retry-After or X-RateLimit-Delay, so every task waits, not just the one that
 was told. An ambiguous failure is never retried blindly: the next attempt reconciles by key first.
+A row that already has a work item and a revision (uploaded, then edited) is an update: a PATCH with
+a ``test`` of that revision, never a second create; a change made in Azure DevOps meanwhile ends the
+row in ``conflict`` with their values kept on it, nothing overwritten.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import aiohttp
 import structlog
 
 from outbox import queue
-from outbox.ado.errors import AdoAmbiguous, AdoError, AdoPermanent, AdoTransient
+from outbox.ado.errors import AdoAmbiguous, AdoError, AdoPermanent, AdoRevisionConflict, AdoTransient
 from outbox.ado.types import Uploaded, UploadItem
 from outbox.backend import DISCONNECTS, StoreBackend
 from outbox.records import EventRow, ItemRow
@@ -175,6 +178,9 @@ class Relay:
             try:
                 item = await self._request(row)
                 result = await client.upload(item, reconcile=row.reconcile)
+            except AdoRevisionConflict as exc:
+                log.info("update_conflict", error=str(exc))
+                await self._record(queue.mark_conflict(self.store, row, exc.theirs))
             except AdoPermanent as exc:
                 log.warning("upload_dead", error=str(exc))
                 await self._record(queue.mark_dead(self.store, row, str(exc), _created(exc)))
@@ -190,7 +196,9 @@ class Relay:
             else:
                 extra = {**item.refs, **result.extra} if row.kind == "test_suite" else dict(result.extra)
                 await self._record(
-                    queue.mark_uploaded(self.store, row, result.ado_id, result.url, result.rev, extra)
+                    queue.mark_uploaded(
+                        self.store, row, result.ado_id, result.url, result.rev, extra, result.written
+                    )
                 )
 
     async def _retry(self, row: ItemRow, exc: AdoError, *, reconcile: bool) -> None:
@@ -234,6 +242,9 @@ class Relay:
             parent_ado_id=parent.ado_id if parent else None,
             refs=refs,
             existing_ado_id=row.ado_id,
+            # an uploaded row edited again: an update of its work item, never a second create
+            rev=row.ado_rev if row.ado_id is not None else None,
+            written=row.written or {},
         )
 
 

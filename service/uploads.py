@@ -304,6 +304,8 @@ class UploadCoordinator:
             if ev.type != "upload" or progress is None:
                 continue
             kind, state = ev.payload["kind"], ev.payload["state"]
+            if ev.payload.get("update"):
+                continue  # an update of a work item counted when it was created
             if state == ItemState.UPLOADED:
                 progress.uploaded[kind] += 1
             elif state in FAILED_ITEM_STATES:

@@ -1,9 +1,12 @@
 """The states a job and an outbox item go through, and what uploading a job's items came to.
 
 Job: ``queued → running → completed | completed_with_errors | failed | cancelled``, with
-``awaiting_upload`` (manual upload mode) and ``needs_credentials`` (no PAT) as resting states.
+``awaiting_upload`` (manual upload mode), ``awaiting_review`` (review mode) and
+``needs_credentials`` (no PAT) as resting states.
 Item: ``held → pending → in_flight → uploaded``; failures go to ``retry_wait`` or ``dead``, and the
-children of a dead item to ``blocked``. A committed LLM call is ``done`` or ``failed``.
+children of a dead item to ``blocked``. An uploaded item edited
+again goes back to ``pending`` (an update of its work item) and to ``conflict`` when someone changed
+the work item in Azure DevOps meanwhile. A committed LLM call is ``done`` or ``failed``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class ItemState(StrEnum):
     RETRY_WAIT = "retry_wait"
     DEAD = "dead"  # a permanent error or attempts exhausted
     BLOCKED = "blocked"  # under a dead item
+    CONFLICT = "conflict"  # changed in Azure DevOps since our upload: the user chooses a version
 
 
 FAILED_ITEM_STATES: tuple[ItemState, ...] = (ItemState.DEAD, ItemState.BLOCKED)

@@ -11,12 +11,20 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import aiohttp
 
-from outbox.ado import mapping, preflight
+from outbox.ado import mapping, owned, preflight
 from outbox.ado.discovery import discover_profile, values
-from outbox.ado.errors import AdoAmbiguous, AdoConflict, AdoError, AdoPermanent, AdoTransient
+from outbox.ado.errors import (
+    AdoAmbiguous,
+    AdoConflict,
+    AdoError,
+    AdoPermanent,
+    AdoRevisionConflict,
+    AdoTransient,
+)
 from outbox.ado.gate import RateGate
 from outbox.ado.http import AdoHttp
 from outbox.ado.process import missing_type_error
@@ -134,6 +142,8 @@ class AdoClient:
             return await self._upload_plan(item, profile, reconcile)
         if item.kind == ItemKind.TEST_SUITE:
             return await self._upload_suite(item, reconcile)
+        if item.is_update:
+            return await self._update(item, profile)
         found: Uploaded | None = None
         if item.existing_ado_id is not None:
             found = await self._get(item.existing_ado_id)
@@ -142,7 +152,37 @@ class AdoClient:
         uploaded = found or await self._create(item, profile)
         if item.kind == ItemKind.TEST_CASE:
             await self._add_to_suite(item, uploaded)
-        return uploaded
+        return replace(uploaded, written=owned.pick(mapping.written_fields(item, profile)))
+
+    async def _update(self, item: UploadItem, profile: ProcessProfile) -> Uploaded:
+        """PATCH the owned fields with a ``test`` of the revision we wrote. On 412 the work item is read:
+        our own write already there (a lost response) is success; a change of fields we own is a
+        conflict (nothing written); anything else moved (links, state, tags) → once more at its rev."""
+        assert item.existing_ado_id is not None and item.rev is not None
+        ado_id, rev = item.existing_ado_id, item.rev
+        now = owned.pick(mapping.written_fields(item, profile))
+        for _ in range(2):
+            ops = mapping.update_patch(now, item.written, rev)
+            try:
+                reply = await self._http.call(
+                    "PATCH", self._urls.work_item(ado_id), ops, patch=True, write=True
+                )
+            except AdoPermanent as exc:
+                if exc.status != 412:
+                    raise
+                current = (await self._http.call("GET", self._urls.work_item(ado_id))).data
+                in_ado = owned.pick(current.get("fields") or {})
+                if owned.same(now, in_ado):
+                    return replace(self._uploaded(current), written=now)
+                if not owned.same(item.written, in_ado):
+                    raise AdoRevisionConflict(
+                        f"work item {ado_id} was changed in Azure DevOps since revision {rev}",
+                        owned.theirs(current),
+                    ) from None
+                rev = int(current["rev"])
+                continue
+            return replace(self._uploaded(reply.data), written=now)
+        raise AdoConflict(f"work item {ado_id} keeps changing; trying again", 412, 1.0)
 
     async def _create(self, item: UploadItem, profile: ProcessProfile) -> Uploaded:
         type_name, ops = mapping.work_item_patch(item, profile, self._urls.relation)

@@ -13,7 +13,9 @@
         ├── AdoAuthError  401, 403, 203 sign-in page or a non-JSON 2xx: check the PAT and its scopes
         │   └── AdoForbidden  the PAT is fine but its user lacks a permission or an access level
         │                     (create area/iteration nodes, Basic + Test Plans); the message names it
-        └── AdoNotFound   404 (unknown project, type, work item, plan or suite)
+        ├── AdoNotFound   404 (unknown project, type, work item, plan or suite)
+        └── AdoRevisionConflict  an update's ``test /rev`` failed (412) and someone changed the fields
+                          we own since our write: ``theirs`` holds their values; nothing was written
 
 ``created`` carries an ``Uploaded`` when a multi-step upload created the work item but a later step
 failed, so the caller records the id and never creates it again.
@@ -21,7 +23,7 @@ failed, so the caller records the id and never creates it again.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from outbox.ado.types import Uploaded
@@ -74,3 +76,11 @@ class AdoNotFound(AdoPermanent):
 
 class AdoForbidden(AdoAuthError):
     """Refused for want of a permission or access level, not because of the PAT; the message says which."""
+
+
+class AdoRevisionConflict(AdoPermanent):
+    """The work item changed in Azure DevOps since we wrote it; ``theirs`` is its owned fields now."""
+
+    def __init__(self, message: str, theirs: dict[str, Any]) -> None:
+        super().__init__(message, 412)
+        self.theirs = theirs

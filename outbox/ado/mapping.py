@@ -79,6 +79,24 @@ def work_item_patch(
     return type_name, ops
 
 
+def written_fields(item: UploadItem, profile: ProcessProfile) -> dict[str, Any]:
+    """Every field a create of ``item`` sets on the project's type (no links)."""
+    type_name = profile.type_for(item.kind)
+    if type_name is None:
+        raise missing_type_error(profile.process, item.kind)
+    fields = _fields(item, profile, type_name)
+    return {ref: v for ref, v in fields.items() if ref in _ALWAYS or profile.has_field(type_name, ref)}
+
+
+def update_patch(owned_now: dict[str, Any], owned_before: dict[str, Any], rev: int) -> list[dict[str, Any]]:
+    """The JSON Patch updating a work item last written at ``rev``: the ``test`` of that revision first
+    (nothing is written over a change made since), then our owned fields; one we no longer set goes."""
+    ops: list[dict[str, Any]] = [{"op": "test", "path": "/rev", "value": rev}]
+    ops += [{"op": "add", "path": f"/fields/{ref}", "value": v} for ref, v in owned_now.items()]
+    ops += [{"op": "remove", "path": f"/fields/{ref}"} for ref in owned_before if ref not in owned_now]
+    return ops
+
+
 def _fields(item: UploadItem, profile: ProcessProfile, type_name: str) -> dict[str, Any]:
     body = item.body
     fields: dict[str, Any] = {

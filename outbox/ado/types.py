@@ -38,6 +38,8 @@ class UploadItem:
     (TestedBy); test_plan→feature (informational); test_suite→story (requirementId).
     ``refs``: test_suite {"plan_id", "root_suite_id"}; test_case {"plan_id", "suite_id"}.
     ``existing_ado_id``: an earlier attempt created it; only the remaining steps are done.
+    ``rev``: set for an update of the uploaded work item ``existing_ado_id`` (written at that revision,
+    with ``written`` the owned fields as we wrote them then).
     """
 
     id: str
@@ -50,16 +52,24 @@ class UploadItem:
     parent_ado_id: int | None = None
     refs: dict[str, int] = field(default_factory=dict)
     existing_ado_id: int | None = None
+    rev: int | None = None
+    written: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_update(self) -> bool:
+        return self.rev is not None and self.existing_ado_id is not None
 
 
 @dataclass(frozen=True)
 class Uploaded:
-    """The ADO side of an uploaded item: its id, browser URL, revision and extra ids (root suite)."""
+    """The ADO side of an uploaded item: its id, browser URL, revision and extra ids (root suite);
+    ``written``: the owned fields as they now are in the work item (what a later update compares)."""
 
     ado_id: int
     url: str
     rev: int
     extra: dict[str, int] = field(default_factory=dict)
+    written: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

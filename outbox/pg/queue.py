@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from outbox.pg.store import EVENTS_CHANNEL, ITEM_COLS, PgStore
 from outbox.records import EventRow, ItemRow, NewEvent
@@ -77,27 +78,35 @@ async def claim(
 _ACK = """
 WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true)),
 up AS (
-    UPDATE items SET state = 'uploaded', ado_id = $1, ado_url = $2, ado_rev = $3, ado_extra = $4,
+    UPDATE items SET state = CASE WHEN dirty THEN 'pending' ELSE 'uploaded' END, dirty = FALSE,
+        attempts = CASE WHEN dirty THEN 0 ELSE attempts END, ado_id = $1, ado_url = $2, ado_rev = $3,
+        ado_extra = $4, written = COALESCE($13, written), conflict = NULL,
         error = NULL, reconcile = FALSE, lease_owner = NULL, lease_until = NULL, updated_at = $5
     WHERE id = $6 AND fence = $7 AND state = 'in_flight'
       AND EXISTS (SELECT 1 FROM jobs WHERE id = $8 AND ($9::bigint IS NULL OR fence = $9))
-    RETURNING id),
+    RETURNING id, state),
 seq AS (
     UPDATE jobs SET last_seq = last_seq + 1 WHERE id = $8 AND EXISTS (SELECT 1 FROM up)
     RETURNING last_seq, pg_notify($10, $11 || ' ' || id || ' ' || last_seq || ' ' || last_seq))
 INSERT INTO job_events(job_id, seq, type, payload, created_at)
 SELECT $8, seq.last_seq, 'upload', $12, $5 FROM seq, cfg
-RETURNING seq
+RETURNING seq, (SELECT state FROM up) AS state
 """
 
 
 async def mark_uploaded(
-    store: PgStore, item: ItemRow, ado_id: int, url: str, rev: int, extra: dict[str, int]
+    store: PgStore,
+    item: ItemRow,
+    ado_id: int,
+    url: str,
+    rev: int,
+    extra: dict[str, int],
+    written: dict[str, Any] | None = None,
 ) -> list[EventRow]:
-    ev = _event(item, ItemState.UPLOADED, adoId=ado_id, url=url, attempts=item.attempts)
+    ev = uploaded_event(item, ado_id, url, rev)
     now = store.now()
     async with store.reading() as db:
-        seq = await db.fetchval(
+        row = await db.fetchrow(
             _ACK,
             ado_id,
             url,
@@ -111,14 +120,51 @@ async def mark_uploaded(
             EVENTS_CHANNEL,
             store.instance,
             json.dumps(ev.payload),
+            json.dumps(written) if written is not None else None,
         )
-    if seq is None:
+    if row is None:
         return []  # fenced out: a newer owner holds this item (or another instance the job)
-    return [
+    done = [
         EventRow.model_construct(
-            job_id=item.job_id, seq=int(seq), type=ev.type, payload=ev.payload, created_at=now
+            job_id=item.job_id, seq=int(row["seq"]), type=ev.type, payload=ev.payload, created_at=now
         )
     ]
+    if row["state"] == ItemState.PENDING:  # edited while in flight: its update follows
+        done += await store.append_events(
+            item.job_id, [_event(item, ItemState.PENDING, rev=rev, update=True)]
+        )
+    return done
+
+
+def uploaded_event(item: ItemRow, ado_id: int, url: str, rev: int) -> NewEvent:
+    extra: dict[str, object] = {"adoId": ado_id, "url": url, "attempts": item.attempts, "rev": rev}
+    if item.ado_rev is not None and item.ado_id is not None:
+        extra["update"] = True  # not a new work item: progress counts it once
+    return _event(item, ItemState.UPLOADED, **extra)
+
+
+def conflict_error(theirs: dict[str, Any]) -> str:
+    who = theirs.get("changed_by") or "someone"
+    return f"changed in Azure DevOps by {who} (revision {theirs.get('rev')}); choose which version to keep"
+
+
+async def mark_conflict(store: PgStore, item: ItemRow, theirs: dict[str, Any]) -> list[EventRow]:
+    error = conflict_error(theirs)
+    async with store.transaction() as db:
+        done = await db.fetchval(
+            "UPDATE items SET state = 'conflict', conflict = $1, error = $2, dirty = FALSE,"
+            " lease_owner = NULL, lease_until = NULL, updated_at = $3"
+            " WHERE id = $4 AND fence = $5 AND state = 'in_flight' RETURNING 1",
+            json.dumps({"theirs": theirs}),
+            error,
+            store.now(),
+            item.id,
+            item.fence,
+        )
+        if done is None:
+            return []
+        ev = _event(item, ItemState.CONFLICT, error=error, theirs=theirs)
+        return await store.append_in(db, item.job_id, [ev])
 
 
 async def mark_retry(

@@ -434,5 +434,5 @@ _JOB_COLS = (
 ITEM_COLS = (
     "id, job_id, parent_id, depends_on::text AS depends_on, kind, level, position, title, body, call_key,"
     " state, attempts, lease_owner, lease_until, fence, next_attempt_at, reconcile, ado_id, ado_url,"
-    " ado_rev, ado_extra, error, match_kind"
+    " ado_rev, ado_extra, error, written, conflict, dirty, match_kind"
 )
