@@ -1,4 +1,4 @@
-"""Work item routes: create (E4), update (E5), get (E6) and WIQL (E8)."""
+"""Work item routes: create (E4), update (E5), get (E6), delete (E7) and WIQL (E8)."""
 
 from __future__ import annotations
 
@@ -104,6 +104,34 @@ async def update(request: web.Request, match: RouteMatch) -> web.StreamResponse:
         validate_only=flag(request, "validateOnly"),
     )
     return json_response(render_item(state, org_url(request), item))
+
+
+async def delete(request: web.Request, match: RouteMatch) -> web.StreamResponse:
+    """E7: to the recycle bin (``destroy=true``: gone for good); a GET then answers 404 like any
+    missing item, and other items no longer show links to it."""
+    scope = _optional_project(request, match)
+    state = state_of(request)
+    item = _item_in(state, int(match.params["id"]), scope)
+    del state.items[item.id]
+    for relation in list(item.relations):
+        target = state.items.get(relation.target)
+        if target is not None:
+            target.relations = [r for r in target.relations if r.target != item.id]
+    if not flag(request, "destroy"):
+        state.recycle_bin[item.id] = item
+    base = org_url(request)
+    return json_response(
+        {
+            "id": item.id,
+            "code": 200,
+            "deletedBy": patching.EMULATOR_USER["displayName"],
+            "deletedDate": now_iso(),
+            "name": item.fields.get("System.Title", ""),
+            "project": item.project,
+            "type": item.type_name,
+            "url": f"{base}/_apis/wit/recyclebin/{item.id}",
+        }
+    )
 
 
 async def get_one(request: web.Request, match: RouteMatch) -> web.StreamResponse:
@@ -246,6 +274,8 @@ def add_routes(router: Router) -> None:
     router.add("POST|PATCH", proj + r"/_apis/wit/workitems/\$(?P<type>[^/]+)", create, "create")
     router.add("PATCH", proj + r"/_apis/wit/workitems/(?P<id>\d+)", update, "update")
     router.add("PATCH", org + r"/_apis/wit/workitems/(?P<id>\d+)", update, "update")
+    for scope in (proj, org):
+        router.add("DELETE", scope + r"/_apis/wit/workitems/(?P<id>\d+)", delete, "update")
     for scope in (proj, org):
         router.add("GET", scope + r"/_apis/wit/workitems/(?P<id>\d+)", get_one, "get")
         router.add("GET", scope + r"/_apis/wit/workitems", get_many, "get")

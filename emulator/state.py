@@ -129,6 +129,7 @@ class EmulatorState:
     next_node_id: int = 1000
     saving_suites: set[int] = field(default_factory=set)  # parent suites with a suite save in progress
     team_iterations: dict[str, list[str]] = field(default_factory=dict)  # team → iteration identifiers
+    recycle_bin: dict[int, WorkItem] = field(default_factory=dict)  # deleted, restorable (not destroyed)
 
     def __post_init__(self) -> None:
         self.reset()
@@ -144,6 +145,7 @@ class EmulatorState:
         self.creates_by_tag, self.status_counts, self.faults_injected = Counter(), Counter(), Counter()
         self.early_requests = self.requests_total = 0
         self.team_iterations = {}
+        self.recycle_bin = {}
         # next_id and next_node_id keep counting: an id handed out once never names another item
         for project in self.projects.values():
             self.nodes[(project.name, "area")] = Node(self._node_id(), project.name, "area")

@@ -182,6 +182,27 @@ async def remove(
     return await _in_tx(store, job_id, work)
 
 
+async def release(store: StoreBackend, job_id: str, roots: Sequence[str]) -> int:
+    """Review mode's upload of chosen epics: the held items under them (QA items too) become pending."""
+
+    async def work(tx: _Tx) -> list[NewEvent]:
+        ids: list[str] = []
+        for root in roots:
+            ids += await tx.subtree(job_id, root)
+        for item_id in ids:
+            await tx.run(
+                "UPDATE items SET state = 'pending', updated_at = ? WHERE id = ? AND state = 'held'",
+                store.now(),
+                item_id,
+            )
+        released.append(len(ids))
+        return []
+
+    released: list[int] = []
+    await _in_tx(store, job_id, work)
+    return released[0]
+
+
 async def add(
     store: StoreBackend, job_id: str, call_key: str, items: Sequence[NewItem], events: Events
 ) -> list[EventRow]:

@@ -126,18 +126,20 @@ def _opt(value: dict[str, Any] | None) -> str | None:
     return json.dumps(value) if value is not None else None
 
 
-async def mark_conflict(store: StoreBackend, item: ItemRow, theirs: dict[str, Any]) -> list[EventRow]:
+async def mark_conflict(
+    store: StoreBackend, item: ItemRow, theirs: dict[str, Any], fields: dict[str, Any]
+) -> list[EventRow]:
     """An update found the work item changed in Azure DevOps: the row waits for the user's choice with
     their values kept; nothing was written."""
     if isinstance(store, PgStore):
-        return await pg.mark_conflict(store, item, theirs)
+        return await pg.mark_conflict(store, item, theirs, fields)
     assert isinstance(store, Store)
     error = conflict_error(theirs)
     async with store.transaction() as db:
         cur = await db.execute(
             "UPDATE items SET state = 'conflict', conflict = ?, error = ?, dirty = 0, lease_owner = NULL,"
             " lease_until = NULL, updated_at = ? WHERE id = ? AND fence = ? AND state = 'in_flight'",
-            (json.dumps({"theirs": theirs}), error, store.now(), item.id, item.fence),
+            (json.dumps({"theirs": theirs, "fields": fields}), error, store.now(), item.id, item.fence),
         )
         if cur.rowcount == 0:
             return []

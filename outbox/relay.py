@@ -180,7 +180,7 @@ class Relay:
                 result = await client.upload(item, reconcile=row.reconcile)
             except AdoRevisionConflict as exc:
                 log.info("update_conflict", error=str(exc))
-                await self._record(queue.mark_conflict(self.store, row, exc.theirs))
+                await self._record(queue.mark_conflict(self.store, row, exc.theirs, exc.fields))
             except AdoPermanent as exc:
                 log.warning("upload_dead", error=str(exc))
                 await self._record(queue.mark_dead(self.store, row, str(exc), _created(exc)))

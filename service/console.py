@@ -43,7 +43,12 @@ class ProgressView:
             self.show(event)
             if event.type == "final" or (
                 event.type == "stage"
-                and event.payload.get("status") in (JobStatus.AWAITING_UPLOAD, JobStatus.NEEDS_CREDENTIALS)
+                and event.payload.get("status")
+                in (
+                    JobStatus.AWAITING_UPLOAD,
+                    JobStatus.AWAITING_REVIEW,
+                    JobStatus.NEEDS_CREDENTIALS,
+                )
             ):
                 return
 

@@ -5,10 +5,16 @@ ServiceError
 ├── JobNotFound       no job with that id
 ├── JobStateError     the job cannot do that now (e.g. upload a job that is still generating)
 ├── TargetRefused     the job names an upload target the settings do not allow (400, names the field)
-└── QueueFull         server.max_queued_jobs jobs are already waiting (429)
+├── QueueFull         server.max_queued_jobs jobs are already waiting (429)
+├── InvalidInput      an edit or upload request names something wrong (400, details name the field)
+├── ItemNotFound      no item with that id in that job (404)
+├── ItemStateError    the item cannot do that now (409 with its own code, e.g. children_uploaded)
+└── EditConflict      the work item changed in Azure DevOps since our upload (409, ours and theirs)
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class ServiceError(Exception):
@@ -43,3 +49,34 @@ class QueueFull(ServiceError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"{limit} jobs are already waiting to run; retry later")
         self.limit = limit
+
+
+class InvalidInput(ServiceError):
+    """A request the service refuses on its merits; ``details`` name each field (``field``, ``message``)."""
+
+    def __init__(self, message: str, details: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class ItemNotFound(ServiceError):
+    def __init__(self, job_id: str, item_id: str) -> None:
+        super().__init__(f"job {job_id!r} has no item {item_id!r}")
+        self.item_id = item_id
+
+
+class ItemStateError(ServiceError):
+    """The item's state does not allow it (``code`` says why, e.g. ``children_uploaded``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class EditConflict(ServiceError):
+    """Someone changed the work item in Azure DevOps since we wrote it: nothing was overwritten."""
+
+    def __init__(self, message: str, ours: dict[str, Any], theirs: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.ours = ours
+        self.theirs = theirs

@@ -48,15 +48,7 @@ def tree(items: list[ItemRow]) -> dict[str, Any]:
             children.setdefault(it.parent_id, []).append(it)
 
     def node(it: ItemRow) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": it.id,
-            "type": it.kind,
-            "title": it.title,
-            "description": it.body.get("description", ""),
-            "sources": it.body.get("sources", []),
-        }
-        out.update({k: it.body[k] for k in _FIELDS if k in it.body})
-        out["upload"] = upload_of(it)
+        out = item_view(it)
         kids = sorted(children.get(it.id, []), key=lambda c: c.position)
         for kind in _CHILD_KINDS.get(it.kind, ()):
             out[KINDS[kind].plural] = [node(c) for c in kids if c.kind == kind]
@@ -64,6 +56,42 @@ def tree(items: list[ItemRow]) -> dict[str, Any]:
 
     roots = sorted((i for i in children.get(None, []) if i.kind == ItemKind.EPIC), key=lambda i: i.position)
     return {KINDS[ItemKind.EPIC].plural: [node(e) for e in roots]}
+
+
+EDITABLE = (
+    "title",
+    "description",
+    "acceptance_criteria",
+    "story_points",
+    "priority",
+    "estimate_hours",
+    "steps",
+)
+
+
+def edit_fields(it: ItemRow) -> dict[str, Any]:
+    """The fields a user edits (and a conflict compares), as the item has them."""
+    values = {"title": it.title, **it.body}
+    return {k: values[k] for k in EDITABLE if k in values}
+
+
+def item_view(it: ItemRow) -> dict[str, Any]:
+    """One item as ``GET /backlog`` shows it (without its children): detail fields where its kind has
+    them, its upload state with the revision we last wrote, ``match`` and ``conflict``."""
+    out: dict[str, Any] = {
+        "id": it.id,
+        "type": it.kind,
+        "parent_id": it.parent_id,
+        "title": it.title,
+        "description": it.body.get("description", ""),
+        "sources": it.body.get("sources", []),
+    }
+    out.update({k: it.body[k] for k in _FIELDS if k in it.body})
+    out["upload"] = upload_of(it)
+    out["match"] = it.match
+    theirs = (it.conflict or {}).get("theirs")
+    out["conflict"] = {"ours": edit_fields(it), "theirs": theirs} if theirs is not None else None
+    return out
 
 
 def upload_of(it: ItemRow) -> dict[str, Any]:

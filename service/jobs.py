@@ -7,17 +7,18 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any, Protocol
 
 import structlog
 
+from outbox import edits
 from outbox.ado.preflight import CheckReport
 from outbox.backend import StoreBackend
 from outbox.records import EventRow, JobRow, NewEvent
 from service.broadcaster import Broadcaster
-from service.errors import JobNotFound, JobStateError, QueueFull
+from service.errors import InvalidInput, JobNotFound, JobStateError, QueueFull
 from service.items import JobContext
 from service.notify import Notifier
 from service.progress import Progress, action_of
@@ -33,6 +34,7 @@ from vocab import (
     FAILED_ITEM_STATES,
     OPEN_JOB_STATES,
     TERMINAL_JOB_STATES,
+    ItemKind,
     ItemState,
     JobStatus,
     UploadOutcome,
@@ -42,6 +44,7 @@ log = structlog.get_logger("backlogd.jobs")
 # Once generation has finished a job may upload (again): what it waited for, or what it left behind.
 _UPLOADABLE = (
     JobStatus.AWAITING_UPLOAD,
+    JobStatus.AWAITING_REVIEW,
     JobStatus.NEEDS_CREDENTIALS,
     JobStatus.COMPLETED_WITH_ERRORS,
     JobStatus.COMPLETED,
@@ -239,6 +242,8 @@ class JobManager:
         if options.uploading and self.uploads is not None:
             if options.upload_mode == "manual":
                 return await self._finish(job.id, JobStatus.AWAITING_UPLOAD)
+            if options.upload_mode == "review":  # shown first; the user uploads (all or some epics)
+                return await self._finish(job.id, JobStatus.AWAITING_REVIEW)
             progress.current_action, progress.current_agent = "Uploading to Azure DevOps", "Uploader"
             outcome = await self.uploads.upload(job.id, options, progress)
             if outcome == UploadOutcome.NEEDS_CREDENTIALS:
@@ -339,9 +344,14 @@ class JobManager:
             await self.uploads.cancel(job_id)
         return await self._finish(job_id, JobStatus.CANCELLED)
 
-    async def start_upload(self, job_id: str, pat: str | None = None) -> None:
-        """Manual mode, or after new credentials: upload what the job generated."""
+    async def start_upload(
+        self, job_id: str, pat: str | None = None, epic_ids: Sequence[str] | None = None
+    ) -> None:
+        """Manual or review mode, or after new credentials: upload what the job generated, or only the
+        subtrees of ``epic_ids`` (each must be an epic of this job)."""
         job = await self._job(job_id)
+        if epic_ids:
+            await self._check_epics(job_id, epic_ids)
         if self.uploads is None or not JobOptions.model_validate(job.options).uploading:
             raise JobStateError(f"job {job_id} has no upload target")
         if job.status not in _UPLOADABLE:
@@ -350,8 +360,20 @@ class JobManager:
             raise JobStateError(f"job {job_id} is being worked on by another instance")
         if pat:
             self.uploads.remember_pat(job_id, pat)
+        if epic_ids:
+            await edits.release(self.store, job_id, list(epic_ids))
         await self._set_status(job_id, JobStatus.RUNNING, stage="upload")  # streams and ETags see the restart
-        self._track(job_id, asyncio.create_task(self._upload_leased(job_id), name=f"upload-{job_id}"))
+        upload = self._upload_leased(job_id, release=not epic_ids)
+        self._track(job_id, asyncio.create_task(upload, name=f"upload-{job_id}"))
+
+    async def _check_epics(self, job_id: str, epic_ids: Sequence[str]) -> None:
+        epics = {r.id for r in await self.store.items(job_id) if r.kind == ItemKind.EPIC}
+        wrong = [e for e in epic_ids if e not in epics]
+        if wrong:
+            raise InvalidInput(
+                f"not an epic of job {job_id}: {', '.join(wrong)}",
+                [{"field": "epic_ids", "message": f"{e} is not an epic of this job"} for e in wrong],
+            )
 
     async def retry_uploads(self, job_id: str, pat: str | None = None) -> int:
         job = await self._job(job_id)
@@ -371,14 +393,14 @@ class JobManager:
         await self.start_upload(job_id, pat)
         return moved
 
-    async def _upload_leased(self, job_id: str) -> JobRow:
+    async def _upload_leased(self, job_id: str, *, release: bool = True) -> JobRow:
         try:
-            return await self._upload_only(job_id)
+            return await self._upload_only(job_id, release=release)
         finally:
             if self.leases is not None:
                 await self.leases.release(job_id)
 
-    async def _upload_only(self, job_id: str) -> JobRow:
+    async def _upload_only(self, job_id: str, *, release: bool = True) -> JobRow:
         job = await self._job(job_id)
         options = JobOptions.model_validate(job.options)
         fresh = job_id not in self._progress  # freed when the job ended, or a restart: count from the store
@@ -391,9 +413,11 @@ class JobManager:
                     progress.failed[kind] = sum(states.get(s, 0) for s in FAILED_ITEM_STATES)
         failed_calls = job.metadata.get("failed_calls") or {}
         assert self.uploads is not None
-        outcome = await self.uploads.upload(job_id, options, progress)
+        outcome = await self.uploads.upload(job_id, options, progress, release=release)
         if outcome == UploadOutcome.NEEDS_CREDENTIALS:
             return await self._finish(job_id, JobStatus.NEEDS_CREDENTIALS)
+        if (await self.store.item_counts(job_id)) and await self._held(job_id):
+            return await self._finish(job_id, JobStatus.AWAITING_REVIEW)  # the other epics wait for review
         if outcome == UploadOutcome.UPLOADED and not failed_calls:
             return await self._finish(job_id, JobStatus.COMPLETED)
         return await self._finish(
@@ -403,6 +427,10 @@ class JobManager:
         )
 
     # ----- queries ----------------------------------------------------------------------------
+
+    async def _held(self, job_id: str) -> int:
+        counts = await self.store.item_counts(job_id)
+        return sum(states.get(ItemState.HELD, 0) for states in counts.values())
 
     async def _job(self, job_id: str) -> JobRow:
         job = await self.store.get_job(job_id)

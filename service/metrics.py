@@ -27,6 +27,7 @@ UPLOAD_OUTCOMES = (
     ItemState.DEAD,
     ItemState.BLOCKED,
     ItemState.PENDING,
+    ItemState.CONFLICT,
 )
 JOB_ENDINGS = (
     JobStatus.COMPLETED,
@@ -34,6 +35,7 @@ JOB_ENDINGS = (
     JobStatus.FAILED,
     JobStatus.CANCELLED,
     JobStatus.AWAITING_UPLOAD,
+    JobStatus.AWAITING_REVIEW,
     JobStatus.NEEDS_CREDENTIALS,
 )
 # LLM calls take from ~50 ms (a local model's short answer) to minutes (a long completion).

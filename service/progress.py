@@ -19,6 +19,7 @@ _ACTIONS = {
     JobStatus.QUEUED: "Queued",
     JobStatus.RUNNING: "Working",
     JobStatus.AWAITING_UPLOAD: "Waiting for a manual upload",
+    JobStatus.AWAITING_REVIEW: "Waiting for review",
     JobStatus.NEEDS_CREDENTIALS: "Waiting for Azure DevOps credentials",
 }
 

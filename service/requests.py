@@ -42,7 +42,7 @@ class JobRequest(BaseModel):
     azure_devops: AdoRequest = AdoRequest()
     limits: LimitsRequest = LimitsRequest()
     include_qa: StrictBool | None = None  # "yes" or 1 is a 400, not true
-    upload_mode: Literal["streaming", "after_generation", "manual"] | None = None
+    upload_mode: Literal["streaming", "after_generation", "manual", "review"] | None = None
 
 
 class JobOptions(BaseModel):
@@ -52,7 +52,7 @@ class JobOptions(BaseModel):
 
     limits: Limits
     include_qa: bool
-    upload_mode: Literal["streaming", "after_generation", "manual"]
+    upload_mode: Literal["streaming", "after_generation", "manual", "review"]
     target: Literal["emulator", "ado", "none"]
     organization_url: str
     project: str

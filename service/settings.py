@@ -130,7 +130,9 @@ class AzureDevOpsSettings(_Section):
     pat_env: str = "AZURE_DEVOPS_PAT"
     area_path: str = ""
     iteration_path: str = ""
-    upload_mode: Literal["streaming", "after_generation", "manual"] = "streaming"
+    upload_mode: Literal["streaming", "after_generation", "manual", "review"] = "streaming"
+    # what DELETE ...?in_ado=true does to an uploaded work item: close it, or move it to the recycle bin
+    delete_action: Literal["close", "remove"] = "close"
     staging_batch_size: int = Field(default=200, ge=1, le=5000)
     upload_retry_attempts: int = Field(default=8, ge=1, le=100)
     upload_timeout_seconds: float = Field(default=60.0, gt=0)

@@ -84,6 +84,8 @@ class UploadCoordinator:
         self._progress: dict[str, Progress] = {}
         self._tick: dict[str, asyncio.Task[None]] = {}
         self._interval = progress_interval
+        self._holders: dict[str, int] = {}  # job → how many want the relay on it (see _hold)
+        self._followers: dict[str, asyncio.Task[None]] = {}  # job → the task sending its edits
         self.relay = Relay(
             store,
             clients=self.client_for,
@@ -257,18 +259,22 @@ class UploadCoordinator:
         if options.upload_mode == "streaming" and self.has_credentials(job_id, options):
             self.relay.activate(job_id)
 
-    async def upload(self, job_id: str, options: JobOptions, progress: Progress) -> UploadOutcome:
-        """Upload everything the job has and say what it came to."""
+    async def upload(
+        self, job_id: str, options: JobOptions, progress: Progress, *, release: bool = True
+    ) -> UploadOutcome:
+        """Upload everything the job has released (all its held items unless ``release`` is False: review
+        mode released some epics already) and say what it came to; items still held do not count."""
         self._progress[job_id] = progress
         if not self.has_credentials(job_id, options):
             log.warning("upload_needs_credentials", job_id=job_id, pat_env=self.settings.pat_env)
             return UploadOutcome.NEEDS_CREDENTIALS
-        await queue.release(self.store, job_id)
-        self.relay.activate(job_id)
+        if release:
+            await queue.release(self.store, job_id)
+        self._hold(job_id)
         try:
             await self.relay.settled(job_id)
         finally:
-            self.relay.deactivate(job_id)
+            self._unhold(job_id)
         await self._stop_tick(job_id)  # a debounced progress must not land after the job's final event
         await self._emit_progress(job_id)
         counts = await self.store.item_counts(job_id)
@@ -276,10 +282,42 @@ class UploadCoordinator:
         for states in counts.values():
             for state, n in states.items():
                 by_state[state] = by_state.get(state, 0) + n
-        stuck = sum(n for state, n in by_state.items() if state != ItemState.UPLOADED)
+        stuck = sum(n for state, n in by_state.items() if state not in (ItemState.UPLOADED, ItemState.HELD))
         outcome = UploadOutcome.UPLOADED if stuck == 0 else UploadOutcome.ERRORS
         log.info("job_uploaded", job_id=job_id, outcome=outcome, items=by_state)
         return outcome
+
+    def _hold(self, job_id: str) -> None:
+        """The relay works on a job while anyone holds it: its upload, or an edit's update to send."""
+        self._holders[job_id] = self._holders.get(job_id, 0) + 1
+        self.relay.activate(job_id)
+
+    def _unhold(self, job_id: str) -> None:
+        left = self._holders.get(job_id, 0) - 1
+        if left > 0:
+            self._holders[job_id] = left
+            return
+        self._holders.pop(job_id, None)
+        self.relay.deactivate(job_id)
+
+    def follow(self, job_id: str) -> None:
+        """An edit made an update to send (possibly on a finished job): the relay takes the job until
+        nothing is open any more, in a task this coordinator owns."""
+        if job_id in self._followers:
+            self.relay.wake()
+            return
+        self._hold(job_id)
+
+        async def until_settled() -> None:
+            try:
+                await self.relay.settled(job_id)
+            finally:
+                self._followers.pop(job_id, None)
+                self._unhold(job_id)
+
+        self._followers[job_id] = asyncio.get_running_loop().create_task(
+            until_settled(), name=f"follow-{job_id}"
+        )
 
     async def requeue(self, job_id: str) -> int:
         events = await queue.requeue(self.store, job_id)
@@ -337,9 +375,10 @@ class UploadCoordinator:
         self._publish(await self.store.append_events(job_id, [NewEvent(type="progress", payload=payload)]))
 
     async def close(self) -> None:
-        for task in list(self._tick.values()):
+        tasks = [*self._tick.values(), *self._followers.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tick.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _identity(organization_url: str, pat: str) -> str:

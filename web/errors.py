@@ -2,6 +2,10 @@
 
 JobNotFound                   404 job_not_found
 JobStateError                 409 conflict
+ItemNotFound                  404 item_not_found
+ItemStateError                409 its code (e.g. children_uploaded)
+InvalidInput                  400 invalid_request (details name the fields)
+EditConflict                  409 conflict, with "ours" and "theirs" next to "error"
 TargetRefused                 400 target_not_allowed (details: the field, the setting to change)
 QueueFull                     429 too_many_jobs + Retry-After (checked in the insert's transaction)
 VisionTooLarge                413 vision_too_large (the parsed, expanded vision)
@@ -22,7 +26,16 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from service.errors import JobNotFound, JobStateError, QueueFull, TargetRefused
+from service.errors import (
+    EditConflict,
+    InvalidInput,
+    ItemNotFound,
+    ItemStateError,
+    JobNotFound,
+    JobStateError,
+    QueueFull,
+    TargetRefused,
+)
 from stages.errors import VisionError, VisionTooLarge
 
 log = structlog.get_logger("backlogd.web")
@@ -81,6 +94,21 @@ def _http_code(status: int) -> str:
         return "http_error"
 
 
+def _edit_error(exc: ItemNotFound | ItemStateError | InvalidInput | EditConflict) -> web.Response:
+    if isinstance(exc, ItemNotFound):
+        return error_response(404, "item_not_found", str(exc), [{"field": "item", "message": str(exc)}])
+    if isinstance(exc, ItemStateError):
+        return error_response(409, exc.code, str(exc))
+    if isinstance(exc, InvalidInput):
+        return error_response(400, "invalid_request", str(exc), exc.details)
+    body = {
+        "error": {"code": "conflict", "message": str(exc), "details": []},
+        "ours": exc.ours,
+        "theirs": exc.theirs,
+    }
+    return web.json_response(body, status=409)
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -89,6 +117,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(404, "job_not_found", str(exc), [{"field": "id", "message": str(exc)}])
     except JobStateError as exc:
         return error_response(409, "conflict", str(exc))
+    except (ItemNotFound, ItemStateError, InvalidInput, EditConflict) as exc:
+        return _edit_error(exc)
     except TargetRefused as exc:
         refused = [{"field": exc.field, "message": str(exc)}]
         return error_response(400, "target_not_allowed", str(exc), refused)

@@ -150,9 +150,15 @@ async def retry_uploads(request: web.Request) -> web.Response:
     return web.json_response({"job_id": job.id, "requeued": moved, "links": links(job.id)}, status=202)
 
 
+class UploadBody(CredentialsBody):
+    """Optional body of ``upload``: a PAT, and in review mode the epics to upload (default: all)."""
+
+    epic_ids: list[str] | None = Field(default=None, max_length=500)
+
+
 async def start_upload(request: web.Request) -> web.Response:
     job = await _job(request)
-    creds = CredentialsBody.model_validate(await read_json(request))
-    pat = creds.pat.get_secret_value() if creds.pat else None
-    await request.app[SERVICES].jobs.start_upload(job.id, pat)
+    body = UploadBody.model_validate(await read_json(request))
+    pat = body.pat.get_secret_value() if body.pat else None
+    await request.app[SERVICES].jobs.start_upload(job.id, pat, body.epic_ids)
     return web.json_response({"job_id": job.id, "links": links(job.id)}, status=202)

@@ -11,7 +11,7 @@ from typing import Any
 
 from outbox.records import JobRow
 from service.composition import Services
-from service.export import tree
+from service.export import item_view, tree
 from service.progress import COUNTED_KINDS, action_of
 from vocab import FAILED_ITEM_STATES, KINDS, TERMINAL_JOB_STATES, ItemKind, ItemState
 from web.sse import etag_of
@@ -108,16 +108,7 @@ async def _last_progress(services: Services, job: JobRow) -> dict[str, Any] | No
 async def backlog_view(services: Services, job: JobRow) -> dict[str, Any]:
     """The tree (epics → features → stories → tasks/test cases) with each item's upload state."""
     items = await services.store.items(job.id)
-    qa = [
-        {
-            "id": it.id,
-            "type": it.kind,
-            "title": it.title,
-            "upload": {"state": it.state, "ado_id": it.ado_id, "url": it.ado_url, "error": it.error},
-        }
-        for it in items
-        if it.kind in (ItemKind.TEST_PLAN, ItemKind.TEST_SUITE)
-    ]
+    qa = [item_view(it) for it in items if it.kind in (ItemKind.TEST_PLAN, ItemKind.TEST_SUITE)]
     return {
         "job_id": job.id,
         "title": job_title(job),

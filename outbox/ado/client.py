@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
 
 import aiohttp
 
@@ -21,6 +22,7 @@ from outbox.ado.errors import (
     AdoAmbiguous,
     AdoConflict,
     AdoError,
+    AdoNotFound,
     AdoPermanent,
     AdoRevisionConflict,
     AdoTransient,
@@ -34,6 +36,7 @@ from outbox.ado.urls import AdoUrls
 from vocab import ItemKind
 
 _IDS_PER_GET = 200
+_CLOSED_STATES = ("Removed", "Closed", "Done")  # Agile/Scrum have Removed; CMMI and test cases Closed
 _NODE_LAG_CODES = ("TF401347", "TF400497")  # invalid tree path (work item, test plan)
 
 
@@ -178,6 +181,7 @@ class AdoClient:
                     raise AdoRevisionConflict(
                         f"work item {ado_id} was changed in Azure DevOps since revision {rev}",
                         owned.theirs(current),
+                        in_ado,
                     ) from None
                 rev = int(current["rev"])
                 continue
@@ -189,6 +193,32 @@ class AdoClient:
         with self._node_lag():
             reply = await self._http.call("POST", self._urls.create(type_name), ops, patch=True, write=True)
         return self._uploaded(reply.data)
+
+    async def work_item(self, ado_id: int) -> dict[str, Any]:
+        """The work item as Azure DevOps has it now (its fields and ``rev``)."""
+        with _shape_guard(AdoTransient, "work_item"):
+            data = (await self._http.call("GET", self._urls.work_item(ado_id))).data
+            return dict(data)
+
+    async def retire(self, ado_id: int, action: str) -> str:
+        """``remove``: to the recycle bin (``DELETE``); ``close``: its type's removed or closed state
+        (the first of Removed, Closed, Done its type accepts). Returns what was done."""
+        url = self._urls.work_item(ado_id)
+        if action == "remove":
+            await self._http.call("DELETE", url, write=True)
+            return "removed"
+        problem: AdoPermanent | None = None
+        for state in _CLOSED_STATES:
+            ops = [{"op": "add", "path": "/fields/System.State", "value": state}]
+            try:
+                await self._http.call("PATCH", url, ops, patch=True, write=True)
+                return f"state {state}"
+            except AdoPermanent as exc:
+                if isinstance(exc, AdoNotFound) or exc.status != 400:
+                    raise
+                problem = exc
+        assert problem is not None
+        raise problem
 
     async def _get(self, ado_id: int) -> Uploaded:
         return self._uploaded((await self._http.call("GET", self._urls.work_item(ado_id))).data)

@@ -81,6 +81,7 @@ class AdoForbidden(AdoAuthError):
 class AdoRevisionConflict(AdoPermanent):
     """The work item changed in Azure DevOps since we wrote it; ``theirs`` is its owned fields now."""
 
-    def __init__(self, message: str, theirs: dict[str, Any]) -> None:
+    def __init__(self, message: str, theirs: dict[str, Any], fields: dict[str, Any]) -> None:
         super().__init__(message, 412)
         self.theirs = theirs
+        self.fields = fields  # their owned fields as Azure DevOps has them (adopted on "keep theirs")

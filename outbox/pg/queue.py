@@ -148,14 +148,16 @@ def conflict_error(theirs: dict[str, Any]) -> str:
     return f"changed in Azure DevOps by {who} (revision {theirs.get('rev')}); choose which version to keep"
 
 
-async def mark_conflict(store: PgStore, item: ItemRow, theirs: dict[str, Any]) -> list[EventRow]:
+async def mark_conflict(
+    store: PgStore, item: ItemRow, theirs: dict[str, Any], fields: dict[str, Any]
+) -> list[EventRow]:
     error = conflict_error(theirs)
     async with store.transaction() as db:
         done = await db.fetchval(
             "UPDATE items SET state = 'conflict', conflict = $1, error = $2, dirty = FALSE,"
             " lease_owner = NULL, lease_until = NULL, updated_at = $3"
             " WHERE id = $4 AND fence = $5 AND state = 'in_flight' RETURNING 1",
-            json.dumps({"theirs": theirs}),
+            json.dumps({"theirs": theirs, "fields": fields}),
             error,
             store.now(),
             item.id,

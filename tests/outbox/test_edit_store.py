@@ -38,9 +38,13 @@ async def test_edit_upload_update_conflict_and_resolution_on_both_backends(store
         assert acked[0].payload["update"] is True and acked[0].payload["rev"] == 2
         again = next(r for r in await _claim_all(store) if r.id == epic.id)
         theirs = {"title": "Theirs", "rev": 3, "changed_by": "Ann"}
-        await queue.mark_conflict(store, again, theirs)
+        await queue.mark_conflict(store, again, theirs, {"System.Title": "Theirs"})
         row = next(r for r in await store.items(JOB) if r.id == epic.id)
-        assert row.state == "conflict" and row.conflict == {"theirs": theirs} and "Ann" in (row.error or "")
+        assert (
+            row.state == "conflict"
+            and row.conflict == {"theirs": theirs, "fields": {"System.Title": "Theirs"}}
+            and "Ann" in (row.error or "")
+        )
         await edits.keep_ours(store, JOB, epic.id, 3, _edited)
         row = next(r for r in await store.items(JOB) if r.id == epic.id)
         assert row.state == "pending" and row.ado_rev == 3 and row.conflict is None
