@@ -85,6 +85,7 @@ class ItemMatch(_Row):
     ado_url: str | None = None
     ado_rev: int | None = None
     ado_extra: dict[str, int] | None = None
+    written: dict[str, Any] | None = None  # the fields as last written to that work item
 
 
 class NewItem(_Row):

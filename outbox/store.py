@@ -313,7 +313,8 @@ class Store:
             await db.executemany(
                 "UPDATE items SET match_kind = ?, state = COALESCE(?, state), ado_id = COALESCE(?, ado_id),"
                 " ado_url = COALESCE(?, ado_url), ado_rev = COALESCE(?, ado_rev),"
-                " ado_extra = COALESCE(?, ado_extra), updated_at = ? WHERE id = ? AND job_id = ?",
+                " ado_extra = COALESCE(?, ado_extra), written = COALESCE(?, written), updated_at = ?"
+                " WHERE id = ? AND job_id = ?",
                 [
                     (
                         m.match,
@@ -322,6 +323,7 @@ class Store:
                         m.ado_url,
                         m.ado_rev,
                         None if m.ado_extra is None else json.dumps(m.ado_extra),
+                        None if m.written is None else json.dumps(m.written),
                         now,
                         m.id,
                         job_id,

@@ -360,8 +360,8 @@ class PgStore:
             await db.executemany(
                 "UPDATE items SET match_kind = $1, state = COALESCE($2, state),"
                 " ado_id = COALESCE($3, ado_id), ado_url = COALESCE($4, ado_url),"
-                " ado_rev = COALESCE($5, ado_rev), ado_extra = COALESCE($6, ado_extra), updated_at = $7"
-                " WHERE id = $8 AND job_id = $9",
+                " ado_rev = COALESCE($5, ado_rev), ado_extra = COALESCE($6, ado_extra),"
+                " written = COALESCE($7, written), updated_at = $8 WHERE id = $9 AND job_id = $10",
                 [
                     (
                         m.match,
@@ -370,6 +370,7 @@ class PgStore:
                         m.ado_url,
                         m.ado_rev,
                         None if m.ado_extra is None else json.dumps(m.ado_extra),
+                        None if m.written is None else json.dumps(m.written),
                         now,
                         m.id,
                         job_id,
