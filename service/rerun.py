@@ -118,12 +118,15 @@ async def take_over(
         _taken(row.id, result.labels[row.id], old.get(result.previous.get(row.id, ""))) for row in mine
     ]
     added = _vanished_rows(job.id, result, old)
-    events = _events(mine, matches, added)
-    return await store.apply_matches(job.id, matches, added, events)
+    matches += [_taken(copied.id, Match.VANISHED, old[old_id]) for old_id, copied in added]
+    rows = [copied for _, copied in added]
+    events = _events(mine, matches, rows)
+    return await store.apply_matches(job.id, matches, rows, events)
 
 
 def _taken(item_id: str, label: Match, prev: ItemRow | None) -> ItemMatch:
-    """An unchanged item is its work item already; an updated one stays held until its update."""
+    """An unchanged item is its work item already; an updated one stays held until its update; a
+    vanished one keeps the work item it was (inserted uploaded)."""
     if prev is None or prev.ado_id is None:  # never uploaded: nothing to take over, created as new
         return ItemMatch(id=item_id, match=label)
     return ItemMatch(
@@ -142,11 +145,11 @@ def vanished_id(job_id: str, old_id: str) -> str:
     return str(uuid.uuid5(ID_NAMESPACE, f"{job_id}/vanished/{old_id}"))
 
 
-def _vanished_rows(job_id: str, result: Matching, old: dict[str, ItemRow]) -> list[NewItem]:
+def _vanished_rows(job_id: str, result: Matching, old: dict[str, ItemRow]) -> list[tuple[str, NewItem]]:
     """The previous job's work items nothing matched, as rows of this job under their (matched or
     copied) parents; an item that never reached Azure DevOps has nothing to close and is left out."""
     new_of = {prev: new for new, prev in result.previous.items()}
-    rows: list[NewItem] = []
+    rows: list[tuple[str, NewItem]] = []
     for old_id in result.vanished:
         row = old[old_id]
         if row.ado_id is None:
@@ -154,16 +157,19 @@ def _vanished_rows(job_id: str, result: Matching, old: dict[str, ItemRow]) -> li
         copied = vanished_id(job_id, old_id)
         new_of[old_id] = copied
         rows.append(
-            NewItem(
-                id=copied,
-                parent_id=new_of.get(row.parent_id) if row.parent_id else None,
-                depends_on=tuple(new_of[d] for d in row.depends_on if d in new_of),
-                kind=row.kind,
-                level=row.level,
-                position=row.position,
-                title=row.title,
-                body=row.body,
-                state=ItemState.UPLOADED,
+            (
+                old_id,
+                NewItem(
+                    id=copied,
+                    parent_id=new_of.get(row.parent_id) if row.parent_id else None,
+                    depends_on=tuple(new_of[d] for d in row.depends_on if d in new_of),
+                    kind=row.kind,
+                    level=row.level,
+                    position=row.position,
+                    title=row.title,
+                    body=row.body,
+                    state=ItemState.UPLOADED,
+                ),
             )
         )
     return rows
@@ -174,7 +180,7 @@ def _events(mine: list[ItemRow], matches: list[ItemMatch], added: list[NewItem])
     uploaded at once (unchanged, vanished)."""
     rows = {r.id: r for r in mine}
     out: list[NewEvent] = []
-    labelled = [(rows[m.id], m) for m in matches]
+    labelled = [(rows[m.id], m) for m in matches if m.id in rows]
     for it, m in labelled:
         out.append(_item_event(it.id, it.kind, it.title, it.parent_id, it.body, m.match))
     for row in added:
