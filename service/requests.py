@@ -44,8 +44,17 @@ class JobRequest(BaseModel):
     include_qa: StrictBool | None = None  # "yes" or 1 is a 400, not true
     upload_mode: Literal["streaming", "after_generation", "manual", "review"] | None = None
     # a re-run: update that job's backlog (match its work items) instead of uploading a second copy
-    update_of: str | None = Field(default=None, min_length=1, max_length=100)
-    new_copy: StrictBool = False  # deliberately a second copy of a vision an earlier job uploaded
+    update_of: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="update this earlier job's backlog (same organization and project, generation"
+        " finished): unchanged items keep their work items, changed ones update them, new ones are"
+        " created, vanished ones are listed to close",
+    )
+    new_copy: StrictBool = Field(
+        default=False, description="make a second copy of a vision an earlier job already uploaded"
+    )
 
 
 class JobOptions(BaseModel):

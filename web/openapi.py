@@ -121,8 +121,18 @@ def spec() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/api/jobs": {
             "post": _op(
-                "Create and start a job (only `vision` is required)",
-                {"202": _created(), **_LIMITED},
+                "Create and start a job (only `vision` is required). A vision an earlier job (not failed or"
+                " cancelled) already made for the same organization and project is refused with 409"
+                " `backlog_exists` (details[0]: field `update_of`, `job_id` of the latest such job) unless"
+                " the body says `update_of` (update that backlog: items are matched to its work items) or"
+                " `new_copy: true`",
+                {
+                    "202": _created(),
+                    "400": {**_ERROR, "description": "an invalid field; `update_of` not updatable"},
+                    "404": {**_ERROR, "description": "`update_of` names no job (details name the field)"},
+                    "409": {**_ERROR, "description": "backlog_exists: say update_of or new_copy"},
+                    **_LIMITED,
+                },
                 job=False,
                 body="JobRequest",
                 params=[
@@ -147,12 +157,17 @@ def spec() -> dict[str, Any]:
         },
         "/api/jobs/{id}/backlog": {
             "get": _op(
-                "The backlog tree with each item's upload state, ADO id, URL and error", {"200": _JSON_OK}
+                "The backlog tree with each item's upload state, ADO id, URL, revision and error; `match`"
+                " (a re-run's match to `update_of`: unchanged, updated, new, vanished; else null)",
+                {"200": _JSON_OK},
             )
         },
         "/api/jobs/{id}/export": {
             "get": _op(
-                "Download the backlog",
+                "Download the backlog. json: `format`, `job` (id, title, status, vision, `settings` = the"
+                " options it ran with), the tree (`epics`… with `upload.rev` and `match`), `test_plans`,"
+                " `test_suites` (`for_id`: the feature or story) and `traceability` (`sentences` with"
+                " `covered_by` story ids, `uncovered` sentence ids); csv: Azure Boards import; md: text",
                 {"200": {"description": "attachment"}},
                 params=[{"name": "format", "in": "query", "schema": {"enum": ["json", "csv", "md"]}}],
             )
