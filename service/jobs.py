@@ -160,7 +160,18 @@ class JobManager:
         for job in jobs:
             log.info("job_resumed", job_id=job.id)
             self.start(job.id)
+        await self._resume_updates({j.id for j in jobs})
         return [j.id for j in jobs]
+
+    async def _resume_updates(self, running: set[str]) -> None:
+        """A job that has finished but still has items to send (an edit's update, cut off by a crash):
+        the relay takes it again; a job that runs does this itself."""
+        if self.uploads is None:
+            return
+        for job_id in await edits.jobs_with_open_items(self.store):
+            if job_id not in running:
+                log.info("job_updates_resumed", job_id=job_id)
+                self.uploads.follow(job_id)
 
     # ----- running ----------------------------------------------------------------------------
 
