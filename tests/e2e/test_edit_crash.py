@@ -89,7 +89,9 @@ async def test_kill9_between_an_edit_and_its_upload_loses_nothing(tmp_path: Path
                     assert resp.status == 202, await resp.text()
                     job_id = (await resp.json())["job_id"]
                 async with asyncio.timeout(60):
-                    while (await _get(session, f"{base}/api/jobs/{job_id}"))["status"] != "completed":
+                    while True:
+                        if (await _get(session, f"{base}/api/jobs/{job_id}"))["status"] == "completed":
+                            break
                         await asyncio.sleep(0.05)
                 backlog = await _get(session, f"{base}/api/jobs/{job_id}/backlog")
                 story = backlog["epics"][0]["features"][0]["stories"][0]
@@ -108,7 +110,9 @@ async def test_kill9_between_an_edit_and_its_upload_loses_nothing(tmp_path: Path
         proc, base = await _serve(config, tmp_path)
         try:
             async with asyncio.timeout(30):
-                while (await _work_item(emu, ado_id))["title"] != "Edited before the crash":
+                while True:
+                    if (await _work_item(emu, ado_id))["title"] == "Edited before the crash":
+                        break
                     await asyncio.sleep(0.05)
             async with asyncio.timeout(10):
                 while True:
