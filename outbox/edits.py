@@ -22,7 +22,7 @@ from typing import Any
 
 from outbox.backend import StoreBackend
 from outbox.pg.store import ITEM_COLS, PgStore
-from outbox.records import EventRow, ItemRow, NewEvent, NewItem
+from outbox.records import CallRow, EventRow, ItemRow, NewEvent, NewItem
 from outbox.store import Store
 
 Events = Callable[[list[ItemRow]], list[NewEvent]]
@@ -182,6 +182,16 @@ async def remove(
     return await _in_tx(store, job_id, work)
 
 
+async def jobs_with_open_items(store: StoreBackend) -> list[str]:
+    """Jobs with items on their way (pending, in flight, waiting to retry), from the state index: after
+    a restart, an edit of a finished job still has its update to send."""
+    assert isinstance(store, Store | PgStore)
+    sql = "SELECT DISTINCT job_id FROM items WHERE state IN ('pending', 'in_flight', 'retry_wait')"
+    async with store.transaction() as db:
+        rows = await _Tx(store, db).rows(sql)
+    return sorted(str(r[0]) for r in rows)
+
+
 async def release(store: StoreBackend, job_id: str, roots: Sequence[str]) -> int:
     """Review mode's upload of chosen epics: the held items under them (QA items too) become pending."""
 
@@ -213,22 +223,52 @@ async def add(
     return await _in_tx(store, job_id, work)
 
 
+_CALL = (
+    "INSERT INTO llm_calls(job_id, call_key, stage, parent_id, status, prompt_hash, attempts, prompt_tokens,"
+    " completion_tokens, latency_ms, error, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 async def replace_children(
     store: StoreBackend,
     job_id: str,
     parent_id: str,
-    call_key: str,
+    kinds: Sequence[str],
+    calls: Sequence[CallRow],
     items: Sequence[NewItem],
     events: Callable[[list[ItemRow], list[ItemRow]], list[NewEvent]],
 ) -> list[EventRow]:
-    """Regeneration: the parent's old children (and their subtrees) go, the new ones come, at once;
+    """Regeneration: the parent's children of ``kinds`` (with their subtrees) go and the new ones come,
+    with the calls that made them recorded (never run again), at once. The parent's own QA items stay.
     ``events`` gets the removed rows and the new ones."""
 
     async def work(tx: _Tx) -> list[NewEvent]:
-        below = [i for i in await tx.subtree(job_id, parent_id) if i != parent_id]
+        now = store.now()
+        below: list[str] = []
+        for child in await tx.rows(
+            "SELECT id, kind FROM items WHERE parent_id = ? AND job_id = ?", parent_id, job_id
+        ):
+            if child["kind"] in kinds:
+                below += await tx.subtree(job_id, child["id"])
         gone = await tx.items(below)
         await tx.delete(below)
-        await tx.insert(job_id, call_key, items)
+        for call in calls:
+            await tx.run(
+                _CALL,
+                call.job_id,
+                call.call_key,
+                call.stage,
+                call.parent_id,
+                call.status,
+                call.prompt_hash,
+                call.attempts,
+                call.prompt_tokens,
+                call.completion_tokens,
+                call.latency_ms,
+                call.error,
+                now,
+            )
+        await tx.insert(job_id, calls[0].call_key if calls else "regenerate", items)
         return events(gone, await tx.items([i.id for i in items]))
 
     return await _in_tx(store, job_id, work)

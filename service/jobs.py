@@ -19,10 +19,12 @@ from outbox.backend import StoreBackend
 from outbox.records import EventRow, JobRow, NewEvent
 from service import rerun
 from service.broadcaster import Broadcaster
+from service.edits import ItemEditor
 from service.errors import InvalidInput, JobNotFound, JobStateError, QueueFull
 from service.items import JobContext
 from service.notify import Notifier
 from service.progress import Progress, action_of
+from service.regenerate import Regenerator
 from service.reports import JobReports, by_kind, llm_tally
 from service.requests import JobOptions, JobRequest, resolve_options
 from service.runner import GenerationRunner, Limiter
@@ -108,6 +110,8 @@ class JobManager:
         self._slots = asyncio.Semaphore(self._max_jobs)
         self.leases = leases
         self.notifier = notifier
+        self.editor = ItemEditor(store, uploads, self.publish, settings.azure_devops.delete_action)
+        self.regenerator = Regenerator(store, self._runner, uploads, self.publish)
 
     # ----- creating and starting --------------------------------------------------------------
 
@@ -166,7 +170,18 @@ class JobManager:
         for job in jobs:
             log.info("job_resumed", job_id=job.id)
             self.start(job.id)
+        await self._resume_updates({j.id for j in jobs})
         return [j.id for j in jobs]
+
+    async def _resume_updates(self, running: set[str]) -> None:
+        """A job that has finished but still has items to send (an edit's update, cut off by a crash):
+        the relay takes it again; a job that runs does this itself."""
+        if self.uploads is None:
+            return
+        for job_id in await edits.jobs_with_open_items(self.store):
+            if job_id not in running:
+                log.info("job_updates_resumed", job_id=job_id)
+                self.uploads.follow(job_id)
 
     # ----- running ----------------------------------------------------------------------------
 
@@ -441,6 +456,10 @@ class JobManager:
             error=await self._reports.problems(await self._job(job_id)),
         )
 
+    async def regenerate(self, job_id: str, item_id: str, instruction: str, author: str) -> None:
+        """Replace an item's children with a new answer of its child stages, told ``instruction``."""
+        await self.regenerator.start(job_id, item_id, instruction, author)
+
     # ----- queries ----------------------------------------------------------------------------
 
     async def _held(self, job_id: str) -> int:
@@ -477,6 +496,7 @@ class JobManager:
         return await self._job(job_id)
 
     async def close(self) -> None:
+        await self.regenerator.close()
         tasks = [t for t in self._tasks.values() if not t.done()]
         for task in tasks:
             task.cancel()

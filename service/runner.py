@@ -178,8 +178,13 @@ class GenerationRunner:
                 for sub in child_stages(item.kind, ctx.include_qa):
                     spawn(sub, ctx.items[item.id])
 
+    async def answer(self, ctx: JobContext, stage: StageDef, parent: Item, instruction: str) -> CallOutcome:
+        """One new answer of ``stage`` for ``parent`` with the user's instruction in the prompt, checked
+        like any answer; committing it is the caller's (a regeneration replaces the old children)."""
+        return await self._attempts(ctx, stage, parent, Tally(), instruction)
+
     async def _attempts(
-        self, ctx: JobContext, stage: StageDef, parent: Item | None, tally: Tally
+        self, ctx: JobContext, stage: StageDef, parent: Item | None, tally: Tally, instruction: str = ""
     ) -> CallOutcome:
         chain = ctx.chain(parent)
         limit = ctx.limits[stage.limit]
@@ -189,7 +194,14 @@ class GenerationRunner:
         tokens = [0, 0]
         while True:
             request = build_request(
-                stage, ctx.vision, chain, ctx.neighbours(parent), max_items, repair=repair, previous=previous
+                stage,
+                ctx.vision,
+                chain,
+                ctx.neighbours(parent),
+                max_items,
+                repair=repair,
+                previous=previous,
+                instruction=instruction,
             )
             tally.attempts += 1
             try:

@@ -88,8 +88,10 @@ def build_request(
     *,
     repair: list[str] | None = None,
     previous: str = "",
+    instruction: str = "",
 ) -> CompletionRequest:
-    """Render the stage's prompt template. ``repair`` adds a repair turn with the validation errors."""
+    """Render the stage's prompt template. ``repair`` adds a repair turn with the validation errors;
+    ``instruction`` is what the user asked for when regenerating one item's children."""
     shown = _relevant(vision, chain)
     values = {
         "max_items": str(max_items),
@@ -102,6 +104,8 @@ def build_request(
     }
     system = _template("system").format_map(values)
     user = _template(stage.name).format_map(values)
+    if instruction:
+        user += f"\n\nThe product owner asks for this answer: {instruction.strip()}"
     messages = [ChatMessage(role="system", content=system), ChatMessage(role="user", content=user)]
     if repair:
         messages.append(ChatMessage(role="assistant", content=previous or "(no usable answer)"))
@@ -120,6 +124,7 @@ def build_request(
         "siblings": siblings,
         "max_items": max_items,
         "repair": repair or [],
+        "instruction": instruction,
         "source_ids": [s.id for s in shown],
         "inherited": list(chain[-1].sources) if chain else [],
     }

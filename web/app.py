@@ -12,7 +12,7 @@ from aiohttp import web
 
 from service.composition import Services
 from service.settings import Settings
-from web import auth, guard, health, jobs_api, limits, metrics, quality_api, targets_api
+from web import auth, guard, health, items_api, jobs_api, limits, metrics, quality_api, targets_api
 from web.errors import error_middleware
 from web.keys import DRAINING, SERVICES, SETTINGS, STREAMS
 from web.openapi import openapi
@@ -73,6 +73,11 @@ def add_routes(r: web.UrlDispatcher) -> None:
     r.add_post("/api/vision/advice", quality_api.post_advice)
     r.add_post("/api/jobs/{id}/retry-uploads", jobs_api.retry_uploads)
     r.add_post("/api/jobs/{id}/upload", jobs_api.start_upload)
+    r.add_post("/api/jobs/{id}/items", items_api.add_item)
+    r.add_patch("/api/jobs/{id}/items/{item}", items_api.patch_item)
+    r.add_delete("/api/jobs/{id}/items/{item}", items_api.delete_item)
+    r.add_post("/api/jobs/{id}/items/{item}/resolve", items_api.resolve_item)
+    r.add_post("/api/jobs/{id}/items/{item}/regenerate", items_api.regenerate_item)
     r.add_post("/api/targets/check", targets_api.check_target)
     r.add_get("/api/progress/stream/{id}", limits.stream_limits(stream_progress))
     r.add_get("/api/hardware", health.hardware)
