@@ -103,7 +103,8 @@ async def test_a_vanished_item_is_listed_not_deleted_and_nothing_is_created(
     client: Client, services: Services
 ) -> None:
     """Updating B with A's vision (one key feature fewer) creates no work item, lists the dropped
-    epic's subtree as vanished (uploaded rows with their work items, still in Azure DevOps)."""
+    epic's subtree as vanished (uploaded rows with their work items, still in Azure DevOps); deleting
+    it with in_ado=true closes exactly those work items."""
     job_b = await _run(client, services, {"vision": VISION_B})
     before = _work_items(services)
     job_c = await _run(client, services, {"vision": VISION_A, "update_of": job_b})
@@ -116,6 +117,15 @@ async def test_a_vanished_item_is_listed_not_deleted_and_nothing_is_created(
     assert gone[0]["title"] == "Owners export monthly invoices"
     assert all(n["upload"]["state"] == "uploaded" and n["upload"]["ado_id"] in after for n in gone)
     assert Counter(n["match"] for n in nodes)["new"] == 0
+
+    closed = await client.delete(f"/api/jobs/{job_c}/items/{gone[0]['id']}?in_ado=true")
+    assert closed.status == 200, await closed.text()
+    assert {d["ado_id"] for d in (await closed.json())["azure_devops"]} == {
+        n["upload"]["ado_id"] for n in gone
+    }
+    assert services.emulator is not None
+    states = {services.emulator.state.items[n["upload"]["ado_id"]].fields["System.State"] for n in gone}
+    assert states <= {"Removed", "Closed"}  # the user closed what vanished (test cases: Closed)
 
 
 async def test_a_second_copy_is_refused_unless_asked_for(client: Client, services: Services) -> None:
