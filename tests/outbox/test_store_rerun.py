@@ -28,8 +28,9 @@ async def test_the_latest_job_of_a_vision_key_skips_failed_ones(store_opener: St
 
 
 async def test_a_matching_is_applied_in_one_transaction(store_opener: StoreOpener) -> None:
-    """Applying a matching labels each item, copies the previous work item's id, link, revision and
-    extras, sets the given states (keeping the others), inserts the vanished rows and appends events."""
+    """Applying a matching labels each item, copies the previous work item's id, link, revision,
+    extras and what was written, sets the given states (keeping the others), inserts the vanished
+    rows and appends the events."""
     async with store_opener(clock=FakeClock()) as store:
         await store.create_job("j", {}, {}, {})
         held = [
@@ -44,7 +45,15 @@ async def test_a_matching_is_applied_in_one_transaction(store_opener: StoreOpene
             ItemMatch(
                 id="i0", match="unchanged", state=ItemState.UPLOADED, ado_id=7, ado_url="u7", ado_rev=2
             ),
-            ItemMatch(id="i1", match="updated", state=ItemState.PENDING, ado_id=8, ado_url="u8", ado_rev=1),
+            ItemMatch(
+                id="i1",
+                match="updated",
+                state=ItemState.PENDING,
+                ado_id=8,
+                ado_url="u8",
+                ado_rev=1,
+                written={"title": "x"},
+            ),
             ItemMatch(id="i2", match="new"),
             ItemMatch(id="v", match="vanished", ado_id=9, ado_url="u9", ado_rev=4, ado_extra={"plan_id": 1}),
         ]
@@ -52,6 +61,7 @@ async def test_a_matching_is_applied_in_one_transaction(store_opener: StoreOpene
         assert [e.seq for e in events] == [2]
         rows = {r.id: r for r in await store.items("j")}
         got = {k: (r.match, r.state, r.ado_id, r.ado_url, r.ado_rev, r.ado_extra) for k, r in rows.items()}
+        assert rows["i1"].written == {"title": "x"} and rows["i0"].written is None
         assert got == {
             "i0": ("unchanged", "uploaded", 7, "u7", 2, {}),
             "i1": ("updated", "pending", 8, "u8", 1, {}),
