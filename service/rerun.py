@@ -80,7 +80,9 @@ async def _check_previous(store: StoreBackend, job_id: str, options: JobOptions)
         raise _invalid(
             f"job {job_id} is {previous.status}: only a job that finished generating can be updated"
         )
-    if not options.uploading or _target(previous.options) != _target(options.model_dump()):
+    if not options.uploading:
+        raise _invalid("this job uploads nowhere (target none): there is no work item to update")
+    if _target(previous.options) != _target(options.model_dump()):
         raise _invalid(f"job {job_id} uploaded to another organization or project than this job would")
 
 
