@@ -129,6 +129,8 @@ def match(
     threshold: float = THRESHOLD,
 ) -> Matching:
     """Label every new item and list the previous items left over (see the module docstring)."""
+    new, old = list(new), list(old)
+    keys = {("n", n.id): content_key(n) for n in new} | {("o", o.id): content_key(o) for o in old}
     new_kids, old_kids = _by_parent(new), _by_parent(old)
     ns, os_ = new_sentences or {}, old_sentences or {}
     labels: dict[str, Match] = {}
@@ -140,7 +142,7 @@ def match(
         new_parent, old_parent = queue.popleft()
         mine = new_kids.get(new_parent, [])
         theirs = old_kids.get(old_parent, []) if (new_parent is None or old_parent is not None) else []
-        pairs = _pair_siblings(mine, theirs, ns, os_, threshold)
+        pairs = _pair_siblings(mine, theirs, ns, os_, threshold, keys)
         taken = {o.id for o in pairs.values()}
         for n in mine:
             o = pairs.get(n.id)
@@ -148,7 +150,8 @@ def match(
                 labels[n.id] = Match.NEW
             else:
                 previous[n.id] = o.id
-                labels[n.id] = Match.UNCHANGED if content_key(n) == content_key(o) else Match.UPDATED
+                same = keys["n", n.id] == keys["o", o.id]
+                labels[n.id] = Match.UNCHANGED if same else Match.UPDATED
             queue.append((n.id, o.id if o else None))
         for o in theirs:
             if o.id not in taken:
@@ -162,15 +165,16 @@ def _pair_siblings(
     ns: Mapping[str, str],
     os_: Mapping[str, str],
     threshold: float,
+    keys: Mapping[tuple[str, str], str],
 ) -> dict[str, Node]:
     """new id → previous sibling: exact content keys first, then the most similar pairs above the
     threshold (highest first, ties in position order); each previous item is taken at most once."""
     pairs: dict[str, Node] = {}
     by_key: dict[str, list[Node]] = {}
     for o in theirs:
-        by_key.setdefault(content_key(o), []).append(o)
+        by_key.setdefault(keys["o", o.id], []).append(o)
     for n in mine:
-        same = by_key.get(content_key(n))
+        same = by_key.get(keys["n", n.id])
         if same:
             pairs[n.id] = same.pop(0)
     taken = {o.id for o in pairs.values()}
