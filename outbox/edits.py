@@ -182,6 +182,16 @@ async def remove(
     return await _in_tx(store, job_id, work)
 
 
+async def jobs_with_open_items(store: StoreBackend) -> list[str]:
+    """Jobs with items on their way (pending, in flight, waiting to retry), from the state index: after
+    a restart, an edit of a finished job still has its update to send."""
+    assert isinstance(store, Store | PgStore)
+    sql = "SELECT DISTINCT job_id FROM items WHERE state IN ('pending', 'in_flight', 'retry_wait')"
+    async with store.transaction() as db:
+        rows = await _Tx(store, db).rows(sql)
+    return sorted(str(r[0]) for r in rows)
+
+
 async def release(store: StoreBackend, job_id: str, roots: Sequence[str]) -> int:
     """Review mode's upload of chosen epics: the held items under them (QA items too) become pending."""
 

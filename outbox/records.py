@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from vocab import CallStatus, ItemKind, ItemState, JobStatus
 
 ITEM_STATES: tuple[ItemState, ...] = tuple(ItemState)
+MATCH_CALL_KEY = "rerun:match"  # the call key of rows a re-run copies in (the previous job's vanished items)
 
 
 class _Row(BaseModel):
@@ -27,6 +28,7 @@ class JobRow(_Row):
     created_at: float
     updated_at: float
     finished_at: float | None
+    vision_key: str | None = None  # the normalised vision and target, hashed (re-runs find it by this)
 
     @classmethod
     def from_db(cls, r: Any) -> JobRow:
@@ -41,6 +43,7 @@ class JobRow(_Row):
             created_at=r["created_at"],
             updated_at=r["updated_at"],
             finished_at=r["finished_at"],
+            vision_key=r["vision_key"],
         )
 
 
@@ -69,6 +72,20 @@ class CallRow(_Row):
     completion_tokens: int = 0
     latency_ms: float = 0.0
     error: str | None = None
+
+
+class ItemMatch(_Row):
+    """A re-run item's match to the previous job's, and what it takes over of that job's work item
+    (``state`` None: keep the state; the ado fields None: keep them)."""
+
+    id: str
+    match: str
+    state: ItemState | None = None
+    ado_id: int | None = None
+    ado_url: str | None = None
+    ado_rev: int | None = None
+    ado_extra: dict[str, int] | None = None
+    written: dict[str, Any] | None = None  # the fields as last written to that work item
 
 
 class NewItem(_Row):
@@ -109,6 +126,7 @@ class ItemRow(_Row):
     written: dict[str, Any] | None = None  # the owned ADO fields as we last wrote them
     conflict: dict[str, Any] | None = None  # {"ours", "theirs"} while the item is in conflict
     dirty: bool = False  # edited while in flight: the upload's success becomes an update
+    match: str | None = None  # a re-run's match to the previous job: unchanged updated new vanished
 
     @classmethod
     def from_db(cls, r: Any) -> ItemRow:
@@ -138,6 +156,7 @@ class ItemRow(_Row):
             written=_json_or_none(r["written"]),
             conflict=_json_or_none(r["conflict"]),
             dirty=bool(r["dirty"]),
+            match=r["match_kind"],
         )
 
 

@@ -20,8 +20,10 @@ import aiosqlite
 
 from outbox.migrate import migrate_sqlite
 from outbox.records import (
+    MATCH_CALL_KEY,
     CallRow,
     EventRow,
+    ItemMatch,
     ItemRow,
     JobRow,
     NewEvent,
@@ -110,6 +112,7 @@ class Store:
         metadata: dict[str, Any],
         *,
         max_queued: int | None = None,
+        vision_key: str | None = None,
     ) -> list[EventRow] | None:
         """Insert a queued job; None (nothing written) when ``max_queued`` jobs already wait. The count
         and the insert share one ``BEGIN IMMEDIATE`` transaction: concurrent admissions are serialised."""
@@ -121,9 +124,9 @@ class Store:
                 if row is not None and int(row[0]) >= max_queued:
                     return None
             await db.execute(
-                "INSERT INTO jobs(id, status, vision, options, metadata, created_at, updated_at)"
-                " VALUES (?, 'queued', ?, ?, ?, ?, ?)",
-                (job_id, json.dumps(vision), json.dumps(options), json.dumps(metadata), now, now),
+                "INSERT INTO jobs(id, status, vision, options, metadata, created_at, updated_at, vision_key)"
+                " VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)",
+                (job_id, json.dumps(vision), json.dumps(options), json.dumps(metadata), now, now, vision_key),
             )
             return await self.append_in(
                 db, job_id, [NewEvent(type="stage", payload={"status": JobStatus.QUEUED})]
@@ -138,6 +141,18 @@ class Store:
         sql = "SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?"
         async with self._r.execute(sql, (limit,)) as cur:
             return [JobRow.from_db(r) for r in await cur.fetchall()]
+
+    async def latest_with_key(self, vision_key: str, skip: Iterable[JobStatus]) -> JobRow | None:
+        """The newest job of this vision and target not in ``skip`` (index jobs_vision_key)."""
+        skipped = [str(s) for s in skip]
+        marks = ",".join("?" * len(skipped)) or "''"
+        sql = (
+            f"SELECT * FROM jobs WHERE vision_key = ? AND status NOT IN ({marks})"
+            " ORDER BY created_at DESC LIMIT 1"
+        )
+        async with self._r.execute(sql, (vision_key, *skipped)) as cur:
+            row = await cur.fetchone()
+        return JobRow.from_db(row) if row else None
 
     async def jobs_in(self, statuses: Iterable[JobStatus]) -> list[JobRow]:
         wanted = list(statuses)
@@ -282,6 +297,41 @@ class Store:
         """Insert items outside a call (derived test plans/suites, bulk staging)."""
         async with self.transaction() as db:
             await self._insert_items(db, job_id, call_key, items, self.now())
+
+    async def apply_matches(
+        self,
+        job_id: str,
+        matches: Sequence[ItemMatch],
+        added: Sequence[NewItem],
+        events: Sequence[NewEvent],
+    ) -> list[EventRow]:
+        """A re-run's matching, whole or not at all: the rows ``added`` (the previous job's vanished
+        items), each item's match and what it takes over of its previous work item, and the events."""
+        now = self.now()
+        async with self.transaction() as db:
+            await self._insert_items(db, job_id, MATCH_CALL_KEY, added, now)
+            await db.executemany(
+                "UPDATE items SET match_kind = ?, state = COALESCE(?, state), ado_id = COALESCE(?, ado_id),"
+                " ado_url = COALESCE(?, ado_url), ado_rev = COALESCE(?, ado_rev),"
+                " ado_extra = COALESCE(?, ado_extra), written = COALESCE(?, written), updated_at = ?"
+                " WHERE id = ? AND job_id = ?",
+                [
+                    (
+                        m.match,
+                        m.state,
+                        m.ado_id,
+                        m.ado_url,
+                        m.ado_rev,
+                        None if m.ado_extra is None else json.dumps(m.ado_extra),
+                        None if m.written is None else json.dumps(m.written),
+                        now,
+                        m.id,
+                        job_id,
+                    )
+                    for m in matches
+                ],
+            )
+            return await self.append_in(db, job_id, events)
 
     async def calls(self, job_id: str) -> list[CallRow]:
         async with self._r.execute("SELECT * FROM llm_calls WHERE job_id = ?", (job_id,)) as cur:

@@ -22,7 +22,7 @@ from outbox.records import JobRow
 from service import logs
 from service.composition import Services, build_services, size_for
 from service.console import ProgressView, summary_tree, terminal_safe
-from service.errors import JobNotFound, JobStateError, SettingsError
+from service.errors import InvalidInput, JobNotFound, JobStateError, SettingsError
 from service.export import render
 from service.requests import JobRequest, resolve_options
 from service.settings import Settings, load_settings
@@ -43,6 +43,7 @@ def build_parser(extra: dict[str, tuple[str, Command]] | None = None) -> argpars
 
     run = sub.add_parser("run", parents=[common], help="generate (and upload) a backlog from a vision file")
     run.add_argument("vision_file")
+    run.add_argument("--update-of", metavar="JOB", help="update that job's backlog instead of a new copy")
     _job_options(run)
     resume = sub.add_parser("resume", parents=[common], help="finish an interrupted job")
     resume.add_argument("job_id")
@@ -110,7 +111,7 @@ def main(argv: Sequence[str] | None = None, extra: dict[str, tuple[str, Command]
     handler = {**commands, **{k: v[1] for k, v in (extra or {}).items()}}[args.command]
     try:
         return asyncio.run(handler(args, settings))
-    except (JobNotFound, JobStateError) as exc:
+    except (JobNotFound, JobStateError, InvalidInput) as exc:
         print(f"backlogd: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -145,6 +146,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             }
         ),
         include_qa=False if args.no_qa else None,
+        update_of=args.update_of,
     )
     started = time.monotonic()
     async with build_services(settings, os.environ) as services:

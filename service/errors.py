@@ -2,7 +2,8 @@
 
 ServiceError
 ├── SettingsError     the settings file or an override is invalid (CLI exit code 2)
-├── JobNotFound       no job with that id
+├── JobNotFound       no job with that id (``field``: where the request named it)
+├── BacklogExists     an earlier job already uploads this vision to this target (409 backlog_exists)
 ├── JobStateError     the job cannot do that now (e.g. upload a job that is still generating)
 ├── TargetRefused     the job names an upload target the settings do not allow (400, names the field)
 ├── QueueFull         server.max_queued_jobs jobs are already waiting (429)
@@ -26,8 +27,20 @@ class SettingsError(ServiceError):
 
 
 class JobNotFound(ServiceError):
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, field: str = "id") -> None:
         super().__init__(f"no job with id {job_id!r}")
+        self.job_id = job_id
+        self.field = field
+
+
+class BacklogExists(ServiceError):
+    """A job for the same vision and target exists: a new one must say ``update_of`` or ``new_copy``."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            f"job {job_id} already made a backlog of this vision for this target: send"
+            f' "update_of": "{job_id}" to update it, or "new_copy": true for a second copy'
+        )
         self.job_id = job_id
 
 

@@ -87,14 +87,8 @@ def item_view(it: ItemRow) -> dict[str, Any]:
         "sources": it.body.get("sources", []),
     }
     out.update({k: it.body[k] for k in _FIELDS if k in it.body})
-    out["upload"] = {
-        "state": it.state,
-        "ado_id": it.ado_id,
-        "url": it.ado_url,
-        "rev": it.ado_rev,
-        "error": it.error,
-    }
-    out["match"] = it.body.get("match")
+    out["upload"] = upload_of(it)
+    out["match"] = it.match
     theirs = (it.conflict or {}).get("theirs")
     out["conflict"] = {"ours": edit_fields(it), "theirs": theirs} if theirs is not None else None
     return out

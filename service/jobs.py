@@ -17,6 +17,7 @@ from outbox import edits
 from outbox.ado.preflight import CheckReport
 from outbox.backend import StoreBackend
 from outbox.records import EventRow, JobRow, NewEvent
+from service import rerun
 from service.broadcaster import Broadcaster
 from service.edits import ItemEditor
 from service.errors import InvalidInput, JobNotFound, JobStateError, QueueFull
@@ -86,6 +87,7 @@ class JobManager:
         self.uploads = uploads
         self._metadata = metadata
         self._reports = JobReports(store, pool)
+        self._pool = pool
         # Uploads see every committed event first (new items wake the relay), then the broadcaster.
         self.publish = uploads.observe if uploads is not None else broadcaster.publish
         self._runner = GenerationRunner(
@@ -113,13 +115,17 @@ class JobManager:
 
     # ----- creating and starting --------------------------------------------------------------
 
-    async def submit(self, request: JobRequest, *, start: bool = True) -> str:
+    async def submit(self, request: JobRequest, *, start: bool = True, refuse_copies: bool = False) -> str:
         """Validate, then admit: QueueFull when server.max_queued_jobs jobs already wait (checked in the
-        insert's transaction), TargetRefused for an upload target the settings do not allow."""
+        insert's transaction), TargetRefused for an upload target the settings do not allow; with
+        ``refuse_copies`` (the HTTP API) BacklogExists when an earlier job has this vision and target
+        and the request says neither ``update_of`` nor ``new_copy``."""
         vision = parse_request_vision(request.vision)
         check_size(expanded_size(vision), "vision", self.settings.server.max_vision_bytes)
         check_job_target(request, self.settings.azure_devops)
         options = resolve_options(request, self.settings)
+        key = rerun.vision_key(vision, options)
+        await rerun.admit(self.store, request, options, key if refuse_copies else None)
         job_id = str(uuid.uuid4())
         events = await self.store.create_job(
             job_id,
@@ -127,6 +133,7 @@ class JobManager:
             options.model_dump(mode="json"),
             self._metadata(),
             max_queued=self.settings.server.max_queued_jobs,
+            vision_key=key,
         )
         if events is None:
             raise QueueFull(self.settings.server.max_queued_jobs)
@@ -163,7 +170,18 @@ class JobManager:
         for job in jobs:
             log.info("job_resumed", job_id=job.id)
             self.start(job.id)
+        await self._resume_updates({j.id for j in jobs})
         return [j.id for j in jobs]
+
+    async def _resume_updates(self, running: set[str]) -> None:
+        """A job that has finished but still has items to send (an edit's update, cut off by a crash):
+        the relay takes it again; a job that runs does this itself."""
+        if self.uploads is None:
+            return
+        for job_id in await edits.jobs_with_open_items(self.store):
+            if job_id not in running:
+                log.info("job_updates_resumed", job_id=job_id)
+                self.uploads.follow(job_id)
 
     # ----- running ----------------------------------------------------------------------------
 
@@ -214,9 +232,7 @@ class JobManager:
             limits=options.limits.model_dump(),
             include_qa=options.include_qa,
             progress=progress,
-            item_state=ItemState.PENDING
-            if options.uploading and options.upload_mode == "streaming"
-            else ItemState.HELD,
+            item_state=ItemState.HELD if options.holds_items else ItemState.PENDING,
         )
         if options.uploading and self.uploads is not None:
             self.uploads.begin(job.id, options, progress)
@@ -243,6 +259,8 @@ class JobManager:
                 JobStatus.FAILED,
                 error="no epics could be generated: " + "; ".join(ctx.failed_calls.values())[:500],
             )
+        if options.update_of is not None:
+            await self._take_over(job.id, options.update_of)
         if options.uploading and self.uploads is not None:
             if options.upload_mode == "manual":
                 return await self._finish(job.id, JobStatus.AWAITING_UPLOAD)
@@ -262,6 +280,14 @@ class JobManager:
             JobStatus.COMPLETED_WITH_ERRORS,
             error=await self._reports.problems(await self._job(job.id)),
         )
+
+    async def _take_over(self, job_id: str, previous_id: str) -> None:
+        """A re-run takes over the previous job's work items before anything of it is uploaded."""
+        previous = await self._job(previous_id)
+        events = await rerun.take_over(self.store, self._pool, await self._job(job_id), previous)
+        self.publish(events)
+        labels = [e.payload["match"] for e in events if e.type == "item"]
+        log.info("job_matched", previous=previous_id, **{m: labels.count(m) for m in sorted(set(labels))})
 
     async def _preflight(self, job_id: str, options: JobOptions) -> CheckReport | None:
         """The target checked before generating; a manual upload may go to a target readied later."""

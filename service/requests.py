@@ -43,6 +43,18 @@ class JobRequest(BaseModel):
     limits: LimitsRequest = LimitsRequest()
     include_qa: StrictBool | None = None  # "yes" or 1 is a 400, not true
     upload_mode: Literal["streaming", "after_generation", "manual", "review"] | None = None
+    # a re-run: update that job's backlog (match its work items) instead of uploading a second copy
+    update_of: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="update this earlier job's backlog (same organization and project, generation"
+        " finished): unchanged items keep their work items, changed ones update them, new ones are"
+        " created, vanished ones are listed to close",
+    )
+    new_copy: StrictBool = Field(
+        default=False, description="make a second copy of a vision an earlier job already uploaded"
+    )
 
 
 class JobOptions(BaseModel):
@@ -62,6 +74,13 @@ class JobOptions(BaseModel):
     # "request": the job came with its own PAT (held in memory only); after a restart it waits in
     # needs_credentials for that PAT again instead of falling back to the server's PAT.
     pat_source: Literal["settings", "request"] = "settings"
+    update_of: str | None = None  # the job whose backlog this one updates
+
+    @property
+    def holds_items(self) -> bool:
+        """Generated items wait (held) for a release: anything but streaming, and every re-run (its
+        items are matched to the previous job's work items before any is uploaded)."""
+        return not (self.uploading and self.upload_mode == "streaming" and self.update_of is None)
 
     @property
     def uploading(self) -> bool:
@@ -82,4 +101,5 @@ def resolve_options(request: JobRequest, settings: Settings) -> JobOptions:
         iteration_path=req.iteration_path if req.iteration_path is not None else ado.iteration_path,
         provider=settings.llm.provider,
         pat_source="request" if req.pat is not None else "settings",
+        update_of=request.update_of,
     )

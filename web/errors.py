@@ -1,6 +1,7 @@
 """One middleware maps every error to a JSON body ``{"error": {"code", "message", "details"}}``.
 
 JobNotFound                   404 job_not_found
+BacklogExists                 409 backlog_exists (details: update_of and the earlier job's id)
 JobStateError                 409 conflict
 ItemNotFound                  404 item_not_found
 ItemStateError                409 its code (e.g. children_uploaded)
@@ -27,6 +28,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from service.errors import (
+    BacklogExists,
     EditConflict,
     InvalidInput,
     ItemNotFound,
@@ -114,7 +116,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except JobNotFound as exc:
-        return error_response(404, "job_not_found", str(exc), [{"field": "id", "message": str(exc)}])
+        return error_response(404, "job_not_found", str(exc), [{"field": exc.field, "message": str(exc)}])
+    except BacklogExists as exc:
+        exists = [{"field": "update_of", "message": str(exc), "job_id": exc.job_id}]
+        return error_response(409, "backlog_exists", str(exc), exists)
     except JobStateError as exc:
         return error_response(409, "conflict", str(exc))
     except (ItemNotFound, ItemStateError, InvalidInput, EditConflict) as exc:

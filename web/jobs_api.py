@@ -67,7 +67,7 @@ async def create_job(request: web.Request) -> web.Response:
         vision = parse_bytes(body["vision"].encode("utf-8"), f"vision.{fmt}")
         body = {**body, "vision": vision.model_dump(include=_VISION_FIELDS)}
     request_model = JobRequest.model_validate(body)
-    job_id = await request.app[SERVICES].jobs.submit(request_model)
+    job_id = await request.app[SERVICES].jobs.submit(request_model, refuse_copies=True)
     return web.json_response(
         {"job_id": job_id, "links": links(job_id)}, status=202, headers={"Location": f"/api/jobs/{job_id}"}
     )

@@ -9,9 +9,10 @@ from typing import Any
 
 from aiohttp import web
 
+from service.item_rules import ItemPatch, NewItemBody, RegenerateBody, ResolveBody
 from service.requests import JobRequest
 from web.auth import COOKIE, LoginBody
-from web.jobs_api import CredentialsBody
+from web.jobs_api import CredentialsBody, UploadBody
 from web.quality_api import AdviceBody
 from web.targets_api import TargetCheckBody
 
@@ -26,7 +27,7 @@ _SSE_EVENT = {  # one event of the stream: `data:` is the JSON payload as text
     "required": ["event", "data"],
     "properties": {
         "id": {"type": "string", "pattern": "^[0-9]+$"},
-        "event": {"enum": ["progress", "item", "upload", "stage", "final", "error", "shutdown"]},
+        "event": {"enum": ["progress", "item", "upload", "stage", "edit", "final", "error", "shutdown"]},
         "data": {"type": "string", "contentMediaType": "application/json"},
     },
 }
@@ -39,6 +40,13 @@ _LIMITED = {
     "413": {**_ERROR, "description": "the body or the vision is over its limit (details give the limit)"},
     "429": {**_ERROR, "description": "too many requests, jobs or streams", "headers": _RETRY_AFTER},
     "503": {**_ERROR, "description": "the service is shutting down", "headers": _RETRY_AFTER},
+}
+_ITEM_ID = {"name": "item", "in": "path", "required": True, "schema": {"type": "string"}}
+_AUTHOR = {
+    "name": "X-Backlogd-Author",
+    "in": "header",
+    "description": "who made the edit (else token, session or local)",
+    "schema": {"type": "string", "maxLength": 80},
 }
 _EVENT_ID = {"type": "integer", "minimum": 0, "maximum": 2**53}  # outside: 400 before the stream
 _OPEN: list[dict[str, list[str]]] = [{}]  # no token needed, even when auth is on
@@ -60,7 +68,16 @@ def _op(
     }
     if body:
         op["requestBody"] = {
-            "required": body in ("JobRequest", "LoginBody", "AdviceBody"),
+            "required": body
+            in (
+                "JobRequest",
+                "LoginBody",
+                "AdviceBody",
+                "ItemPatch",
+                "NewItemBody",
+                "ResolveBody",
+                "RegenerateBody",
+            ),
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}},
         }
     if security is not None:
@@ -121,8 +138,18 @@ def spec() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/api/jobs": {
             "post": _op(
-                "Create and start a job (only `vision` is required)",
-                {"202": _created(), **_LIMITED},
+                "Create and start a job (only `vision` is required). A vision an earlier job (not failed or"
+                " cancelled) already made for the same organization and project is refused with 409"
+                " `backlog_exists` (details[0]: field `update_of`, `job_id` of the latest such job) unless"
+                " the body says `update_of` (update that backlog: items are matched to its work items) or"
+                " `new_copy: true`",
+                {
+                    "202": _created(),
+                    "400": {**_ERROR, "description": "an invalid field; `update_of` not updatable"},
+                    "404": {**_ERROR, "description": "`update_of` names no job (details name the field)"},
+                    "409": {**_ERROR, "description": "backlog_exists: say update_of or new_copy"},
+                    **_LIMITED,
+                },
                 job=False,
                 body="JobRequest",
                 params=[
@@ -147,12 +174,17 @@ def spec() -> dict[str, Any]:
         },
         "/api/jobs/{id}/backlog": {
             "get": _op(
-                "The backlog tree with each item's upload state, ADO id, URL and error", {"200": _JSON_OK}
+                "The backlog tree with each item's upload state, ADO id, URL, revision and error; `match`"
+                " (a re-run's match to `update_of`: unchanged, updated, new, vanished; else null)",
+                {"200": _JSON_OK},
             )
         },
         "/api/jobs/{id}/export": {
             "get": _op(
-                "Download the backlog",
+                "Download the backlog. json: `format`, `job` (id, title, status, vision, `settings` = the"
+                " options it ran with), the tree (`epics`… with `upload.rev` and `match`), `test_plans`,"
+                " `test_suites` (`for_id`: the feature or story) and `traceability` (`sentences` with"
+                " `covered_by` story ids, `uncovered` sentence ids); csv: Azure Boards import; md: text",
                 {"200": {"description": "attachment"}},
                 params=[{"name": "format", "in": "query", "schema": {"enum": ["json", "csv", "md"]}}],
             )
@@ -199,9 +231,52 @@ def spec() -> dict[str, Any]:
         },
         "/api/jobs/{id}/upload": {
             "post": _op(
-                "Start the upload (manual mode, or after new credentials)",
+                "Start the upload (manual or review mode: all, or the subtrees of epic_ids; or after new "
+                "credentials)",
                 {"202": _JSON_OK},
-                body="CredentialsBody",
+                body="UploadBody",
+            )
+        },
+        "/api/jobs/{id}/items": {
+            "post": _op(
+                "Add an item under parent_id (its kind must be a child kind of the parent's)",
+                {"201": _json("BacklogItem", "the new item as the backlog shows it")},
+                body="NewItemBody",
+                params=[_AUTHOR],
+            )
+        },
+        "/api/jobs/{id}/items/{item}": {
+            "patch": _op(
+                "Edit an item; an uploaded one becomes an update of its work item",
+                {
+                    "200": _json("BacklogItem", "the item as the backlog shows it"),
+                    "409": _json("EditConflict", "changed in Azure DevOps since our upload: nothing saved"),
+                },
+                body="ItemPatch",
+                params=[_ITEM_ID, _AUTHOR],
+            ),
+            "delete": _op(
+                "Delete an item and its subtree from the backlog; with in_ado=true also close or remove its "
+                "work items (azure_devops.delete_action)",
+                {"200": _JSON_OK},
+                params=[_ITEM_ID, _AUTHOR, {"name": "in_ado", "in": "query", "schema": {"type": "boolean"}}],
+            ),
+        },
+        "/api/jobs/{id}/items/{item}/resolve": {
+            "post": _op(
+                "Resolve a conflict: keep ours (written over theirs) or theirs (adopted, nothing written)",
+                {"200": _json("BacklogItem")},
+                body="ResolveBody",
+                params=[_ITEM_ID, _AUTHOR],
+            )
+        },
+        "/api/jobs/{id}/items/{item}/regenerate": {
+            "post": _op(
+                "Regenerate the item's children with an instruction (409 children_uploaded once they are in "
+                "Azure DevOps); the result arrives as an edit event",
+                {"202": _JSON_OK},
+                body="RegenerateBody",
+                params=[_ITEM_ID, _AUTHOR],
             )
         },
         "/api/targets/check": {
@@ -266,7 +341,8 @@ def spec() -> dict[str, Any]:
         },
     }
     schemas: dict[str, Any] = {"Error": error, **_RESPONSES}
-    for model in (JobRequest, CredentialsBody, LoginBody, TargetCheckBody, AdviceBody):
+    bodies = (JobRequest, CredentialsBody, UploadBody, LoginBody, TargetCheckBody, AdviceBody)
+    for model in (*bodies, ItemPatch, NewItemBody, ResolveBody, RegenerateBody):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -294,7 +370,50 @@ _SECURITY = {
     },
 }
 _LINKS = {"type": "object", "additionalProperties": {"type": "string"}}
+_UPLOAD_STATE = {
+    "type": "object",
+    "required": ["state", "ado_id", "url", "rev", "error"],
+    "properties": {
+        "state": {"type": "string"},
+        "ado_id": {"type": ["integer", "null"]},
+        "url": {"type": ["string", "null"]},
+        "rev": {"type": ["integer", "null"], "description": "the work item revision we last wrote"},
+        "error": {"type": ["string", "null"]},
+    },
+}
 _RESPONSES: dict[str, Any] = {
+    "BacklogItem": {
+        "type": "object",
+        "required": ["id", "type", "title", "upload", "match", "conflict"],
+        "properties": {
+            "id": {"type": "string"},
+            "type": {"type": "string"},
+            "parent_id": {"type": ["string", "null"]},
+            "title": {"type": "string"},
+            "description": {"type": "string"},
+            "acceptance_criteria": {"type": "array", "items": {"type": "string"}},
+            "story_points": {"type": "integer"},
+            "priority": {"type": "integer"},
+            "estimate_hours": {"type": "number"},
+            "steps": {"type": "array", "items": {"type": "object"}},
+            "sources": {"type": "array", "items": {"type": "string"}},
+            "upload": _UPLOAD_STATE,
+            "match": {"type": ["string", "null"]},
+            "conflict": {
+                "type": ["object", "null"],
+                "description": '{"ours": {...}, "theirs": {..., "rev", "changed_by"}}',
+            },
+        },
+    },
+    "EditConflict": {
+        "type": "object",
+        "required": ["error", "ours", "theirs"],
+        "properties": {
+            "error": {"type": "object"},
+            "ours": {"type": "object"},
+            "theirs": {"type": "object"},
+        },
+    },
     "JobCreated": {
         "type": "object",
         "required": ["job_id", "links"],

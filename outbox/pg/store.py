@@ -27,8 +27,10 @@ import asyncpg
 
 from outbox.migrate import migrate_postgresql
 from outbox.records import (
+    MATCH_CALL_KEY,
     CallRow,
     EventRow,
+    ItemMatch,
     ItemRow,
     JobRow,
     NewEvent,
@@ -115,6 +117,7 @@ class PgStore:
         metadata: dict[str, Any],
         *,
         max_queued: int | None = None,
+        vision_key: str | None = None,
     ) -> list[EventRow] | None:
         """Insert a queued job; None (nothing written) when ``max_queued`` jobs already wait. Admissions
         take one transaction-scoped advisory lock, so every instance's count-then-insert is serialised."""
@@ -126,13 +129,14 @@ class PgStore:
                 if int(waiting) >= max_queued:
                     return None
             await db.execute(
-                "INSERT INTO jobs(id, status, vision, options, metadata, created_at, updated_at)"
-                " VALUES ($1, 'queued', $2, $3, $4::jsonb, $5, $5)",
+                "INSERT INTO jobs(id, status, vision, options, metadata, created_at, updated_at, vision_key)"
+                " VALUES ($1, 'queued', $2, $3, $4::jsonb, $5, $5, $6)",
                 job_id,
                 json.dumps(vision),
                 json.dumps(options),
                 json.dumps(metadata),
                 now,
+                vision_key,
             )
             events = await self.append_in(
                 db, job_id, [NewEvent(type="stage", payload={"status": JobStatus.QUEUED})]
@@ -149,6 +153,16 @@ class PgStore:
         async with self.reading() as db:
             rows = await db.fetch(f"SELECT {_JOB_COLS} FROM jobs ORDER BY created_at DESC LIMIT $1", limit)
         return [JobRow.from_db(r) for r in rows]
+
+    async def latest_with_key(self, vision_key: str, skip: Iterable[JobStatus]) -> JobRow | None:
+        """The newest job of this vision and target not in ``skip`` (index jobs_vision_key)."""
+        sql = (
+            f"SELECT {_JOB_COLS} FROM jobs WHERE vision_key = $1 AND NOT (status = ANY($2::text[]))"
+            " ORDER BY created_at DESC LIMIT 1"
+        )
+        async with self.reading() as db:
+            row = await db.fetchrow(sql, vision_key, [str(s) for s in skip])
+        return JobRow.from_db(row) if row else None
 
     async def jobs_in(self, statuses: Iterable[JobStatus]) -> list[JobRow]:
         sql = f"SELECT {_JOB_COLS} FROM jobs WHERE status = ANY($1::text[]) ORDER BY created_at"
@@ -330,6 +344,42 @@ class PgStore:
         async with self.transaction() as db:
             await self._insert_items(db, job_id, call_key, items, self.now())
 
+    async def apply_matches(
+        self,
+        job_id: str,
+        matches: Sequence[ItemMatch],
+        added: Sequence[NewItem],
+        events: Sequence[NewEvent],
+    ) -> list[EventRow]:
+        """A re-run's matching, whole or not at all: the rows ``added`` (the previous job's vanished
+        items), each item's match and what it takes over of its previous work item, and the events."""
+        now = self.now()
+        async with self.transaction() as db:
+            await self._check_fence(db, job_id)
+            await self._insert_items(db, job_id, MATCH_CALL_KEY, added, now)
+            await db.executemany(
+                "UPDATE items SET match_kind = $1, state = COALESCE($2, state),"
+                " ado_id = COALESCE($3, ado_id), ado_url = COALESCE($4, ado_url),"
+                " ado_rev = COALESCE($5, ado_rev), ado_extra = COALESCE($6, ado_extra),"
+                " written = COALESCE($7, written), updated_at = $8 WHERE id = $9 AND job_id = $10",
+                [
+                    (
+                        m.match,
+                        None if m.state is None else str(m.state),
+                        m.ado_id,
+                        m.ado_url,
+                        m.ado_rev,
+                        None if m.ado_extra is None else json.dumps(m.ado_extra),
+                        None if m.written is None else json.dumps(m.written),
+                        now,
+                        m.id,
+                        job_id,
+                    )
+                    for m in matches
+                ],
+            )
+            return await self.append_in(db, job_id, events)
+
     async def calls(self, job_id: str) -> list[CallRow]:
         async with self.reading() as db:
             rows = await db.fetch("SELECT * FROM llm_calls WHERE job_id = $1", job_id)
@@ -380,10 +430,10 @@ class PgStore:
 _ADMISSION_LOCK = 0x6261636B6C6F6764  # 'backlogd': the advisory lock job admission takes
 _JOB_COLS = (
     "id, status, vision, options, metadata::text AS metadata, error, last_seq, created_at, updated_at,"
-    " finished_at"
+    " finished_at, vision_key"
 )
 ITEM_COLS = (
     "id, job_id, parent_id, depends_on::text AS depends_on, kind, level, position, title, body, call_key,"
     " state, attempts, lease_owner, lease_until, fence, next_attempt_at, reconcile, ado_id, ado_url,"
-    " ado_rev, ado_extra, error, written, conflict, dirty"
+    " ado_rev, ado_extra, error, written, conflict, dirty, match_kind"
 )

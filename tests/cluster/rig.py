@@ -132,6 +132,7 @@ class Cluster:
             "limits": limits,
             "include_qa": True,
             "upload_mode": "streaming",
+            "new_copy": True,  # the rig runs one vision many times on purpose
         }
         async with session.post(f"{self.urls[n]}/api/jobs", json=body) as resp:
             assert resp.status == 202, await resp.text()

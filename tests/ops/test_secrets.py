@@ -116,7 +116,9 @@ async def test_planted_secrets_appear_in_no_log_database_response_or_export(
             for pat in (job_pat, None, bad_pat):
                 ado_part = {"pat": pat} if pat else {}
                 status, body = await call(
-                    "POST", "/api/jobs", json={"vision": VISION, "azure_devops": ado_part}
+                    "POST",
+                    "/api/jobs",
+                    json={"vision": VISION, "azure_devops": ado_part, "new_copy": True},  # three copies
                 )
                 assert status == 202
                 jobs.append(json.loads(body)["job_id"])

@@ -202,6 +202,7 @@ class Rig:
             "limits": limits,
             "include_qa": True,
             "upload_mode": "streaming",
+            "new_copy": True,  # the rig runs one vision many times on purpose
         }
         async with session.post(f"{self.service_url}/api/jobs", json=body) as resp:
             assert resp.status == 202, await resp.text()

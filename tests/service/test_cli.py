@@ -189,6 +189,18 @@ def test_unknown_job_exits_2(finished_job: dict[str, Any], capsys: pytest.Captur
     assert "00000000-0000-0000-0000-000000000000" in capsys.readouterr().err
 
 
+def test_run_update_of_a_job_without_a_target_exits_2(
+    finished_job: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``run --update-of`` names a job that uploaded nowhere (target none): exit 2, nothing run."""
+    job_id = UUID.match(finished_job["stdout"].splitlines()[0])
+    assert job_id is not None
+    vision, config = str(SAMPLES / "clinic-scheduling.yaml"), str(finished_job["config"])
+    code = main(["run", vision, "--target", "none", "--update-of", job_id[1], "--config", config])
+    assert code == 2
+    assert "uploads nowhere" in capsys.readouterr().err
+
+
 def test_run_prints_the_quality_line(finished_job: dict[str, Any]) -> None:
     """The run summary ends with the quality line: every metric with its value, all on target here."""
     lines = finished_job["stdout"].splitlines()

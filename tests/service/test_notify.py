@@ -160,3 +160,35 @@ def test_the_webhook_url_is_a_secret_setting() -> None:
     assert "s3cr3t" not in repr(settings) and "s3cr3t" not in settings.model_dump_json()
     with pytest.raises(ValueError, match="http"):
         NotificationSettings.model_validate({"webhook_url": "file:///etc/passwd"})
+
+
+async def test_a_job_awaiting_review_notifies_that_it_is_ready(
+    tmp_path: Path, webhook: Callable[[Handler], Awaitable[str]]
+) -> None:
+    """A review-mode job tells the webhook it is ready for review, with nothing uploaded yet."""
+    bodies: list[dict[str, Any]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        bodies.append(await request.json())
+        return web.Response(status=204)
+
+    settings = _settings(tmp_path, await webhook(handler))
+    settings = settings.model_copy(
+        update={
+            "azure_devops": settings.azure_devops.model_copy(
+                update={"target": "emulator", "upload_mode": "review"}
+            )
+        }
+    )
+    async with build_services(settings, {}, backoff_base=0.001) as services:
+        job_id = await services.jobs.submit(JobRequest(vision=VISION))
+        async with asyncio.timeout(60):
+            assert (await services.jobs.wait(job_id)).status == JobStatus.AWAITING_REVIEW
+        assert services.jobs.notifier is not None
+        async with asyncio.timeout(10):
+            await services.jobs.notifier.idle()
+    assert len(bodies) == 1
+    assert (
+        "\u201cToolShare\u201d is ready for review" in bodies[0]["text"]
+        and "; 0 uploaded." in bodies[0]["text"]
+    )

@@ -97,7 +97,12 @@ async def test_a_yaml_vision_file_is_parsed_as_structured(client: Client, servic
     """A YAML file the browser read as text becomes a structured vision (its title is the job's title)."""
     yaml_text = "title: Library loans\nvision: Members borrow books online. Librarians see overdue loans.\n"
     job_id = await _submit(client, {"vision": yaml_text, "include_qa": False})
-    resp = await client.post("/api/jobs?vision_format=yaml", json={"vision": yaml_text, "include_qa": False})
+    second = {
+        "vision": yaml_text,
+        "include_qa": False,
+        "new_copy": True,
+    }  # the same vision: a copy on purpose
+    resp = await client.post("/api/jobs?vision_format=yaml", json=second)
     assert resp.status == 202
     job = await (await client.get(f"/api/jobs/{(await resp.json())['job_id']}")).json()
     assert job["title"] == "Library loans"
