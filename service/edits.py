@@ -250,7 +250,12 @@ class ItemEditor:
     async def delete(self, job_id: str, item_id: str, author: str, *, in_ado: bool) -> dict[str, Any]:
         """The subtree leaves the backlog; with ``in_ado`` its uploaded work items are closed or
         removed as ``azure_devops.delete_action`` says (the outcome per work item is returned)."""
-        _, rows, _ = await self._row(job_id, item_id)
+        _, rows, row = await self._row(job_id, item_id)
+        if any(r.state == ItemState.IN_FLIGHT for r in [row, *_below(rows, item_id)]):
+            raise ItemStateError(
+                "upload_in_flight",
+                f"{row.kind} {item_id} or an item under it is being uploaded; try again shortly",
+            )
         retired: list[dict[str, Any]] = []
 
         def events(gone: list[ItemRow]) -> list[NewEvent]:
@@ -283,6 +288,15 @@ class ItemEditor:
             except AdoError as exc:
                 out.append({"ado_id": row.ado_id, "done": None, "error": str(exc)[:300]})
         return out
+
+
+def _below(rows: list[ItemRow], root: str) -> list[ItemRow]:
+    """Everything under ``root`` or depending on what is (rows come parents first)."""
+    found = {root}
+    for r in rows:
+        if r.parent_id in found or any(d in found for d in r.depends_on):
+            found.add(r.id)
+    return [r for r in rows if r.id in found and r.id != root]
 
 
 def _theirs(row: ItemRow) -> dict[str, Any]:
