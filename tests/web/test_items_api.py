@@ -19,6 +19,7 @@ from service.composition import Services
 from service.settings import Settings
 from tests.fakes.emulator_control import control_headers, emulator_state
 from tests.web.conftest import VISION, make_settings
+from tests.web.sse_client import Seen, read_stream, until
 
 Client = TestClient[Any, Any]
 
@@ -263,3 +264,25 @@ async def test_add_and_delete_items_with_and_without_azure_devops(client: Client
     resp = await client.delete(f"/api/jobs/{job_id}/items/{other['id']}")
     assert resp.status == 200 and (await resp.json())["azure_devops"] == []
     assert (await _work_item(services, other["upload"]["ado_id"]))["fields"]["System.State"] != "Removed"
+
+
+async def test_two_open_pages_both_see_an_edit(client: Client, services: Services) -> None:
+    """Two streams open on a job in review both receive the one edit event, with the edited item."""
+    job_id = await _review_job(client, services)
+    story = (await _backlog(client, job_id))["epics"][0]["features"][0]["stories"][0]
+    seen = [Seen(), Seen()]
+    streams = [await client.get(f"/api/progress/stream/{job_id}") for _ in seen]
+    readers = [asyncio.create_task(read_stream(s, v)) for s, v in zip(streams, seen, strict=True)]
+    try:
+        resp = await client.patch(f"/api/jobs/{job_id}/items/{story['id']}", json={"priority": 1})
+        assert resp.status == 200, await resp.text()
+        for view in seen:
+            await until(lambda v=view: any(f.event == "edit" for f in v.frames), 5)  # type: ignore[misc]
+            edits = [f.data for f in view.frames if f.event == "edit"]
+            assert len(edits) == 1 and edits[0]["item"]["priority"] == 1 and edits[0]["author"] == "local"
+    finally:
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        for s in streams:
+            s.close()
