@@ -83,13 +83,9 @@ class ItemEditor:
             raise ItemNotFound(job_id, item_id)
         return job, rows, row
 
-    def _send(self, job_id: str, row: ItemRow | None) -> None:
+    def _send(self, job_id: str, item: dict[str, Any]) -> None:
         """The relay takes the job until this edit's update has gone out (a finished job too)."""
-        if (
-            self.uploads is not None
-            and row is not None
-            and row.state in (ItemState.PENDING, ItemState.IN_FLIGHT)
-        ):
+        if self.uploads is not None and item["upload"]["state"] in (ItemState.PENDING, ItemState.IN_FLIGHT):
             self.uploads.follow(job_id)
 
     # ----- change -----------------------------------------------------------------------------
@@ -128,10 +124,10 @@ class ItemEditor:
 
         committed = await edits.edit(self.store, job_id, item_id, title, body, events)
         self.publish(committed)
-        now = await self._fresh(job_id, item_id)
+        now = _item_of(committed)
         self._send(job_id, now)
         log.info("item_edited", job_id=job_id, item_id=item_id, fields=fields, author=author)
-        return item_view(now)
+        return now
 
     async def _check_unchanged_in_ado(self, row: ItemRow, ours: dict[str, Any]) -> None:
         """An uploaded item: read its work item; a change of a field we own since our write is a
@@ -170,10 +166,6 @@ class ItemEditor:
             f"work item {row.ado_id} was changed in Azure DevOps since our upload", ours_view, theirs
         )
 
-    async def _fresh(self, job_id: str, item_id: str) -> ItemRow:
-        rows = await self.store.items(job_id)
-        return next(r for r in rows if r.id == item_id)
-
     # ----- resolve ----------------------------------------------------------------------------
 
     async def resolve(self, job_id: str, item_id: str, keep: str, author: str) -> dict[str, Any]:
@@ -198,9 +190,9 @@ class ItemEditor:
                 self.store, job_id, item_id, title, body, rev, written, events
             )
         self.publish(committed)
-        now = await self._fresh(job_id, item_id)
+        now = _item_of(committed)
         self._send(job_id, now)
-        return item_view(now)
+        return now
 
     # ----- add and delete ---------------------------------------------------------------------
 
@@ -242,10 +234,11 @@ class ItemEditor:
         def events(after: list[ItemRow]) -> list[NewEvent]:
             return [edit_event("added", after[0], author, item_id=item.id, fields=sorted(given))]
 
-        self.publish(await edits.add(self.store, job_id, f"edit:{item.id}", [item], events))
-        now = await self._fresh(job_id, item.id)
+        committed = await edits.add(self.store, job_id, f"edit:{item.id}", [item], events)
+        self.publish(committed)
+        now = _item_of(committed)
         self._send(job_id, now)
-        return item_view(now)
+        return now
 
     async def delete(self, job_id: str, item_id: str, author: str, *, in_ado: bool) -> dict[str, Any]:
         """The subtree leaves the backlog; with ``in_ado`` its uploaded work items are closed or
@@ -297,6 +290,12 @@ def _below(rows: list[ItemRow], root: str) -> list[ItemRow]:
         if r.parent_id in found or any(d in found for d in r.depends_on):
             found.add(r.id)
     return [r for r in rows if r.id in found and r.id != root]
+
+
+def _item_of(committed: list[EventRow]) -> dict[str, Any]:
+    """The item as the edit's event shows it, as it was committed (no second read)."""
+    item: dict[str, Any] = committed[-1].payload["item"]
+    return item
 
 
 def _theirs(row: ItemRow) -> dict[str, Any]:
