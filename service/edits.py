@@ -9,7 +9,6 @@ own in Azure DevOps since our upload, nothing is saved or sent and the item show
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -22,8 +21,9 @@ from outbox.ado.errors import AdoError
 from outbox.backend import StoreBackend
 from outbox.queue import conflict_error
 from outbox.records import EventRow, ItemRow, JobRow, NewEvent, NewItem
+from service.edit_events import AZURE_DEVOPS, edit_event
 from service.errors import EditConflict, InvalidInput, ItemNotFound, ItemStateError, JobNotFound
-from service.export import EDITABLE, edit_fields, item_view
+from service.export import EDITABLE, edit_fields
 from service.item_rules import ItemPatch, NewItemBody, child_kind_problem, field_problems, sibling_problem
 from service.uploads import UploadCoordinator
 from stages.models import OUT_MODELS
@@ -32,29 +32,6 @@ from vocab import KINDS, ItemKind, ItemState, JobStatus
 log = structlog.get_logger("backlogd.edits")
 _SENT = (ItemState.UPLOADED, ItemState.IN_FLIGHT)  # an edit of these must reach the work item
 _REVIEWING = (JobStatus.AWAITING_REVIEW, JobStatus.AWAITING_UPLOAD)
-
-
-def edit_event(
-    change: str,
-    item: ItemRow | None,
-    author: str,
-    *,
-    item_id: str,
-    fields: list[str] | None = None,
-    removed: list[str] | None = None,
-    **audit: Any,
-) -> NewEvent:
-    payload = {
-        "change": change,
-        "item_id": item_id,
-        "item": item_view(item) if item is not None else None,
-        "removed": list(removed or []),
-        "author": author,
-        "at": time.time(),
-        "fields": list(fields or []),
-        **audit,
-    }
-    return NewEvent(type="edit", payload=payload)
 
 
 class ItemEditor:
@@ -155,7 +132,7 @@ class ItemEditor:
         theirs = owned.theirs(current)
 
         def events(after: list[ItemRow]) -> list[NewEvent]:
-            return [edit_event("conflict", after[0], "azure-devops", item_id=row.id, fields=[])]
+            return [edit_event("conflict", after[0], AZURE_DEVOPS, item_id=row.id, fields=[])]
 
         stored = {"theirs": theirs, "fields": in_ado}
         self.publish(

@@ -19,7 +19,7 @@ from outbox import edits
 from outbox.backend import StoreBackend
 from outbox.records import CallRow, EventRow, ItemRow, JobRow, NewEvent, NewItem
 from service.calls import CallOutcome
-from service.edits import edit_event
+from service.edit_events import edit_event
 from service.errors import ItemNotFound, ItemStateError, JobNotFound, JobStateError
 from service.export import item_view
 from service.items import STAGES_BY_KIND, JobContext, as_item, new_items

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from outbox import edits
 from service.composition import Services
 from service.settings import Settings
 from tests.fakes.emulator_control import control_headers, emulator_state
@@ -286,3 +287,29 @@ async def test_two_open_pages_both_see_an_edit(client: Client, services: Service
         await asyncio.gather(*readers, return_exceptions=True)
         for s in streams:
             s.close()
+
+
+async def test_a_conflict_the_uploader_finds_is_published_as_an_edit(
+    client: Client, services: Services
+) -> None:
+    """An update already queued when someone changes the work item in Azure DevOps stops in conflict, and
+    every page hears it as a ``conflict`` edit by azure-devops carrying both versions."""
+    job_id, story = await _uploaded_job(client, services)
+    ado_id = story["upload"]["ado_id"]
+    await _patch_in_ado(services, ado_id, [{"op": "add", "path": "/fields/System.Title", "value": "Theirs"}])
+    row = next(r for r in await services.store.items(job_id) if r.id == story["id"])
+    await edits.edit(services.store, job_id, row.id, "Ours", {**row.body, "title": "Ours"}, lambda _: [])
+    assert services.uploads is not None
+    services.uploads.follow(job_id)
+
+    async def heard() -> bool:
+        events = await services.store.events_after(job_id, 0)
+        return any(e.type == "edit" and e.payload["change"] == "conflict" for e in events)
+
+    await _until(heard, 5.0)
+    edit = [e for e in await services.store.events_after(job_id, 0) if e.type == "edit"][-1].payload
+    assert edit["author"] == "azure-devops" and edit["item"]["upload"]["state"] == "conflict"
+    assert edit["item"]["conflict"]["ours"]["title"] == "Ours"
+    }
+    assert edit["item"]["conflict"]["theirs"]["title"] == "Theirs"
+    assert (await _work_item(services, ado_id))["title"] == "Theirs"
