@@ -310,6 +310,5 @@ async def test_a_conflict_the_uploader_finds_is_published_as_an_edit(
     edit = [e for e in await services.store.events_after(job_id, 0) if e.type == "edit"][-1].payload
     assert edit["author"] == "azure-devops" and edit["item"]["upload"]["state"] == "conflict"
     assert edit["item"]["conflict"]["ours"]["title"] == "Ours"
-    }
     assert edit["item"]["conflict"]["theirs"]["title"] == "Theirs"
     assert (await _work_item(services, ado_id))["title"] == "Theirs"
