@@ -95,6 +95,20 @@ def item_view(it: ItemRow) -> dict[str, Any]:
     return out
 
 
+def sentence_coverage(sentences: list[dict[str, Any]], items: list[ItemRow]) -> list[dict[str, Any]]:
+    """Each vision sentence with the stories that cite it (``covered_by`` empty: uncovered), as the
+    backlog is now (edits move coverage)."""
+    cited: dict[str, list[str]] = {}
+    for it in items:
+        if it.kind == ItemKind.STORY:
+            for sid in it.body.get("sources", []):
+                cited.setdefault(str(sid), []).append(it.id)
+    return [
+        {"id": s.get("id"), "text": s.get("text", ""), "covered_by": cited.get(str(s.get("id")), [])}
+        for s in sentences
+    ]
+
+
 def to_json(items: list[ItemRow]) -> str:
     return json.dumps(tree(items), indent=2, ensure_ascii=False)
 

@@ -92,6 +92,9 @@ async def test_review_mode_uploads_nothing_until_asked_then_one_epic_then_the_re
     assert (await emulator_state(services.emulator))["work_items"] == []
     tree = await _backlog(client, job_id)
     first, second = tree["epics"][0], tree["epics"][1]
+    story_ids = {s["id"] for f in first["features"] + second["features"] for s in f["stories"]}
+    assert tree["sentences"] and {"id", "text", "covered_by"} <= set(tree["sentences"][0])
+    assert any(set(s["covered_by"]) & story_ids for s in tree["sentences"])
     assert first["upload"]["state"] == "held" and first["upload"]["rev"] is None and first["conflict"] is None
     bad = await client.post(f"/api/jobs/{job_id}/upload", json={"epic_ids": [first["id"], "nope"]})
     assert bad.status == 400
