@@ -94,6 +94,20 @@ def item_view(it: ItemRow) -> dict[str, Any]:
     return out
 
 
+def sentence_coverage(sentences: list[dict[str, Any]], items: list[ItemRow]) -> list[dict[str, Any]]:
+    """Each vision sentence with the stories that cite it (``covered_by`` empty: uncovered), as the
+    backlog is now (edits move coverage)."""
+    cited: dict[str, list[str]] = {}
+    for it in items:
+        if it.kind == ItemKind.STORY:
+            for sid in it.body.get("sources", []):
+                cited.setdefault(str(sid), []).append(it.id)
+    return [
+        {"id": s.get("id"), "text": s.get("text", ""), "covered_by": cited.get(str(s.get("id")), [])}
+        for s in sentences
+    ]
+
+
 def upload_of(it: ItemRow) -> dict[str, Any]:
     """Where the item stands with Azure DevOps: state, work item id, link, the revision we last wrote."""
     return {"state": it.state, "ado_id": it.ado_id, "url": it.ado_url, "rev": it.ado_rev, "error": it.error}

@@ -11,9 +11,8 @@ from typing import Any
 
 from outbox.records import JobRow
 from service.composition import Services
-from service.export import item_view, tree
+from service.export import item_view, sentence_coverage, tree
 from service.progress import COUNTED_KINDS, action_of
-from stages.quality import coverage
 from vocab import FAILED_ITEM_STATES, KINDS, TERMINAL_JOB_STATES, ItemKind, ItemState
 from web.sse import etag_of
 
@@ -109,7 +108,6 @@ async def _last_progress(services: Services, job: JobRow) -> dict[str, Any] | No
 async def backlog_view(services: Services, job: JobRow) -> dict[str, Any]:
     """The tree (epics → features → stories → tasks/test cases) with each item's upload state."""
     items = await services.store.items(job.id)
-    stories = [{"id": i.id, "sources": i.body.get("sources", [])} for i in items if i.kind == ItemKind.STORY]
     qa = [item_view(it) for it in items if it.kind in (ItemKind.TEST_PLAN, ItemKind.TEST_SUITE)]
     return {
         "job_id": job.id,
@@ -118,7 +116,6 @@ async def backlog_view(services: Services, job: JobRow) -> dict[str, Any]:
         "last_seq": job.last_seq,
         **tree(items),
         KINDS[ItemKind.TEST_PLAN].plural: qa,
-        # traceability for the page: each vision sentence with its text and the stories citing it
-        "sentences": coverage(list(job.vision.get("sentences", [])), stories),
+        "sentences": sentence_coverage(list(job.vision.get("sentences") or []), items),
         "counts": per_kind(await services.store.item_counts(job.id)),
     }
