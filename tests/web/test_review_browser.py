@@ -188,3 +188,41 @@ async def test_add_a_child_and_delete_an_item_from_the_pane(browser: Any, site: 
         t["title"] for e in backlog["epics"] for f in e["features"] for s in f["stories"] for t in s["tasks"]
     ]
     assert "Write the offline mode notes" in tasks and task_id not in str(backlog)
+
+
+async def test_the_same_vision_again_offers_to_update_the_existing_backlog(browser: Any, site: Site) -> None:  # noqa: F811
+    """Submitting a vision that already has a backlog shows the offer instead of a silent second copy;
+    "Update the existing backlog" runs a re-run that creates no new work item and marks its items
+    with their match."""
+    from service.requests import JobRequest
+
+    if "update_of" not in JobRequest.model_fields:
+        pytest.skip("needs POST /api/jobs with update_of (wave3-rerun)")
+    page = await browser.new_page()
+    await _submit(page, site.url)
+    await page.wait_for_function(STATUS.format("completed"), timeout=15_000)
+    assert site.services.emulator is not None
+    created = len(site.services.emulator.state.items)
+    first_job = page.url
+    await _submit_again(page, site.url)
+    offer = page.locator("#rerun-offer")
+    await offer.wait_for(state="visible")
+    assert "409" not in await offer.inner_text()
+    await page.click("#rerun-update")
+    await page.wait_for_url(lambda url: "#/jobs/" in url and url != first_job)
+    await page.wait_for_function(STATUS.format("completed"), timeout=15_000)
+    await page.locator("#tree .tag.match:not([hidden])").first.wait_for(state="attached")
+    tags = await page.locator("#tree .tag.match").all_text_contents()
+    assert tags and set(tags) <= {"unchanged", "updated", "new", "vanished"}
+    assert len(site.services.emulator.state.items) == created  # nothing new to create
+
+
+async def _submit_again(page: Any, url: str) -> None:
+    """The form again, with the vision of the last job (no wait for a job page: a 409 keeps us here)."""
+    from tests.web.test_browser import VISION
+
+    await page.goto(url)
+    await page.fill("#vision", VISION)
+    await page.select_option("#upload-mode", "streaming")
+    await page.uncheck("#include-qa")
+    await page.click("#submit-job")
