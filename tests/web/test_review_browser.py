@@ -226,3 +226,33 @@ async def _submit_again(page: Any, url: str) -> None:
     await page.select_option("#upload-mode", "streaming")
     await page.uncheck("#include-qa")
     await page.click("#submit-job")
+
+
+async def test_upload_one_epic_then_regenerate_a_story_s_children(browser: Any, site: Site) -> None:  # noqa: F811
+    """In review, "Upload this epic" uploads that epic's subtree only (the other stays not uploaded);
+    "Regenerate children…" with an instruction replaces a story's children in the tree."""
+    _needs_edit_api(site)
+    page = await browser.new_page()
+    await _submit(page, site.url, mode="review")
+    await page.wait_for_function(STATUS.format("awaiting review"), timeout=15_000)
+    epics = page.locator("#tree > li[data-kind=epic]")
+    first, second = await epics.nth(0).get_attribute("data-id"), await epics.nth(1).get_attribute("data-id")
+    await page.click(f"#review-epics button[data-epic='{first}']")
+    uploaded = f"() => document.querySelector('#item-{first} .badge').classList.contains('uploaded')"
+    await page.wait_for_function(uploaded, timeout=15_000)
+    assert await page.locator(f"#item-{second} .badge.uploaded").count() == 0
+    await page.click("#expand-all")
+    story = page.locator(f"#item-{second} li[data-kind=story]").first
+    story_id = await story.get_attribute("data-id")
+    before = await page.locator(f"#item-{story_id} li[data-kind=task]").evaluate_all(
+        "ns => ns.map(n => n.id)"
+    )
+    await story.locator(".title").first.click()
+    await page.click("#pane [data-action=regenerate]")
+    await page.fill("#regen-instruction", "split into smaller tasks")
+    await page.click("#pane form button[type=submit]")
+    changed = f"""() => {{
+      const ids = [...document.querySelectorAll('#item-{story_id} li[data-kind=task]')].map(n => n.id);
+      return ids.length > 0 && !ids.includes({before[0]!r});
+    }}"""
+    await page.wait_for_function(changed, timeout=15_000)

@@ -85,6 +85,7 @@ async def test_detail_pane_totals_and_traceability(browser: Any, site: Site) -> 
     await page.click("#pane-close")
     await page.click("#trace-view summary")
     rows = page.locator("#trace-list > li")
+    await rows.first.wait_for()  # rendered when opened
     assert await rows.count() >= 2
     assert await page.locator("#trace-list > li.covered a[data-item]").count() >= 1
     await page.locator("#trace-list a[data-item]").first.click()  # a covering story opens in the pane
