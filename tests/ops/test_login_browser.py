@@ -79,6 +79,7 @@ async def test_login_then_submit_and_watch_live_without_the_token_in_a_url(
             await page.click("#login-submit")
             await page.locator("#home-view").wait_for()
             await page.fill("#vision", VISION)
+            await page.select_option("#upload-mode", "streaming")  # the form's default is review
             await page.uncheck("#include-qa")
             await page.click("#submit-job")
             await page.wait_for_url("**/#/jobs/*")

@@ -187,8 +187,11 @@ export class JobPage {
   }
 
   // Re-read the backlog and progress and merge them in place (after polling or final).
+  // A call during a re-read asks for one more after it: that re-read may have read before the change
+  // that called (a regenerated subtree), and its event is already consumed.
   async resync() {
-    if (!this.jobId || this.resyncing) return this.resyncing;
+    if (!this.jobId) return null;
+    if (this.resyncing) { this.resyncAgain = true; return this.resyncing; }
     const jobId = this.jobId;
     this.resyncing = (async () => {
       try {
@@ -199,6 +202,7 @@ export class JobPage {
         if (this.jobId === jobId && TERMINAL.has(progress.status)) await this.quality.load(jobId);
       } catch { /* the next poll or event tries again */ }
       this.resyncing = null;
+      if (this.resyncAgain && this.jobId === jobId) { this.resyncAgain = false; this.resync(); }
     })();
     return this.resyncing;
   }

@@ -16,9 +16,10 @@ export function setupSearch(model, tree) {
     $("tree").classList.toggle("filtered", Boolean(matches));
   };
   for (const input of inputs) input.addEventListener(input.type === "checkbox" || input.tagName === "SELECT" ? "change" : "input", apply);
-  $("search-clear").addEventListener("click", () => {
+  const reset = () => {
     $("search-text").value = ""; $("filter-kind").value = ""; $("filter-state").value = ""; $("filter-conflicts").checked = false;
     apply();
-  });
-  return apply;
+  };
+  $("search-clear").addEventListener("click", reset);
+  return { apply, reset };
 }

@@ -28,7 +28,7 @@ export class Workspace {
       history: (id) => this.histories.get(id) || [],
     });
     this.trace = new TraceView($("trace-view"), $("trace-list"), $("trace-summary"), this.model, (id) => this.openItem(id));
-    this.search = setupSearch(this.model, this.tree);
+    this.filters = setupSearch(this.model, this.tree);
     $("expand-all").addEventListener("click", () => this.tree.setOpen(true));
     $("collapse-all").addEventListener("click", () => this.tree.setOpen(false));
     $("upload-all").addEventListener("click", () => hooks.upload(null));
@@ -44,8 +44,7 @@ export class Workspace {
     this.model.clear();
     this.tree.clear();
     this.histories.clear();
-    $("search-text").value = "";
-    $("search-count").textContent = "";
+    this.filters.reset(); // a new job starts unfiltered
   }
 
   // A GET /backlog answer: the truth for every item (what vanished goes).
@@ -58,7 +57,7 @@ export class Workspace {
   changed(id) {
     this.tree.updateTotals();
     this.trace.update();
-    if (this.tree.hidden.size || $("search-count").textContent) this.search();
+    if (this.tree.hidden.size || $("search-count").textContent) this.filters.apply();
     this.pane.refresh(id);
     this.reviewEpics();
   }
