@@ -9,7 +9,6 @@ own in Azure DevOps since our upload, nothing is saved or sent and the item show
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -22,8 +21,9 @@ from outbox.ado.errors import AdoError
 from outbox.backend import StoreBackend
 from outbox.queue import conflict_error
 from outbox.records import EventRow, ItemRow, JobRow, NewEvent, NewItem
+from service.edit_events import AZURE_DEVOPS, edit_event
 from service.errors import EditConflict, InvalidInput, ItemNotFound, ItemStateError, JobNotFound
-from service.export import EDITABLE, edit_fields, item_view
+from service.export import EDITABLE, edit_fields
 from service.item_rules import ItemPatch, NewItemBody, child_kind_problem, field_problems, sibling_problem
 from service.uploads import UploadCoordinator
 from stages.models import OUT_MODELS
@@ -32,29 +32,6 @@ from vocab import KINDS, ItemKind, ItemState, JobStatus
 log = structlog.get_logger("backlogd.edits")
 _SENT = (ItemState.UPLOADED, ItemState.IN_FLIGHT)  # an edit of these must reach the work item
 _REVIEWING = (JobStatus.AWAITING_REVIEW, JobStatus.AWAITING_UPLOAD)
-
-
-def edit_event(
-    change: str,
-    item: ItemRow | None,
-    author: str,
-    *,
-    item_id: str,
-    fields: list[str] | None = None,
-    removed: list[str] | None = None,
-    **audit: Any,
-) -> NewEvent:
-    payload = {
-        "change": change,
-        "item_id": item_id,
-        "item": item_view(item) if item is not None else None,
-        "removed": list(removed or []),
-        "author": author,
-        "at": time.time(),
-        "fields": list(fields or []),
-        **audit,
-    }
-    return NewEvent(type="edit", payload=payload)
 
 
 class ItemEditor:
@@ -83,13 +60,9 @@ class ItemEditor:
             raise ItemNotFound(job_id, item_id)
         return job, rows, row
 
-    def _send(self, job_id: str, row: ItemRow | None) -> None:
+    def _send(self, job_id: str, item: dict[str, Any]) -> None:
         """The relay takes the job until this edit's update has gone out (a finished job too)."""
-        if (
-            self.uploads is not None
-            and row is not None
-            and row.state in (ItemState.PENDING, ItemState.IN_FLIGHT)
-        ):
+        if self.uploads is not None and item["upload"]["state"] in (ItemState.PENDING, ItemState.IN_FLIGHT):
             self.uploads.follow(job_id)
 
     # ----- change -----------------------------------------------------------------------------
@@ -128,10 +101,10 @@ class ItemEditor:
 
         committed = await edits.edit(self.store, job_id, item_id, title, body, events)
         self.publish(committed)
-        now = await self._fresh(job_id, item_id)
+        now = _item_of(committed)
         self._send(job_id, now)
         log.info("item_edited", job_id=job_id, item_id=item_id, fields=fields, author=author)
-        return item_view(now)
+        return now
 
     async def _check_unchanged_in_ado(self, row: ItemRow, ours: dict[str, Any]) -> None:
         """An uploaded item: read its work item; a change of a field we own since our write is a
@@ -159,7 +132,7 @@ class ItemEditor:
         theirs = owned.theirs(current)
 
         def events(after: list[ItemRow]) -> list[NewEvent]:
-            return [edit_event("conflict", after[0], "azure-devops", item_id=row.id, fields=[])]
+            return [edit_event("conflict", after[0], AZURE_DEVOPS, item_id=row.id, fields=[])]
 
         stored = {"theirs": theirs, "fields": in_ado}
         self.publish(
@@ -169,10 +142,6 @@ class ItemEditor:
         raise EditConflict(
             f"work item {row.ado_id} was changed in Azure DevOps since our upload", ours_view, theirs
         )
-
-    async def _fresh(self, job_id: str, item_id: str) -> ItemRow:
-        rows = await self.store.items(job_id)
-        return next(r for r in rows if r.id == item_id)
 
     # ----- resolve ----------------------------------------------------------------------------
 
@@ -198,9 +167,9 @@ class ItemEditor:
                 self.store, job_id, item_id, title, body, rev, written, events
             )
         self.publish(committed)
-        now = await self._fresh(job_id, item_id)
+        now = _item_of(committed)
         self._send(job_id, now)
-        return item_view(now)
+        return now
 
     # ----- add and delete ---------------------------------------------------------------------
 
@@ -242,15 +211,21 @@ class ItemEditor:
         def events(after: list[ItemRow]) -> list[NewEvent]:
             return [edit_event("added", after[0], author, item_id=item.id, fields=sorted(given))]
 
-        self.publish(await edits.add(self.store, job_id, f"edit:{item.id}", [item], events))
-        now = await self._fresh(job_id, item.id)
+        committed = await edits.add(self.store, job_id, f"edit:{item.id}", [item], events)
+        self.publish(committed)
+        now = _item_of(committed)
         self._send(job_id, now)
-        return item_view(now)
+        return now
 
     async def delete(self, job_id: str, item_id: str, author: str, *, in_ado: bool) -> dict[str, Any]:
         """The subtree leaves the backlog; with ``in_ado`` its uploaded work items are closed or
         removed as ``azure_devops.delete_action`` says (the outcome per work item is returned)."""
-        _, rows, _ = await self._row(job_id, item_id)
+        _, rows, row = await self._row(job_id, item_id)
+        if any(r.state == ItemState.IN_FLIGHT for r in [row, *_below(rows, item_id)]):
+            raise ItemStateError(
+                "upload_in_flight",
+                f"{row.kind} {item_id} or an item under it is being uploaded; try again shortly",
+            )
         retired: list[dict[str, Any]] = []
 
         def events(gone: list[ItemRow]) -> list[NewEvent]:
@@ -283,6 +258,21 @@ class ItemEditor:
             except AdoError as exc:
                 out.append({"ado_id": row.ado_id, "done": None, "error": str(exc)[:300]})
         return out
+
+
+def _below(rows: list[ItemRow], root: str) -> list[ItemRow]:
+    """Everything under ``root`` or depending on what is (rows come parents first)."""
+    found = {root}
+    for r in rows:
+        if r.parent_id in found or any(d in found for d in r.depends_on):
+            found.add(r.id)
+    return [r for r in rows if r.id in found and r.id != root]
+
+
+def _item_of(committed: list[EventRow]) -> dict[str, Any]:
+    """The item as the edit's event shows it, as it was committed (no second read)."""
+    item: dict[str, Any] = committed[-1].payload["item"]
+    return item
 
 
 def _theirs(row: ItemRow) -> dict[str, Any]:

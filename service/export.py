@@ -13,7 +13,6 @@ import json
 from typing import Any
 
 from outbox.records import ItemRow, JobRow
-from stages.quality import coverage
 from vocab import GENERATED_KINDS, KINDS, ItemKind
 
 EXPORT_FORMAT = "backlogd.export/2"
@@ -94,6 +93,20 @@ def item_view(it: ItemRow) -> dict[str, Any]:
     return out
 
 
+def sentence_coverage(sentences: list[dict[str, Any]], items: list[ItemRow]) -> list[dict[str, Any]]:
+    """Each vision sentence with the stories that cite it (``covered_by`` empty: uncovered), as the
+    backlog is now (edits move coverage)."""
+    cited: dict[str, list[str]] = {}
+    for it in items:
+        if it.kind == ItemKind.STORY:
+            for sid in it.body.get("sources", []):
+                cited.setdefault(str(sid), []).append(it.id)
+    return [
+        {"id": s.get("id"), "text": s.get("text", ""), "covered_by": cited.get(str(s.get("id")), [])}
+        for s in sentences
+    ]
+
+
 def upload_of(it: ItemRow) -> dict[str, Any]:
     """Where the item stands with Azure DevOps: state, work item id, link, the revision we last wrote."""
     return {"state": it.state, "ado_id": it.ado_id, "url": it.ado_url, "rev": it.ado_rev, "error": it.error}
@@ -131,8 +144,7 @@ def job_of(job: JobRow) -> dict[str, Any]:
 def document(job: JobRow, items: list[ItemRow]) -> dict[str, Any]:
     """The whole job as one JSON document: what was asked, with what settings, what came of it."""
     sentences = list(job.vision.get("sentences", []))
-    stories = [{"id": i.id, "sources": i.body.get("sources", [])} for i in items if i.kind == ItemKind.STORY]
-    covered = coverage(sentences, stories)
+    covered = sentence_coverage(sentences, items)
     return {
         "format": EXPORT_FORMAT,
         "job": job_of(job),

@@ -446,7 +446,7 @@ class JobManager:
         outcome = await self.uploads.upload(job_id, options, progress, release=release)
         if outcome == UploadOutcome.NEEDS_CREDENTIALS:
             return await self._finish(job_id, JobStatus.NEEDS_CREDENTIALS)
-        if (await self.store.item_counts(job_id)) and await self._held(job_id):
+        if await self._held(job_id):
             return await self._finish(job_id, JobStatus.AWAITING_REVIEW)  # the other epics wait for review
         if outcome == UploadOutcome.UPLOADED and not failed_calls:
             return await self._finish(job_id, JobStatus.COMPLETED)

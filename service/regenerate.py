@@ -19,7 +19,7 @@ from outbox import edits
 from outbox.backend import StoreBackend
 from outbox.records import CallRow, EventRow, ItemRow, JobRow, NewEvent, NewItem
 from service.calls import CallOutcome
-from service.edits import edit_event
+from service.edit_events import edit_event
 from service.errors import ItemNotFound, ItemStateError, JobNotFound, JobStateError
 from service.export import item_view
 from service.items import STAGES_BY_KIND, JobContext, as_item, new_items
@@ -66,8 +66,8 @@ class Regenerator:
         stages = child_stages(row.kind, options.include_qa)
         if row.kind not in STAGES_BY_KIND or not stages:
             raise ItemStateError("no_children", f"a {row.kind} has no generated children to regenerate")
-        below = _descendants(rows, item_id, {s.kind for s in stages})
-        if any(r.ado_id is not None for r in below):
+        below = descendants(rows, item_id, {s.kind for s in stages})
+        if any(r.ado_id is not None or r.state == ItemState.IN_FLIGHT for r in below):
             raise ItemStateError(
                 "children_uploaded",
                 f"some children of {row.kind} {item_id} are in Azure DevOps already; "
@@ -139,9 +139,9 @@ class Regenerator:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _descendants(rows: list[ItemRow], root: str, kinds: set[str]) -> list[ItemRow]:
-    """The root's children of ``kinds`` and everything under them."""
-    found = {r.id for r in rows if r.parent_id == root and r.kind in kinds}
+def descendants(rows: list[ItemRow], root: str, kinds: set[str] | None = None) -> list[ItemRow]:
+    """The root's children (of ``kinds``, or all) and everything under them or depending on them."""
+    found = {r.id for r in rows if r.parent_id == root and (kinds is None or r.kind in kinds)}
     for r in rows:  # rows come parents first (level order)
         if r.parent_id in found or any(d in found for d in r.depends_on):
             found.add(r.id)

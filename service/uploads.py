@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from outbox.ado.types import AdoTarget
 from outbox.backend import StoreBackend
 from outbox.records import EventRow, NewEvent
 from outbox.relay import Relay, Uploader
+from service.edit_events import AZURE_DEVOPS, edit_event
 from service.logs import redact, unredact
 from service.progress import Progress
 from service.requests import JobOptions
@@ -86,6 +87,7 @@ class UploadCoordinator:
         self._interval = progress_interval
         self._holders: dict[str, int] = {}  # job → how many want the relay on it (see _hold)
         self._followers: dict[str, asyncio.Task[None]] = {}  # job → the task sending its edits
+        self._notes: set[asyncio.Task[None]] = set()  # conflict edit events being written
         self.relay = Relay(
             store,
             clients=self.client_for,
@@ -338,6 +340,9 @@ class UploadCoordinator:
         for ev in events:
             if ev.type == "item":
                 self.relay.wake()
+            if ev.type == "upload" and ev.payload.get("state") == ItemState.CONFLICT:
+                item_id = str(ev.payload["id"])
+                self._own(self._conflict_edit(ev.job_id, item_id), f"conflict-{item_id}")
             progress = self._progress.get(ev.job_id)
             if ev.type != "upload" or progress is None:
                 continue
@@ -352,6 +357,18 @@ class UploadCoordinator:
                 progress.failed[kind] = max(0, progress.failed[kind] - 1)
             if ev.job_id not in self._tick:
                 self._tick[ev.job_id] = asyncio.get_running_loop().create_task(self._debounced(ev.job_id))
+
+    def _own(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._notes.add(task)
+        task.add_done_callback(self._notes.discard)
+
+    async def _conflict_edit(self, job_id: str, item_id: str) -> None:
+        """The uploader found the work item changed in Azure DevOps: every page hears it as an edit."""
+        row = next((r for r in await self.store.items(job_id) if r.id == item_id), None)
+        if row is not None:
+            ev = edit_event("conflict", row, AZURE_DEVOPS, item_id=item_id)
+            self._publish(await self.store.append_events(job_id, [ev]))
 
     async def _stop_tick(self, job_id: str) -> None:
         tick = self._tick.pop(job_id, None)
@@ -375,7 +392,7 @@ class UploadCoordinator:
         self._publish(await self.store.append_events(job_id, [NewEvent(type="progress", payload=payload)]))
 
     async def close(self) -> None:
-        tasks = [*self._tick.values(), *self._followers.values()]
+        tasks = [*self._tick.values(), *self._followers.values(), *self._notes]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 from outbox.records import JobRow
 from service.composition import Services
-from service.export import item_view, tree
+from service.export import item_view, sentence_coverage, tree
 from service.progress import COUNTED_KINDS, action_of
 from vocab import FAILED_ITEM_STATES, KINDS, TERMINAL_JOB_STATES, ItemKind, ItemState
 from web.sse import etag_of
@@ -116,5 +116,6 @@ async def backlog_view(services: Services, job: JobRow) -> dict[str, Any]:
         "last_seq": job.last_seq,
         **tree(items),
         KINDS[ItemKind.TEST_PLAN].plural: qa,
+        "sentences": sentence_coverage(list(job.vision.get("sentences") or []), items),
         "counts": per_kind(await services.store.item_counts(job.id)),
     }

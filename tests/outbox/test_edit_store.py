@@ -5,7 +5,7 @@ the user's choice resolves it, and a deletion takes the subtree with its QA item
 from __future__ import annotations
 
 from outbox import edits, queue
-from outbox.records import ItemRow, NewEvent
+from outbox.records import CallRow, ItemRow, NewEvent, NewItem
 from tests.outbox.test_upload_support import FakeClock, stage, tree
 from tests.pgdb import StoreOpener
 
@@ -83,3 +83,52 @@ async def test_keep_theirs_and_delete_subtree_on_both_backends(store_opener: Sto
         }
         assert len(left) == len(rows) - len(removed) == len(rows) // 2 + 1  # the epic and the other feature
         assert all(r.id not in removed for r in left)
+
+
+async def test_release_replace_children_and_open_jobs_on_both_backends(store_opener: StoreOpener) -> None:
+    """Releasing an epic makes its held subtree (QA too) pending and nothing else; a finished job with an
+    open item is found for the relay; replacing a story's tasks keeps its suite and records the call."""
+    async with store_opener(clock=FakeClock()) as store:
+        await stage(store, JOB, tree(JOB, epics=2, state="held"))
+        rows = await store.items(JOB)
+        first = rows[0]
+        assert await edits.jobs_with_open_items(store) == []
+        released = await edits.release(store, JOB, [first.id])
+        after = {r.id: r.state for r in await store.items(JOB)}
+        pending = {i for i, s in after.items() if s == "pending"}
+        assert len(pending) == released == len(rows) // 2
+        assert first.id in pending and all(s == "held" for i, s in after.items() if i not in pending)
+        assert await edits.jobs_with_open_items(store) == [JOB]
+        story = next(r for r in rows if r.kind == "story")
+        old = [r.id for r in rows if r.parent_id == story.id and r.kind in ("task", "test_case")]
+        call = CallRow(
+            job_id=JOB,
+            call_key="tasks:x:regenerate-1",
+            stage="tasks",
+            parent_id=story.id,
+            status="done",
+            prompt_hash="h",
+            attempts=1,
+        )
+        new = NewItem(
+            id="new-task",
+            parent_id=story.id,
+            kind="task",
+            level=3,
+            position=0,
+            title="New task",
+            body={"title": "New task"},
+        )
+        seen: list[list[str]] = []
+
+        def events(gone: list[ItemRow], added: list[ItemRow]) -> list[NewEvent]:
+            seen.append(sorted(r.id for r in gone))
+            seen.append([r.id for r in added])
+            return [NewEvent(type="edit", payload={"change": "regenerated"})]
+
+        await edits.replace_children(store, JOB, story.id, ["task", "test_case"], [call], [new], events)
+        left = {r.id: r for r in await store.items(JOB)}
+        assert seen == [sorted(old), ["new-task"]]
+        assert not set(old) & set(left) and "new-task" in left
+        assert any(r.kind == "test_suite" and r.parent_id == story.id for r in left.values())
+        assert "tasks:x:regenerate-1" in [c.call_key for c in await store.calls(JOB)]

@@ -15,10 +15,12 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from outbox import edits
 from service.composition import Services
 from service.settings import Settings
 from tests.fakes.emulator_control import control_headers, emulator_state
 from tests.web.conftest import VISION, make_settings
+from tests.web.sse_client import Seen, read_stream, until
 
 Client = TestClient[Any, Any]
 
@@ -90,6 +92,9 @@ async def test_review_mode_uploads_nothing_until_asked_then_one_epic_then_the_re
     assert (await emulator_state(services.emulator))["work_items"] == []
     tree = await _backlog(client, job_id)
     first, second = tree["epics"][0], tree["epics"][1]
+    story_ids = {s["id"] for f in first["features"] + second["features"] for s in f["stories"]}
+    assert tree["sentences"] and {"id", "text", "covered_by"} <= set(tree["sentences"][0])
+    assert any(set(s["covered_by"]) & story_ids for s in tree["sentences"])
     assert first["upload"]["state"] == "held" and first["upload"]["rev"] is None and first["conflict"] is None
     bad = await client.post(f"/api/jobs/{job_id}/upload", json={"epic_ids": [first["id"], "nope"]})
     assert bad.status == 400
@@ -263,3 +268,50 @@ async def test_add_and_delete_items_with_and_without_azure_devops(client: Client
     resp = await client.delete(f"/api/jobs/{job_id}/items/{other['id']}")
     assert resp.status == 200 and (await resp.json())["azure_devops"] == []
     assert (await _work_item(services, other["upload"]["ado_id"]))["fields"]["System.State"] != "Removed"
+
+
+async def test_two_open_pages_both_see_an_edit(client: Client, services: Services) -> None:
+    """Two streams open on a job in review both receive the one edit event, with the edited item."""
+    job_id = await _review_job(client, services)
+    story = (await _backlog(client, job_id))["epics"][0]["features"][0]["stories"][0]
+    seen = [Seen(), Seen()]
+    streams = [await client.get(f"/api/progress/stream/{job_id}") for _ in seen]
+    readers = [asyncio.create_task(read_stream(s, v)) for s, v in zip(streams, seen, strict=True)]
+    try:
+        resp = await client.patch(f"/api/jobs/{job_id}/items/{story['id']}", json={"priority": 1})
+        assert resp.status == 200, await resp.text()
+        for view in seen:
+            await until(lambda v=view: any(f.event == "edit" for f in v.frames), 5)  # type: ignore[misc]
+            edits = [f.data for f in view.frames if f.event == "edit"]
+            assert len(edits) == 1 and edits[0]["item"]["priority"] == 1 and edits[0]["author"] == "local"
+    finally:
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        for s in streams:
+            s.close()
+
+
+async def test_a_conflict_the_uploader_finds_is_published_as_an_edit(
+    client: Client, services: Services
+) -> None:
+    """An update already queued when someone changes the work item in Azure DevOps stops in conflict, and
+    every page hears it as a ``conflict`` edit by azure-devops carrying both versions."""
+    job_id, story = await _uploaded_job(client, services)
+    ado_id = story["upload"]["ado_id"]
+    await _patch_in_ado(services, ado_id, [{"op": "add", "path": "/fields/System.Title", "value": "Theirs"}])
+    row = next(r for r in await services.store.items(job_id) if r.id == story["id"])
+    await edits.edit(services.store, job_id, row.id, "Ours", {**row.body, "title": "Ours"}, lambda _: [])
+    assert services.uploads is not None
+    services.uploads.follow(job_id)
+
+    async def heard() -> bool:
+        events = await services.store.events_after(job_id, 0)
+        return any(e.type == "edit" and e.payload["change"] == "conflict" for e in events)
+
+    await _until(heard, 5.0)
+    edit = [e for e in await services.store.events_after(job_id, 0) if e.type == "edit"][-1].payload
+    assert edit["author"] == "azure-devops" and edit["item"]["upload"]["state"] == "conflict"
+    assert edit["item"]["conflict"]["ours"]["title"] == "Ours"
+    assert edit["item"]["conflict"]["theirs"]["title"] == "Theirs"
+    assert (await _work_item(services, ado_id))["title"] == "Theirs"
