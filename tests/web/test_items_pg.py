@@ -45,7 +45,7 @@ async def test_edit_after_upload_on_postgresql(client: Any, services: Services) 
 
 
 async def test_conflict_on_postgresql(client: Any, services: Services) -> None:
-    """A change made in Azure DevOps meanwhile is a 409 conflict, resolved by keeping theirs, on PostgreSQL."""
+    """A change made in Azure DevOps meanwhile is a 409 conflict, theirs then kept, on PostgreSQL."""
     await flows.test_a_change_in_ado_meanwhile_is_a_409_conflict_and_keep_theirs_adopts_it(client, services)
 
 
