@@ -61,7 +61,8 @@ _CONFLICT = (
 
 
 def _numbered(sql: str) -> str:
-    """``?`` placeholders as PostgreSQL's ``$1, $2, …`` (no ``?`` appears in our SQL otherwise)."""
+    """``?`` placeholders as PostgreSQL's ``$1, $2, …``; the one other ``?`` in our SQL is PostgreSQL's
+    jsonb "contains" operator in ``i.depends_on ? d.id``, left as it is."""
     count = iter(range(1, 1000))
     return re.sub(r"\?(?!\s*d\.id)", lambda _: f"${next(count)}", sql)
 

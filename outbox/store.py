@@ -18,6 +18,7 @@ from typing import Any
 
 import aiosqlite
 
+from outbox.errors import VisionTaken
 from outbox.migrate import migrate_sqlite
 from outbox.records import (
     MATCH_CALL_KEY,
@@ -113,9 +114,12 @@ class Store:
         *,
         max_queued: int | None = None,
         vision_key: str | None = None,
+        copy_guard: Sequence[JobStatus] | None = None,
     ) -> list[EventRow] | None:
-        """Insert a queued job; None (nothing written) when ``max_queued`` jobs already wait. The count
-        and the insert share one ``BEGIN IMMEDIATE`` transaction: concurrent admissions are serialised."""
+        """Insert a queued job; None (nothing written) when ``max_queued`` jobs already wait. With
+        ``copy_guard`` (the statuses that hold no backlog) VisionTaken when a job of the same vision key in
+        any other status exists. The checks and the insert share one ``BEGIN IMMEDIATE`` transaction:
+        concurrent admissions are serialised."""
         now = self.now()
         async with self.transaction() as db:
             if max_queued is not None:
@@ -123,6 +127,8 @@ class Store:
                     row = await cur.fetchone()
                 if row is not None and int(row[0]) >= max_queued:
                     return None
+            if copy_guard is not None and vision_key is not None:
+                await self._refuse_copy(db, vision_key, copy_guard)
             await db.execute(
                 "INSERT INTO jobs(id, status, vision, options, metadata, created_at, updated_at, vision_key)"
                 " VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)",
@@ -131,6 +137,16 @@ class Store:
             return await self.append_in(
                 db, job_id, [NewEvent(type="stage", payload={"status": JobStatus.QUEUED})]
             )
+
+    async def _refuse_copy(
+        self, db: aiosqlite.Connection, vision_key: str, skip: Sequence[JobStatus]
+    ) -> None:
+        marks = ",".join("?" * len(skip)) or "''"
+        sql = f"SELECT id FROM jobs WHERE vision_key = ? AND status NOT IN ({marks}) ORDER BY created_at DESC"
+        async with db.execute(sql + " LIMIT 1", (vision_key, *[str(s) for s in skip])) as cur:
+            row = await cur.fetchone()
+        if row is not None:
+            raise VisionTaken(str(row[0]))
 
     async def get_job(self, job_id: str) -> JobRow | None:
         async with self._r.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:

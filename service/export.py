@@ -13,7 +13,6 @@ import json
 from typing import Any
 
 from outbox.records import ItemRow, JobRow
-from stages.quality import coverage
 from vocab import GENERATED_KINDS, KINDS, ItemKind
 
 EXPORT_FORMAT = "backlogd.export/2"
@@ -145,8 +144,7 @@ def job_of(job: JobRow) -> dict[str, Any]:
 def document(job: JobRow, items: list[ItemRow]) -> dict[str, Any]:
     """The whole job as one JSON document: what was asked, with what settings, what came of it."""
     sentences = list(job.vision.get("sentences", []))
-    stories = [{"id": i.id, "sources": i.body.get("sources", [])} for i in items if i.kind == ItemKind.STORY]
-    covered = coverage(sentences, stories)
+    covered = sentence_coverage(sentences, items)
     return {
         "format": EXPORT_FORMAT,
         "job": job_of(job),

@@ -16,11 +16,12 @@ import structlog
 from outbox import edits
 from outbox.ado.preflight import CheckReport
 from outbox.backend import StoreBackend
+from outbox.errors import VisionTaken
 from outbox.records import EventRow, JobRow, NewEvent
 from service import rerun
 from service.broadcaster import Broadcaster
 from service.edits import ItemEditor
-from service.errors import InvalidInput, JobNotFound, JobStateError, QueueFull
+from service.errors import BacklogExists, InvalidInput, JobNotFound, JobStateError, QueueFull
 from service.items import JobContext
 from service.notify import Notifier
 from service.progress import Progress, action_of
@@ -125,16 +126,21 @@ class JobManager:
         check_job_target(request, self.settings.azure_devops)
         options = resolve_options(request, self.settings)
         key = rerun.vision_key(vision, options)
-        await rerun.admit(self.store, request, options, key if refuse_copies else None)
+        guarded = refuse_copies and rerun.guards_copies(request)
+        await rerun.admit(self.store, request, options, key if guarded else None)
         job_id = str(uuid.uuid4())
-        events = await self.store.create_job(
-            job_id,
-            vision.model_dump(mode="json"),
-            options.model_dump(mode="json"),
-            self._metadata(),
-            max_queued=self.settings.server.max_queued_jobs,
-            vision_key=key,
-        )
+        try:
+            events = await self.store.create_job(
+                job_id,
+                vision.model_dump(mode="json"),
+                options.model_dump(mode="json"),
+                self._metadata(),
+                max_queued=self.settings.server.max_queued_jobs,
+                vision_key=key,
+                copy_guard=rerun.NO_BACKLOG if guarded else None,  # a concurrent twin loses here
+            )
+        except VisionTaken as exc:
+            raise BacklogExists(exc.job_id) from None
         if events is None:
             raise QueueFull(self.settings.server.max_queued_jobs)
         if self.uploads is not None and request.azure_devops.pat is not None:
@@ -446,7 +452,7 @@ class JobManager:
         outcome = await self.uploads.upload(job_id, options, progress, release=release)
         if outcome == UploadOutcome.NEEDS_CREDENTIALS:
             return await self._finish(job_id, JobStatus.NEEDS_CREDENTIALS)
-        if (await self.store.item_counts(job_id)) and await self._held(job_id):
+        if await self._held(job_id):
             return await self._finish(job_id, JobStatus.AWAITING_REVIEW)  # the other epics wait for review
         if outcome == UploadOutcome.UPLOADED and not failed_calls:
             return await self._finish(job_id, JobStatus.COMPLETED)

@@ -60,6 +60,11 @@ def vision_key(vision: Vision, options: JobOptions) -> str | None:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
+def guards_copies(request: JobRequest) -> bool:
+    """Whether the request must not be a second copy: it neither updates a job nor asks for a copy."""
+    return request.update_of is None and not request.new_copy
+
+
 async def admit(store: StoreBackend, request: JobRequest, options: JobOptions, key: str | None) -> None:
     """Refuse a second copy nobody asked for, and an ``update_of`` that cannot be updated."""
     if request.update_of is not None and request.new_copy:

@@ -78,20 +78,6 @@ def near_duplicates(
     return problems
 
 
-def coverage(sentences: list[dict[str, Any]], stories: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each vision sentence with the ids of the stories citing it (``covered_by`` empty: uncovered).
-    ``stories`` are ``{"id", "sources"}``; ids keep the stories' order."""
-    covered: dict[str, list[str]] = {s["id"]: [] for s in sentences}
-    for story in stories:
-        for sid in story.get("sources", []):
-            if sid in covered and story["id"] not in covered[sid]:
-                covered[sid].append(story["id"])
-    return [
-        {"id": s["id"], "section": s.get("section", ""), "text": s["text"], "covered_by": covered[s["id"]]}
-        for s in sentences
-    ]
-
-
 def traceability(sentences: list[dict[str, Any]], stories: list[dict[str, Any]]) -> dict[str, Any]:
     """Which vision sentences no story covers (by the stories' ``sources``)."""
     covered: dict[str, int] = {}

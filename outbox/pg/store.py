@@ -25,6 +25,7 @@ from typing import Any
 
 import asyncpg
 
+from outbox.errors import VisionTaken
 from outbox.migrate import migrate_postgresql
 from outbox.records import (
     MATCH_CALL_KEY,
@@ -118,9 +119,12 @@ class PgStore:
         *,
         max_queued: int | None = None,
         vision_key: str | None = None,
+        copy_guard: Sequence[JobStatus] | None = None,
     ) -> list[EventRow] | None:
-        """Insert a queued job; None (nothing written) when ``max_queued`` jobs already wait. Admissions
-        take one transaction-scoped advisory lock, so every instance's count-then-insert is serialised."""
+        """Insert a queued job; None (nothing written) when ``max_queued`` jobs already wait; with
+        ``copy_guard`` (the statuses that hold no backlog) VisionTaken when a job of the same vision key in
+        any other status exists. Admissions take one transaction-scoped advisory lock, so every
+        instance's check-then-insert is serialised."""
         now = self.now()
         async with self.transaction() as db:
             if max_queued is not None:
@@ -128,6 +132,16 @@ class PgStore:
                 waiting = await db.fetchval("SELECT COUNT(*) FROM jobs WHERE status = 'queued'")
                 if int(waiting) >= max_queued:
                     return None
+            if copy_guard is not None and vision_key is not None:
+                await db.execute("SELECT pg_advisory_xact_lock($1)", _ADMISSION_LOCK)  # re-entrant
+                taken = await db.fetchval(
+                    "SELECT id FROM jobs WHERE vision_key = $1 AND NOT (status = ANY($2::text[]))"
+                    " ORDER BY created_at DESC LIMIT 1",
+                    vision_key,
+                    [str(s) for s in copy_guard],
+                )
+                if taken is not None:
+                    raise VisionTaken(str(taken))
             await db.execute(
                 "INSERT INTO jobs(id, status, vision, options, metadata, created_at, updated_at, vision_key)"
                 " VALUES ($1, 'queued', $2, $3, $4::jsonb, $5, $5, $6)",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from outbox.errors import VisionTaken
 from outbox.records import ItemMatch, NewEvent, NewItem
 from tests.outbox.test_upload_support import FakeClock
 from tests.pgdb import StoreOpener
@@ -25,6 +28,22 @@ async def test_the_latest_job_of_a_vision_key_skips_failed_ones(store_opener: St
         await store.set_job_status("a", JobStatus.COMPLETED)
         again = await store.latest_with_key("k1", skip)
         assert again is not None and again.id == "a"
+
+
+async def test_a_guarded_insert_refuses_a_copy_in_its_transaction(store_opener: StoreOpener) -> None:
+    """With a copy guard, a job of a vision key that a job in another status holds is refused
+    (VisionTaken names it, nothing is written); a failed holder or no guard lets it in."""
+    skip = (JobStatus.FAILED, JobStatus.CANCELLED)
+    async with store_opener(clock=FakeClock()) as store:
+        await store.create_job("a", {}, {}, {}, vision_key="k", copy_guard=skip)
+        with pytest.raises(VisionTaken) as refused:
+            await store.create_job("b", {}, {}, {}, vision_key="k", copy_guard=skip)
+        assert refused.value.job_id == "a" and await store.get_job("b") is None
+        await store.create_job("c", {}, {}, {}, vision_key="k")  # no guard: a copy on purpose
+        await store.set_job_status("a", JobStatus.FAILED)
+        await store.set_job_status("c", JobStatus.CANCELLED)
+        await store.create_job("d", {}, {}, {}, vision_key="k", copy_guard=skip)
+        assert await store.get_job("d") is not None
 
 
 async def test_a_matching_is_applied_in_one_transaction(store_opener: StoreOpener) -> None:

@@ -16,6 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from outbox import edits
+from outbox.store import Store
 from service.composition import Services
 from service.settings import Settings
 from tests.fakes.emulator_control import control_headers, emulator_state
@@ -315,3 +316,49 @@ async def test_a_conflict_the_uploader_finds_is_published_as_an_edit(
     assert edit["item"]["conflict"]["ours"]["title"] == "Ours"
     assert edit["item"]["conflict"]["theirs"]["title"] == "Theirs"
     assert (await _work_item(services, ado_id))["title"] == "Theirs"
+
+
+async def test_deleting_an_item_in_flight_is_a_409_and_a_bad_author_a_400(
+    client: Client, services: Services
+) -> None:
+    """A subtree with an item being uploaded is not deleted (its work item would be orphaned); an
+    author header over 80 characters is refused naming the header; neither changes anything."""
+    job_id = await _review_job(client, services)
+    story = (await _backlog(client, job_id))["epics"][0]["features"][0]["stories"][0]
+    task = story["tasks"][0]
+    store = services.store
+    assert isinstance(store, Store)
+    await store.writer.execute("UPDATE items SET state = 'in_flight' WHERE id = ?", (task["id"],))
+    resp = await client.delete(f"/api/jobs/{job_id}/items/{story['id']}")
+    assert resp.status == 409 and (await resp.json())["error"]["code"] == "upload_in_flight"
+    resp = await client.patch(
+        f"/api/jobs/{job_id}/items/{story['id']}",
+        json={"priority": 1},
+        headers={"X-Backlogd-Author": "x" * 81},
+    )
+    assert resp.status == 400 and (await resp.json())["error"]["details"][0]["field"] == "X-Backlogd-Author"
+    rows = {r.id: r for r in await store.items(job_id)}
+    assert story["id"] in rows and rows[story["id"]].body.get("priority") == story.get("priority")
+
+
+async def test_keep_ours_writes_our_version_over_theirs(client: Client, services: Services) -> None:
+    """After a 409, resolving with "ours" writes our fields over theirs, tested against their revision:
+    the work item carries our title at their rev + 1 and the item is uploaded again."""
+    job_id, story = await _uploaded_job(client, services)
+    ado_id, rev = story["upload"]["ado_id"], story["upload"]["rev"]
+    await _patch_in_ado(
+        services, ado_id, [{"op": "add", "path": "/fields/System.Title", "value": "Their title"}]
+    )
+    url = f"/api/jobs/{job_id}/items/{story['id']}"
+    assert (await client.patch(url, json={"priority": 1})).status == 409
+    resolved = await client.post(f"{url}/resolve", json={"keep": "ours"})
+    assert resolved.status == 200, await resolved.text()
+    assert (await resolved.json())["upload"]["state"] == "pending"
+
+    async def landed() -> bool:
+        return (await _work_item(services, ado_id))["title"] == story["title"]
+
+    await _until(landed, 2.0)
+    assert (await _work_item(services, ado_id))["rev"] == rev + 2
+    resolved_events = [e.payload for e in await services.store.events_after(job_id, 0) if e.type == "edit"]
+    assert [e["change"] for e in resolved_events][-2:] == ["conflict", "resolved"]

@@ -9,6 +9,7 @@ epic is an update of its work item and everything else unchanged.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from typing import Any
 
@@ -159,3 +160,18 @@ async def test_a_second_copy_is_refused_unless_asked_for(client: Client, service
     await services.jobs.cancel((await copy.json())["job_id"])
     elsewhere = await client.post("/api/jobs", json={"vision": VISION_A, "azure_devops": {"target": "none"}})
     assert elsewhere.status == 202  # no upload target: no copy to protect
+
+
+async def test_two_identical_posts_at_once_make_one_job(client: Client, services: Services) -> None:
+    """Two POSTs of one vision at the same moment (a double click): one job is created, the other is a
+    409 backlog_exists naming it (the check is repeated in the insert's transaction)."""
+    body = {"vision": VISION_A, "limits": LIMITS, "upload_mode": "manual"}
+    first, second = await asyncio.gather(
+        client.post("/api/jobs", json=body), client.post("/api/jobs", json=body)
+    )
+    assert sorted([first.status, second.status]) == [202, 409]
+    made = first if first.status == 202 else second
+    refused = second if made is first else first
+    job_id = (await made.json())["job_id"]
+    assert (await refused.json())["error"]["details"][0]["job_id"] == job_id
+    await services.jobs.wait(job_id)
