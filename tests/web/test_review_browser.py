@@ -129,6 +129,9 @@ async def test_a_change_in_azure_devops_meanwhile_shows_a_conflict(browser: Any,
     assert "My title" in text and "Their title" in text
     assert _work_item(site, ado_id).fields["System.Title"] == "Their title"  # nothing overwritten
     await page.wait_for_function(f"() => document.querySelector('#item-{item_id} .badge.conflict') !== null")
+    await page.check("#filter-conflicts")  # the conflicts-only filter finds it
+    assert await page.inner_text("#search-count") == "1 match"
+    await page.uncheck("#filter-conflicts")
     await page.click("#pane [data-keep=ours]")
     await _until(lambda: _work_item(site, ado_id).fields["System.Title"] == "My title")
     await page.wait_for_function(f"() => document.querySelector('#item-{item_id} .badge.uploaded') !== null")
@@ -256,3 +259,24 @@ async def test_upload_one_epic_then_regenerate_a_story_s_children(browser: Any, 
       return ids.length > 0 && !ids.includes({before[0]!r});
     }}"""
     await page.wait_for_function(changed, timeout=15_000)
+
+
+async def test_deleting_an_uploaded_item_can_close_its_work_item(browser: Any, site: Site) -> None:  # noqa: F811
+    """Deleting an uploaded task with "also close it in Azure DevOps" ticked removes it from the tree
+    and closes its work item in the emulator (the default delete_action), without deleting it there."""
+    _needs_edit_api(site)
+    page = await browser.new_page()
+    await _submit(page, site.url)
+    await page.wait_for_function(STATUS.format("completed"), timeout=15_000)
+    await page.click("#expand-all")
+    task = page.locator("#tree li[data-kind=task]").first
+    task_id = str(await task.get_attribute("data-id"))
+    ado_id = await _ado_id(page, task_id)
+    state = _work_item(site, ado_id).fields["System.State"]
+    await task.locator(".title").click()
+    await page.click("#pane [data-action=delete]")
+    await page.check("#delete-in-ado")
+    await page.click("#pane form.confirm button[type=submit]")
+    await page.locator(f"#item-{task_id}").wait_for(state="detached")
+    await _until(lambda: _work_item(site, ado_id).fields["System.State"] != state)
+    assert ado_id in site.services.emulator.state.items  # type: ignore[union-attr]  # closed, not removed
