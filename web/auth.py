@@ -26,6 +26,7 @@ from service.settings import ServerSettings
 from web.bodies import read_json
 from web.errors import Handler, error_response
 from web.limits import LIMITS, LOGINS_PER_MINUTE, client_of, too_many
+from web.schemas import Session, reply
 
 COOKIE = "backlogd_session"
 SESSION_PATH = "/api/session"
@@ -118,15 +119,15 @@ def middleware(auth: Auth) -> Middleware:
 # ----- /api/session --------------------------------------------------------------------------------
 
 
-def session_state(auth: Auth, request: web.Request) -> dict[str, bool]:
+def session_state(auth: Auth, request: web.Request) -> Session:
     authenticated = not auth.enabled or auth.session_ok(request.cookies.get(COOKIE, ""))
     if auth.enabled and not authenticated:
         authenticated = auth.bearer_ok(request.headers.get("Authorization", ""))
-    return {"auth_required": auth.enabled, "authenticated": authenticated}
+    return Session(auth_required=auth.enabled, authenticated=authenticated)
 
 
 def login_response(auth: Auth, request: web.Request) -> web.Response:
-    resp = web.json_response({"auth_required": auth.enabled, "authenticated": True})
+    resp = reply(Session(auth_required=auth.enabled, authenticated=True))
     if auth.enabled:
         resp.set_cookie(
             COOKIE,
@@ -141,7 +142,7 @@ def login_response(auth: Auth, request: web.Request) -> web.Response:
 
 
 def logout_response(auth: Auth) -> web.Response:
-    resp = web.json_response({"auth_required": auth.enabled, "authenticated": not auth.enabled})
+    resp = reply(Session(auth_required=auth.enabled, authenticated=not auth.enabled))
     resp.del_cookie(COOKIE, path="/")
     return resp
 
@@ -151,7 +152,7 @@ AUTH = web.AppKey("auth", Auth)
 
 async def get_session(request: web.Request) -> web.Response:
     """Whether this API needs a login, and whether the caller has one."""
-    return web.json_response(session_state(request.app[AUTH], request))
+    return reply(session_state(request.app[AUTH], request))
 
 
 async def post_session(request: web.Request) -> web.Response:

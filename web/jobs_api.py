@@ -15,18 +15,20 @@ from stages.vision import parse_bytes
 from web.bodies import read_json
 from web.errors import BadRequest
 from web.keys import SERVICES
-from web.snapshots import backlog_view, job_summary, job_title, links, progress_snapshot
+from web.schemas import (
+    JobCreated,
+    JobDetail,
+    JobList,
+    JobSummary,
+    UploadsRequeued,
+    UploadStarted,
+    job_title,
+    links,
+    reply,
+)
+from web.snapshots import backlog_view, progress_snapshot
 
-_VISION_FIELDS = {
-    "title",
-    "domain",
-    "vision",
-    "target_users",
-    "key_features",
-    "success_metrics",
-    "constraints",
-}
-_EXPORTS = {"json": ("application/json", "json"), "csv": ("text/csv", "csv"), "md": ("text/markdown", "md")}
+EXPORTS = {"json": ("application/json", "json"), "csv": ("text/csv", "csv"), "md": ("text/markdown", "md")}
 
 
 class CredentialsBody(BaseModel):
@@ -65,12 +67,11 @@ async def create_job(request: web.Request) -> web.Response:
                 [{"field": "vision_format", "message": f"unknown format {fmt!r}"}],
             )
         vision = parse_bytes(body["vision"].encode("utf-8"), f"vision.{fmt}")
-        body = {**body, "vision": vision.model_dump(include=_VISION_FIELDS)}
+        body = {**body, "vision": vision.fields()}
     request_model = JobRequest.model_validate(body)
     job_id = await request.app[SERVICES].jobs.submit(request_model)
-    return web.json_response(
-        {"job_id": job_id, "links": links(job_id)}, status=202, headers={"Location": f"/api/jobs/{job_id}"}
-    )
+    created = JobCreated(job_id=job_id, links=links(job_id))
+    return reply(created, status=202, headers={"Location": f"/api/jobs/{job_id}"})
 
 
 async def list_jobs(request: web.Request) -> web.Response:
@@ -86,7 +87,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if _not_modified(request, etag):
         raise web.HTTPNotModified(headers=headers)
-    return web.json_response({"jobs": [job_summary(j) for j in jobs]}, headers=headers)
+    return reply(JobList(jobs=[JobSummary.of(j) for j in jobs]), headers=headers)
 
 
 # ----- one job ----------------------------------------------------------------------------------
@@ -95,38 +96,34 @@ async def list_jobs(request: web.Request) -> web.Response:
 async def get_job(request: web.Request) -> web.Response:
     job = await _job(request)
     services = request.app[SERVICES]
-    body = {
-        **job_summary(job),
-        "options": job.options,
-        "metadata": job.metadata,
-        "items": await services.store.item_counts(job.id),
-    }
-    return web.json_response(body)
+    items = await services.store.item_counts(job.id)
+    summary = JobSummary.of(job).model_dump()
+    return reply(JobDetail(**summary, options=job.options, metadata=job.metadata, items=items))
 
 
 async def cancel_job(request: web.Request) -> web.Response:
     job = await _job(request)
     row = await request.app[SERVICES].jobs.cancel(job.id)
-    return web.json_response(job_summary(row))
+    return reply(JobSummary.of(row))
 
 
 async def get_progress(request: web.Request) -> web.Response:
     job = await _job(request)
     snapshot = await progress_snapshot(request.app[SERVICES], job)
-    headers = {"ETag": snapshot["etag"], "Cache-Control": "no-cache"}
-    if _not_modified(request, snapshot["etag"]):
+    headers = {"ETag": snapshot.etag, "Cache-Control": "no-cache"}
+    if _not_modified(request, snapshot.etag):
         raise web.HTTPNotModified(headers=headers)
-    return web.json_response(snapshot, headers=headers)
+    return reply(snapshot, headers=headers)
 
 
 async def get_backlog(request: web.Request) -> web.Response:
     job = await _job(request)
-    return web.json_response(await backlog_view(request.app[SERVICES], job))
+    return reply(await backlog_view(request.app[SERVICES], job))
 
 
 async def export_job(request: web.Request) -> web.Response:
     fmt = request.query.get("format", "json")
-    if fmt not in _EXPORTS:
+    if fmt not in EXPORTS:
         raise BadRequest(
             "invalid_request",
             f"unknown export format {fmt!r}: use json, csv or md",
@@ -135,7 +132,7 @@ async def export_job(request: web.Request) -> web.Response:
     job = await _job(request)
     items = await request.app[SERVICES].store.items(job.id)
     text = render(items, fmt, job_title(job))
-    content_type, ext = _EXPORTS[fmt]
+    content_type, ext = EXPORTS[fmt]
     disposition = f'attachment; filename="backlog-{job.id[:8]}.{ext}"'
     return web.Response(
         text=text, content_type=content_type, charset="utf-8", headers={"Content-Disposition": disposition}
@@ -147,7 +144,7 @@ async def retry_uploads(request: web.Request) -> web.Response:
     creds = CredentialsBody.model_validate(await read_json(request))
     pat = creds.pat.get_secret_value() if creds.pat else None
     moved = await request.app[SERVICES].jobs.retry_uploads(job.id, pat)
-    return web.json_response({"job_id": job.id, "requeued": moved, "links": links(job.id)}, status=202)
+    return reply(UploadsRequeued(job_id=job.id, requeued=moved, links=links(job.id)), status=202)
 
 
 async def start_upload(request: web.Request) -> web.Response:
@@ -155,4 +152,4 @@ async def start_upload(request: web.Request) -> web.Response:
     creds = CredentialsBody.model_validate(await read_json(request))
     pat = creds.pat.get_secret_value() if creds.pat else None
     await request.app[SERVICES].jobs.start_upload(job.id, pat)
-    return web.json_response({"job_id": job.id, "links": links(job.id)}, status=202)
+    return reply(UploadStarted(job_id=job.id, links=links(job.id)), status=202)

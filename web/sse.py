@@ -42,6 +42,16 @@ def event_data(ev: EventRow) -> dict[str, Any]:
 
 
 MAX_EVENT_ID = 2**53  # what a browser's JavaScript number holds exactly
+EVENT_TYPES = ("progress", "item", "upload", "stage", "final", "error", "shutdown")
+SSE_EVENT = {  # one event of the stream for the OpenAPI document: `data:` is the JSON payload as text
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "event": {"enum": list(EVENT_TYPES)},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+}
 
 
 def last_event_id(request: web.Request) -> int:

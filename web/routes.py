@@ -1,0 +1,114 @@
+"""The route table, written once: ``web.app`` registers it and ``web.openapi`` generates the document
+from it and the models of ``web.schemas``. A new endpoint is one ``Route`` entry here."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from service.requests import JobRequest
+from web import auth, health, jobs_api, limits, metrics, quality_api, targets_api
+from web.auth import LoginBody
+from web.jobs_api import CredentialsBody
+from web.openapi import openapi
+from web.quality_api import AdviceBody
+from web.routing import IF_NONE_MATCH, LIMITED, NOT_MODIFIED, Param, Reply, Route
+from web.schemas import (
+    Backlog,
+    BacklogExport,
+    HardwareReport,
+    JobCreated,
+    JobDetail,
+    JobList,
+    JobSummary,
+    Liveness,
+    OpenAPIDocument,
+    ProgressSnapshot,
+    Quality,
+    Readiness,
+    Session,
+    TargetCheck,
+    UploadsRequeued,
+    UploadStarted,
+    VisionAdvice,
+)
+from web.sse import MAX_EVENT_ID, SSE_EVENT, stream_progress
+from web.targets_api import TargetCheckBody
+
+_OK = "OK"
+_EVENT_ID = {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_ID}  # outside: 400 before the stream
+_TEXT = {"type": "string"}
+
+# fmt: off
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/api/session", auth.get_session, "GetSession", "Whether a login is needed and held",
+          {200: Reply(_OK, Session)}, open=True),
+    Route("POST", "/api/session", auth.post_session, "LogIn",
+          "Log in with the API token: sets an HttpOnly, SameSite=Strict session cookie",
+          {200: Reply(_OK, Session), 429: LIMITED[429]}, body=LoginBody, body_required=True, open=True),
+    Route("DELETE", "/api/session", auth.delete_session, "LogOut", "Log out: clears the cookie",
+          {200: Reply(_OK, Session)}, open=True),
+    Route("POST", "/api/jobs", limits.job_limits(jobs_api.create_job), "CreateJob",
+          "Create and start a job (only `vision` is required)",
+          {202: Reply("accepted: the job runs (or waits for a slot)", JobCreated, link_job=True), **LIMITED},
+          body=JobRequest, body_required=True,
+          params=(Param("vision_format", "query", {"enum": ["yaml", "json", "md", "txt"]},
+                        "parse a string `vision` as the content of a file of this format"),)),
+    Route("GET", "/api/jobs", jobs_api.list_jobs, "ListJobs", "List recent jobs",
+          {200: Reply(_OK, JobList), 304: NOT_MODIFIED},
+          params=(Param("limit", "query", {"type": "integer"}), IF_NONE_MATCH)),
+    Route("GET", "/api/jobs/{id}", jobs_api.get_job, "GetJob", "One job: status, options, item counts",
+          {200: Reply(_OK, JobDetail)}),
+    Route("DELETE", "/api/jobs/{id}", jobs_api.cancel_job, "CancelJob", "Cancel the job",
+          {200: Reply(_OK, JobSummary)}),
+    Route("GET", "/api/jobs/{id}/backlog", jobs_api.get_backlog, "GetBacklog",
+          "The backlog tree with each item's upload state, ADO id, URL and error",
+          {200: Reply(_OK, Backlog)}),
+    Route("GET", "/api/jobs/{id}/export", jobs_api.export_job, "ExportJob", "Download the backlog",
+          {200: Reply("attachment", BacklogExport, media={"text/csv": _TEXT, "text/markdown": _TEXT})},
+          params=(Param("format", "query", {"enum": list(jobs_api.EXPORTS)}),)),
+    Route("GET", "/api/jobs/{id}/progress", jobs_api.get_progress, "GetProgress",
+          "Progress snapshot; ETag is the job's last event seq",
+          {200: Reply(_OK, ProgressSnapshot), 304: NOT_MODIFIED}, params=(IF_NONE_MATCH,)),
+    Route("GET", "/api/jobs/{id}/quality", quality_api.get_quality, "GetQuality",
+          "The backlog's quality model: each metric, its target and the items that fell short",
+          {200: Reply(_OK, Quality)}),
+    Route("POST", "/api/vision/advice", quality_api.post_advice, "AdviseVision",
+          "What a vision lacks before any token is spent (advice, never a refusal)",
+          {200: Reply(_OK, VisionAdvice), **LIMITED}, body=AdviceBody, body_required=True),
+    Route("POST", "/api/jobs/{id}/retry-uploads", jobs_api.retry_uploads, "RetryUploads",
+          "Re-queue dead and blocked items and upload them",
+          {202: Reply(_OK, UploadsRequeued)}, body=CredentialsBody),
+    Route("POST", "/api/jobs/{id}/upload", jobs_api.start_upload, "StartUpload",
+          "Start the upload (manual mode, or after new credentials)",
+          {202: Reply(_OK, UploadStarted)}, body=CredentialsBody),
+    Route("POST", "/api/targets/check", targets_api.check_target, "CheckTarget",
+          "Pre-flight of an Azure DevOps target (connection, PAT, project, process, fields, rights); "
+          "writes nothing", {200: Reply(_OK, TargetCheck)}, body=TargetCheckBody),
+    Route("GET", "/api/progress/stream/{id}", limits.stream_limits(stream_progress), "StreamProgress",
+          "Live events (SSE); replays after Last-Event-ID",
+          {200: Reply("text/event-stream: `id:` = seq, `event:` = progress|item|upload|stage|final|error|"
+                      "shutdown, `data:` = JSON; heartbeat comments; a `retry:` hint",
+                      media={"text/event-stream": SSE_EVENT}),
+           204: Reply("the job finished and nothing was missed"), 429: LIMITED[429]},
+          params=(Param("Last-Event-ID", "header", _EVENT_ID), Param("lastEventId", "query", _EVENT_ID))),
+    Route("GET", "/api/hardware", health.hardware, "GetHardware", "Detected hardware",
+          {200: Reply(_OK, HardwareReport)}),
+    Route("GET", "/api/openapi.json", openapi, "GetOpenAPI", "This document",
+          {200: Reply(_OK, OpenAPIDocument)}),
+    Route("GET", "/healthz", health.healthz, "Liveness", "Liveness", {200: Reply(_OK, Liveness)}, open=True),
+    Route("GET", "/readyz", health.readyz, "Readiness",
+          "Readiness: store writable, relay alive, not draining",
+          {200: Reply(_OK, Readiness), 503: Reply("not ready", Readiness)}, open=True),
+    Route("GET", "/metrics", metrics.metrics, "Metrics",
+          "Prometheus metrics (needs the token when auth is on)",
+          {200: Reply("Prometheus text format", media={"text/plain": _TEXT})}),
+)
+# fmt: on
+
+
+def add_routes(router: web.UrlDispatcher, routes: tuple[Route, ...] = ROUTES) -> None:
+    for route in routes:
+        if route.method == "GET":
+            router.add_get(route.path, route.handler)  # and HEAD
+        else:
+            router.add_route(route.method, route.path, route.handler)

@@ -1,0 +1,72 @@
+"""What one route entry says: method, path, handler, and everything the OpenAPI document tells about
+it. ``web.routes`` lists them; ``web.app`` registers them and ``web.openapi`` describes them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from web.errors import Handler
+from web.schemas import Error
+
+Schema = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One documented status: a JSON body of ``model``, other media types, or no body."""
+
+    description: str
+    model: type[BaseModel] | None = None
+    media: Mapping[str, Schema] = field(default_factory=dict)  # further content types → schema
+    headers: Mapping[str, str] = field(default_factory=dict)  # header name → what it says
+    link_job: bool = False  # its ``job_id`` links to every operation on one job
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    where: Literal["query", "header"]
+    schema: Schema
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Route:
+    method: Literal["GET", "POST", "PATCH", "PUT", "DELETE"]
+    path: str
+    handler: Handler
+    operation_id: str
+    summary: str
+    responses: Mapping[int, Reply]
+    body: type[BaseModel] | None = None  # the JSON request body's model
+    body_required: bool = False
+    params: tuple[Param, ...] = ()
+    open: bool = False  # answers without the API token even when auth is on
+
+    @property
+    def path_params(self) -> tuple[str, ...]:
+        return tuple(part[1:-1] for part in self.path.split("/") if part.startswith("{"))
+
+
+def error(description: str, *, retry_after: bool = False) -> Reply:
+    return Reply(description, Error, headers={"Retry-After": "seconds to wait"} if retry_after else {})
+
+
+NOT_MODIFIED = Reply("not modified")
+# The refusals every state-changing, limited operation may answer with.
+LIMITED: Mapping[int, Reply] = {
+    401: error("the API token is required (server.api_token_env is set)"),
+    403: error("a state-changing request from another Origin"),
+    413: error("the body or the vision is over its limit (details give the limit)"),
+    415: error("a body that is not Content-Type: application/json"),
+    421: error("a Host outside server.allowed_hosts"),
+    429: error("too many requests, jobs or streams", retry_after=True),
+    503: error("the service is shutting down", retry_after=True),
+}
+IF_NONE_MATCH = Param(
+    "If-None-Match", "header", {"type": "string"}, "the ETag of the last response; 304 when nothing changed"
+)
