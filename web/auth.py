@@ -7,6 +7,9 @@ fetches and EventSource send it by themselves, so the token never appears in a U
 is derived from the token: sessions survive a restart and all end when the token is rotated. Logout
 revokes that session in the running service (a replayed copy of the cookie is refused); the list of
 revoked sessions lives in memory until each would have expired anyway.
+
+The cookie is signed with the standard library's ``hmac`` rather than a signing library
+(itsdangerous): the format is one MAC over three fields, and revocation needs the nonce anyway.
 """
 
 from __future__ import annotations

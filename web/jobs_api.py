@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from aiohttp import web
+from aiohttp.helpers import ETAG_ANY
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from outbox.records import JobRow
@@ -48,8 +49,9 @@ async def _job(request: web.Request) -> JobRow:
 
 
 def _not_modified(request: web.Request, etag: str) -> bool:
-    wanted = request.headers.get("If-None-Match", "")
-    return any(tag.strip() in (etag, f"W/{etag}", "*") for tag in wanted.split(",")) if wanted else False
+    """Whether ``If-None-Match`` (parsed by aiohttp) names ``etag``, weak or strong, or ``*``."""
+    value = etag.strip('"')
+    return any(tag.value in (value, ETAG_ANY) for tag in request.if_none_match or ())
 
 
 # ----- create and list --------------------------------------------------------------------------
