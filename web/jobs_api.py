@@ -16,6 +16,7 @@ from stages.vision import parse_bytes
 from web.bodies import read_json
 from web.errors import BadRequest
 from web.keys import SERVICES
+from web.routing import job_links
 from web.schemas import (
     JobCreated,
     JobDetail,
@@ -24,7 +25,6 @@ from web.schemas import (
     UploadsRequeued,
     UploadStarted,
     job_title,
-    links,
     reply,
 )
 from web.snapshots import backlog_view, progress_snapshot
@@ -72,7 +72,7 @@ async def create_job(request: web.Request) -> web.Response:
         body = {**body, "vision": vision.fields()}
     request_model = JobRequest.model_validate(body)
     job_id = await request.app[SERVICES].jobs.submit(request_model)
-    created = JobCreated(job_id=job_id, links=links(job_id))
+    created = JobCreated(job_id=job_id, links=job_links(request, job_id))
     return reply(created, status=202, headers={"Location": f"/api/jobs/{job_id}"})
 
 
@@ -89,7 +89,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if _not_modified(request, etag):
         raise web.HTTPNotModified(headers=headers)
-    return reply(JobList(jobs=[JobSummary.of(j) for j in jobs]), headers=headers)
+    return reply(JobList(jobs=[JobSummary.of(j, job_links(request, j.id)) for j in jobs]), headers=headers)
 
 
 # ----- one job ----------------------------------------------------------------------------------
@@ -99,14 +99,14 @@ async def get_job(request: web.Request) -> web.Response:
     job = await _job(request)
     services = request.app[SERVICES]
     items = await services.store.item_counts(job.id)
-    summary = JobSummary.of(job).model_dump()
+    summary = JobSummary.of(job, job_links(request, job.id)).model_dump()
     return reply(JobDetail(**summary, options=job.options, metadata=job.metadata, items=items))
 
 
 async def cancel_job(request: web.Request) -> web.Response:
     job = await _job(request)
     row = await request.app[SERVICES].jobs.cancel(job.id)
-    return reply(JobSummary.of(row))
+    return reply(JobSummary.of(row, job_links(request, row.id)))
 
 
 async def get_progress(request: web.Request) -> web.Response:
@@ -146,7 +146,7 @@ async def retry_uploads(request: web.Request) -> web.Response:
     creds = CredentialsBody.model_validate(await read_json(request))
     pat = creds.pat.get_secret_value() if creds.pat else None
     moved = await request.app[SERVICES].jobs.retry_uploads(job.id, pat)
-    return reply(UploadsRequeued(job_id=job.id, requeued=moved, links=links(job.id)), status=202)
+    return reply(UploadsRequeued(job_id=job.id, requeued=moved, links=job_links(request, job.id)), status=202)
 
 
 async def start_upload(request: web.Request) -> web.Response:
@@ -154,4 +154,4 @@ async def start_upload(request: web.Request) -> web.Response:
     creds = CredentialsBody.model_validate(await read_json(request))
     pat = creds.pat.get_secret_value() if creds.pat else None
     await request.app[SERVICES].jobs.start_upload(job.id, pat)
-    return reply(UploadStarted(job_id=job.id, links=links(job.id)), status=202)
+    return reply(UploadStarted(job_id=job.id, links=job_links(request, job.id)), status=202)

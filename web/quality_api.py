@@ -11,7 +11,8 @@ from service.errors import JobNotFound
 from service.jobs import parse_request_vision
 from web.bodies import read_json
 from web.keys import SERVICES
-from web.schemas import Quality, VisionAdvice, links, reply
+from web.routing import job_links
+from web.schemas import Quality, VisionAdvice, reply
 
 
 class AdviceBody(BaseModel):
@@ -30,7 +31,11 @@ async def get_quality(request: web.Request) -> web.Response:
         raise JobNotFound(job_id)
     card = job.metadata.get("quality")
     body = Quality(
-        job_id=job.id, status=job.status, available=card is not None, quality=card, links=links(job.id)
+        job_id=job.id,
+        status=job.status,
+        available=card is not None,
+        quality=card,
+        links=job_links(request, job.id),
     )
     return reply(body, headers={"Cache-Control": "no-cache"})
 

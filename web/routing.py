@@ -7,10 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from aiohttp import web
 from pydantic import BaseModel
 
 from web.errors import Handler
-from web.schemas import Error
+from web.schemas import Error, Links
 
 Schema = Mapping[str, Any]
 
@@ -46,10 +47,35 @@ class Route:
     body_required: bool = False
     params: tuple[Param, ...] = ()
     open: bool = False  # answers without the API token even when auth is on
+    link: str | None = None  # its name among a job's ``links`` (a route on one job)
+    link_query: str = ""  # the query that link carries
 
     @property
     def path_params(self) -> tuple[str, ...]:
         return tuple(part[1:-1] for part in self.path.split("/") if part.startswith("{"))
+
+
+@dataclass(frozen=True)
+class JobLinks:
+    """A job's ``links``: the routes of the table that carry a link name, and the UI's page."""
+
+    templates: tuple[tuple[str, str], ...]  # (name, path with ``{id}`` and its query)
+
+    @classmethod
+    def of_routes(cls, routes: tuple[Route, ...]) -> JobLinks:
+        named = ((r.link, r.path + (f"?{r.link_query}" if r.link_query else "")) for r in routes if r.link)
+        return cls(tuple(named))
+
+    def of(self, job_id: str) -> Links:
+        links = {name: path.replace("{id}", job_id) for name, path in self.templates}
+        return {**links, "ui": f"/#/jobs/{job_id}"}
+
+
+JOB_LINKS = web.AppKey("job_links", JobLinks)
+
+
+def job_links(request: web.Request, job_id: str) -> Links:
+    return request.app[JOB_LINKS].of(job_id)
 
 
 def error(description: str, *, retry_after: bool = False) -> Reply:

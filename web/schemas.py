@@ -51,21 +51,6 @@ class Error(Body):
 # ----- jobs ----------------------------------------------------------------------------------------
 
 
-def links(job_id: str) -> Links:
-    base = f"/api/jobs/{job_id}"
-    return {
-        "self": base,
-        "progress": f"{base}/progress",
-        "stream": f"/api/progress/stream/{job_id}",
-        "backlog": f"{base}/backlog",
-        "export": f"{base}/export?format=json",
-        "retry_uploads": f"{base}/retry-uploads",
-        "upload": f"{base}/upload",
-        "quality": f"{base}/quality",
-        "ui": f"/#/jobs/{job_id}",
-    }
-
-
 def job_title(job: JobRow) -> str:
     title = job.vision.get("title") or ""
     return str(title or str(job.vision.get("vision", ""))[:80] or job.id)
@@ -103,7 +88,7 @@ class JobSummary(Body):
     links: Links
 
     @classmethod
-    def of(cls, job: JobRow) -> JobSummary:
+    def of(cls, job: JobRow, links: Links) -> JobSummary:
         """The summary of ``job``: written once, for the list, the detail and the cancel answer."""
         return cls(
             job_id=job.id,
@@ -116,7 +101,7 @@ class JobSummary(Body):
             last_seq=job.last_seq,
             target=job.options.get("target"),
             upload_mode=job.options.get("upload_mode"),
-            links=links(job.id),
+            links=links,
         )
 
 

@@ -99,3 +99,24 @@ async def _validate(doc: dict[str, Any], method: str, path: str, resp: Any) -> N
     body = await resp.json()
     errors = list(jsonschema_rs.Draft202012Validator(schema).iter_errors(body))
     assert not errors, f"{method.upper()} {path}: {errors[0].message} at {errors[0].instance_path}"
+
+
+async def test_a_new_job_links_to_every_operation_on_it(client: Client) -> None:
+    """The links of a created job come from the route table: one per linked operation on the job,
+    with the JSON export's query, plus the UI's page."""
+    created = await (await client.post("/api/jobs", json={"vision": VISION})).json()
+    job_id = created["job_id"]
+    base = f"/api/jobs/{job_id}"
+    assert created["links"] == {
+        "self": base,
+        "backlog": f"{base}/backlog",
+        "export": f"{base}/export?format=json",
+        "progress": f"{base}/progress",
+        "quality": f"{base}/quality",
+        "retry_uploads": f"{base}/retry-uploads",
+        "upload": f"{base}/upload",
+        "stream": f"/api/progress/stream/{job_id}",
+        "ui": f"/#/jobs/{job_id}",
+    }
+    for name in ("self", "backlog", "export", "progress", "quality"):
+        assert (await client.get(created["links"][name])).status == 200, name
