@@ -12,28 +12,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic.fields import FieldInfo
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    YamlConfigSettingsSource,
-)
-from pydantic_settings.sources.utils import parse_env_vars
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from service.errors import SettingsError
+from service.settings_sources import ENV_PREFIX, LOADING, EnvSource, Inputs, YamlSource
 from service.targets import normal_org_url, upload_url_problem
 
-ENV_PREFIX = "BACKLOGD_"
 DEFAULT_CONFIG = "config/settings.yaml"
 
 
@@ -213,10 +202,10 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Arguments, then the environment, then the file; outside ``load_settings`` arguments only."""
-        inputs = _LOADING.get()
+        inputs = LOADING.get()
         if inputs is None:
             return (init_settings,)
-        return (init_settings, _Env(settings_cls, inputs.env), _Yaml(settings_cls, inputs.path))
+        return (init_settings, EnvSource(settings_cls, inputs.env), YamlSource(settings_cls, inputs.path))
 
 
 def upload_url_problem_or(url: str) -> str:
@@ -232,10 +221,10 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     env = os.environ if env is None else env
     where = str(path or env.get("BACKLOGD_CONFIG") or DEFAULT_CONFIG)
     file = Path(where)
-    if not file.exists() and (path is not None or "BACKLOGD_CONFIG" in env):
+    if not file.is_file() and (path is not None or "BACKLOGD_CONFIG" in env):
         raise SettingsError(f"{file}: settings file not found")
     _check_sections(env)
-    token = _LOADING.set(_Inputs(file, env))
+    token = LOADING.set(Inputs(file, env))
     try:
         return Settings()
     except ValidationError as exc:
@@ -244,52 +233,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         source = _source_of(loc, env, where)
         raise SettingsError(f"{source}: {loc}: {err['msg']} (got {err.get('input')!r})") from None
     finally:
-        _LOADING.reset(token)
-
-
-@dataclass(frozen=True)
-class _Inputs:
-    path: Path
-    env: Mapping[str, str]
-
-
-_LOADING: ContextVar[_Inputs | None] = ContextVar("settings_inputs", default=None)
-
-
-class _Env(EnvSettingsSource):
-    """``BACKLOGD_*`` from the given mapping (not always ``os.environ``); lists and mappings in YAML."""
-
-    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
-        self._given = env
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        given = {k: v for k, v in self._given.items() if k.startswith(ENV_PREFIX)}
-        return parse_env_vars(given, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
-
-    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
-        try:
-            return yaml.safe_load(value)  # JSON is YAML too
-        except (yaml.YAMLError, ValueError, RecursionError):  # not YAML: validation says what is wrong
-            return value
-
-
-class _Yaml(YamlConfigSettingsSource):
-    """The settings file; what is not a YAML mapping is a SettingsError naming the file."""
-
-    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
-        super().__init__(settings_cls, yaml_file=path)
-
-    def _read_file(self, file_path: Any) -> dict[str, Any]:
-        try:
-            data = yaml.safe_load(Path(file_path).read_text(encoding="utf-8"))
-        except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: bad dates, !!int tags
-            raise SettingsError(f"{file_path}: not valid YAML: {' '.join(str(exc).split())}") from None
-        if data is None:
-            return {}
-        if not isinstance(data, dict):
-            raise SettingsError(f"{file_path}: the top level must be a mapping of sections")
-        return data
+        LOADING.reset(token)
 
 
 def _check_sections(env: Mapping[str, str]) -> None:
