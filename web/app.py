@@ -13,12 +13,9 @@ from aiohttp import web
 
 from service.composition import Services
 from service.settings import Settings
-from web import auth, guard, limits, metrics
+from web import auth, guard, limits, metrics, routes
 from web.errors import error_middleware
 from web.keys import DRAINING, SERVICES, SETTINGS, STREAMS
-from web.openapi import DOCUMENT, spec
-from web.routes import ROUTES, add_routes
-from web.routing import JOB_LINKS, JobLinks
 from web.sse import encode_frame
 from web.streams import StreamRegistry
 
@@ -54,9 +51,7 @@ def create_app(
     app[auth.AUTH] = gate
     app[limits.LIMITS] = limits.Limits(settings.server, clock)
     metrics.install(app, services)
-    app[DOCUMENT] = spec(ROUTES)
-    app[JOB_LINKS] = JobLinks.of_routes(ROUTES)
-    add_routes(app.router)
+    routes.install(app)
     app.router.add_get("/", _index)
     app.router.add_static("/static/", STATIC, append_version=False)
     app.on_response_prepare.append(guard.add_security_headers)

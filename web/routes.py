@@ -9,9 +9,9 @@ from service.requests import JobRequest
 from web import auth, health, jobs_api, limits, metrics, quality_api, targets_api
 from web.auth import LoginBody
 from web.jobs_api import CredentialsBody
-from web.openapi import openapi
+from web.openapi import DOCUMENT, openapi, spec
 from web.quality_api import AdviceBody
-from web.routing import IF_NONE_MATCH, LIMITED, NOT_MODIFIED, Param, Reply, Route
+from web.routing import IF_NONE_MATCH, JOB_LINKS, LIMITED, NOT_MODIFIED, JobLinks, Param, Reply, Route
 from web.schemas import (
     Backlog,
     BacklogExport,
@@ -108,9 +108,12 @@ ROUTES: tuple[Route, ...] = (
 # fmt: on
 
 
-def add_routes(router: web.UrlDispatcher, routes: tuple[Route, ...] = ROUTES) -> None:
+def install(app: web.Application, routes: tuple[Route, ...] = ROUTES) -> None:
+    """Register the table's routes and what is derived from it: the OpenAPI document, a job's links."""
+    app[DOCUMENT] = spec(routes)
+    app[JOB_LINKS] = JobLinks.of_routes(routes)
     for route in routes:
         if route.method == "GET":
-            router.add_get(route.path, route.handler)  # and HEAD
+            app.router.add_get(route.path, route.handler)  # and HEAD
         else:
-            router.add_route(route.method, route.path, route.handler)
+            app.router.add_route(route.method, route.path, route.handler)
