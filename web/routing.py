@@ -37,6 +37,9 @@ class Param:
 
 @dataclass(frozen=True)
 class Route:
+    """One endpoint. ``responses`` maps each status it answers with to its ``Reply`` (every operation
+    also gets the ``Error`` body as its default); ``link`` names it in a job's ``links``."""
+
     method: Literal["GET", "POST", "PATCH", "PUT", "DELETE"]
     path: str
     handler: Handler
