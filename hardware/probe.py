@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import psutil
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, computed_field
 
 from hardware import procfs
 from hardware.cgroup import read_limits, read_text
@@ -36,6 +36,7 @@ class HardwareProfile(BaseModel):
     load_1m: float
     cpu_percent: float | None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def usable_memory_bytes(self) -> int:
         """The memory this process may grow into: the cgroup limit when tighter than the host."""

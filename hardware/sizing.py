@@ -112,8 +112,7 @@ def size(
 def report(profile: HardwareProfile, sizing: Sizing) -> dict[str, object]:
     """The JSON of ``backlogd hardware`` and ``GET /api/hardware``: the profile and the sizing, flat."""
     return {
-        **profile.model_dump(mode="json"),
-        "usable_memory_bytes": profile.usable_memory_bytes,
+        **profile.model_dump(mode="json"),  # usable_memory_bytes included (a computed field)
         **sizing.model_dump(mode="json"),
     }
 

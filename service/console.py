@@ -1,5 +1,8 @@
 """What ``backlogd run`` shows: a live progress bar on a TTY (plain lines otherwise) and a summary
 tree at the end. Reads the same committed events the web UI gets.
+
+The bar is ``rich.progress`` (rich finds out whether the stream is a terminal). Text from the model
+still goes through ``terminal_safe``: rich passes ESC and the bidi overrides through as they are.
 """
 
 from __future__ import annotations
@@ -8,6 +11,10 @@ import re
 import sys
 import time
 from typing import Any, TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
+from rich.table import Column
 
 from outbox.records import EventRow, ItemRow
 from service.broadcaster import Subscription
@@ -27,30 +34,45 @@ _SHORT = {kind.value: KINDS[kind].label for kind in GENERATED_KINDS}
 
 
 class ProgressView:
+    """Follows one job: a ``rich`` progress bar on a terminal, one plain line a second otherwise
+    (``progress 42.0%  epics 3 …  uploaded 7  <action>``, parsed by scripts), and the errors as lines."""
+
     def __init__(self, stream: TextIO | None = None, width: int = 28) -> None:
-        self.stream = stream or sys.stdout
-        self.tty = self.stream.isatty()
-        self.width = width
+        self.console = Console(file=stream or sys.stdout, highlight=False, soft_wrap=True)
+        self.tty = self.console.is_terminal
+        self._bar = Progress(
+            BarColumn(bar_width=width, table_column=Column(width=width)),
+            TaskProgressColumn(),
+            # the text, not the bar, gives way on a narrow terminal
+            TextColumn(
+                "{task.description}",
+                markup=False,
+                table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis"),
+            ),
+            console=self.console,
+            auto_refresh=False,  # redrawn on each event, from the loop: no refresh thread
+            transient=False,
+            expand=True,
+        )
+        self._task: TaskID | None = None
         self._last_plain = 0.0
-        self._last_line = ""
 
     async def follow(self, sub: Subscription) -> None:
         """Render events until the job's final event (or the subscription ends)."""
-        while True:
-            event = await sub.get()
-            if event is None:
-                return
-            self.show(event)
-            if event.type == "final" or (
-                event.type == "stage"
-                and event.payload.get("status")
-                in (
-                    JobStatus.AWAITING_UPLOAD,
-                    JobStatus.AWAITING_REVIEW,
-                    JobStatus.NEEDS_CREDENTIALS,
-                )
-            ):
-                return
+        try:
+            while True:
+                event = await sub.get()
+                if event is None:
+                    return
+                self.show(event)
+                if event.type == "final" or (
+                    event.type == "stage"
+                    and event.payload.get("status")
+                    in (JobStatus.AWAITING_UPLOAD, JobStatus.AWAITING_REVIEW, JobStatus.NEEDS_CREDENTIALS)
+                ):
+                    return
+        finally:
+            self._stop()
 
     def show(self, event: EventRow) -> None:
         if event.type == "progress":
@@ -63,8 +85,7 @@ class ProgressView:
             self._print(f"upload failed: {event.payload.get('title', '')}: {event.payload.get('error', '')}")
         elif event.type == "final":
             self._progress(event.payload.get("progress") or {}, force=True)
-            if self.tty:
-                self.stream.write("\n")
+            self._stop()
 
     def _progress(self, p: dict[str, Any], force: bool = False) -> None:
         if not p:
@@ -75,21 +96,25 @@ class ProgressView:
         up = sum(v["uploaded"] for v in counts.values())
         action = terminal_safe(str(p.get("current_action", ""))[:50])
         if self.tty:
-            filled = int(self.width * pct / 100)
-            bar = "█" * filled + "░" * (self.width - filled)
-            line = f"\r{bar} {pct:5.1f}%  {gen}  uploaded {up}  {action}"
-            self.stream.write(line.ljust(len(self._last_line)))
-            self._last_line = line
-            self.stream.flush()
+            self._draw(pct, f"{gen}  uploaded {up}  {action}")
         elif force or time.monotonic() - self._last_plain >= 1.0:
             self._last_plain = time.monotonic()
             self._print(f"progress {pct:.1f}%  {gen}  uploaded {up}  {action}")
 
+    def _draw(self, pct: float, text: str) -> None:
+        if self._task is None:
+            self._bar.start()
+            self._task = self._bar.add_task(text, total=100.0)
+        self._bar.update(self._task, completed=pct, description=text)
+        self._bar.refresh()
+
+    def _stop(self) -> None:
+        if self._task is not None:
+            self._bar.stop()  # the bar stays on screen, the cursor goes below it
+
     def _print(self, text: str) -> None:
-        if self.tty and self._last_line:
-            self.stream.write("\r" + " " * len(self._last_line) + "\r")
-        self.stream.write(terminal_safe(text) + "\n")
-        self.stream.flush()
+        # Above the live bar on a terminal; exactly the text (no markup, no wrapping) otherwise.
+        self.console.print(terminal_safe(text), markup=False, highlight=False)
 
 
 def summary_tree(items: list[ItemRow], max_stories: int = 3) -> str:

@@ -224,21 +224,27 @@ def to_csv(items: list[ItemRow]) -> str:
             ]
         )
         for kind in _CHILD_KINDS.get(node["type"], ()):
-            for child in node.get(KINDS[kind].plural, []):
+            for child in _list(node, kind):
                 walk(child, depth + 1)
 
-    for epic in tree(items)["epics"]:
+    for epic in _list(tree(items), ItemKind.EPIC):
         walk(epic, 0)
     return buf.getvalue()
 
 
+def _list(node: dict[str, Any], kind: ItemKind) -> list[dict[str, Any]]:
+    """The children of ``kind`` in a node of ``tree`` (or its top), under the kind's plural."""
+    children: list[dict[str, Any]] = node.get(KINDS[kind].plural, [])
+    return children
+
+
 def to_markdown(items: list[ItemRow], title: str = "Backlog") -> str:
     lines = [f"# {title}", ""]
-    for e in tree(items)["epics"]:
+    for e in _list(tree(items), ItemKind.EPIC):
         lines += [f"## Epic: {e['title']}", "", e["description"], ""]
-        for f in e["features"]:
+        for f in _list(e, ItemKind.FEATURE):
             lines += [f"### Feature: {f['title']}", "", f["description"], ""]
-            for s in f["stories"]:
+            for s in _list(f, ItemKind.STORY):
                 lines += [
                     f"#### Story: {s['title']} ({s.get('story_points', '?')} points)",
                     "",
@@ -248,16 +254,16 @@ def to_markdown(items: list[ItemRow], title: str = "Backlog") -> str:
                     "",
                 ]
                 lines += [f"- {c}" for c in s.get("acceptance_criteria", [])] + [""]
-                if s["tasks"]:
+                if _list(s, ItemKind.TASK):
                     lines += (
                         ["Tasks:", ""]
                         + [
                             f"- [ ] {t['title']} ({t.get('estimate_hours', '?')} h, {t.get('activity', '')})"
-                            for t in s["tasks"]
+                            for t in _list(s, ItemKind.TASK)
                         ]
                         + [""]
                     )
-                for tc in s["test_cases"]:
+                for tc in _list(s, ItemKind.TEST_CASE):
                     lines += [f"Test case: **{tc['title']}** — {tc.get('preconditions', '')}", ""]
                     lines += [
                         f"{n}. {st['action']} → {st['expected']}"

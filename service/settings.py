@@ -1,8 +1,10 @@
 """Settings: one YAML file, overridden by ``BACKLOGD_<SECTION>__<KEY>`` environment variables,
 validated once into frozen models and passed down. Nothing else reads the environment for config.
 
-Nested keys use more ``__``: ``BACKLOGD_WORKFLOW__LIMITS__MAX_EPICS=3``. Values are parsed as YAML
-scalars (``true``, ``3``, ``0.5``, ``null``). Secrets are never in the file: it names the environment
+pydantic-settings reads both (``load_settings``): nested keys use more ``__``
+(``BACKLOGD_WORKFLOW__LIMITS__MAX_EPICS=3``); a value is validated like the file's (``true``, ``3``,
+``0.5``; ``null`` is None; a list or mapping is written in YAML or JSON). ``Settings()`` alone is the
+defaults, whatever the environment holds. Secrets are never in the file: it names the environment
 variable (or systemd credential) to read them from.
 """
 
@@ -12,9 +14,8 @@ import os
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -24,11 +25,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from service.errors import SettingsError
+from service.settings_sources import ENV_PREFIX, LOADING, EnvSource, Inputs, YamlSource
 from service.targets import normal_org_url, upload_url_problem
 
-ENV_PREFIX = "BACKLOGD_"
 _SECRET_KEYS = frozenset({"notifications.webhook_url"})  # never echoed in an error
 DEFAULT_CONFIG = "config/settings.yaml"
 
@@ -213,7 +215,15 @@ class LoggingSettings(_Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
-class Settings(_Section):
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_parse_none_str="null",
+    )
+
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
     llm: LLMSettings = LLMSettings()
@@ -223,6 +233,21 @@ class Settings(_Section):
     logging: LoggingSettings = LoggingSettings()
     emulator: EmulatorSettings = EmulatorSettings()
     notifications: NotificationSettings = NotificationSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then the file; outside ``load_settings`` arguments only."""
+        inputs = LOADING.get()
+        if inputs is None:
+            return (init_settings,)
+        return (init_settings, EnvSource(settings_cls, inputs.env), YamlSource(settings_cls, inputs.path))
 
 
 def upload_url_problem_or(url: str) -> str:
@@ -237,50 +262,29 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     """Read the YAML file (if it exists), apply env overrides, validate. Raises SettingsError."""
     env = os.environ if env is None else env
     where = str(path or env.get("BACKLOGD_CONFIG") or DEFAULT_CONFIG)
-    data = _read_yaml(Path(where), explicit=path is not None or "BACKLOGD_CONFIG" in env)
-    for key, value in env.items():
-        if key.startswith(ENV_PREFIX) and "__" in key:
-            _apply_override(data, key, value)
+    file = Path(where)
+    if not file.is_file() and (path is not None or "BACKLOGD_CONFIG" in env):
+        raise SettingsError(f"{file}: settings file not found")
+    _check_sections(env)
+    token = LOADING.set(Inputs(file, env))
     try:
-        return Settings.model_validate(data)
+        return Settings()
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
         source = _source_of(loc, env, where)
         got = "a hidden value" if loc in _SECRET_KEYS else repr(err.get("input"))
         raise SettingsError(f"{source}: {loc}: {err['msg']} (got {got})") from None
+    finally:
+        LOADING.reset(token)
 
 
-def _read_yaml(path: Path, explicit: bool) -> dict[str, Any]:
-    if not path.exists():
-        if explicit:
-            raise SettingsError(f"{path}: settings file not found")
-        return {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: bad dates, !!int tags
-        raise SettingsError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise SettingsError(f"{path}: the top level must be a mapping of sections")
-    return data
-
-
-def _apply_override(data: dict[str, Any], key: str, raw: str) -> None:
-    parts = [p.lower() for p in key[len(ENV_PREFIX) :].split("__")]
-    node = data
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except (yaml.YAMLError, ValueError, RecursionError):  # not a YAML scalar: keep the text as given
-        value = raw
-    node[parts[-1]] = value
+def _check_sections(env: Mapping[str, str]) -> None:
+    """A ``BACKLOGD_<SECTION>__…`` variable naming no section is an error, never silently ignored."""
+    for key in env:
+        section = key[len(ENV_PREFIX) :].partition("__")[0].lower()
+        if key.startswith(ENV_PREFIX) and "__" in key and section not in Settings.model_fields:
+            raise SettingsError(f"environment variable {key}: there is no settings section {section!r}")
 
 
 def _source_of(loc: str, env: Mapping[str, str], path: str) -> str:

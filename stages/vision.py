@@ -20,7 +20,6 @@ MAX_VISION_BYTES = 256 * 1024
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _MD_NOISE = re.compile(r"^\s{0,3}(#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s?)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # C0 (but tab, LF, CR) and DEL
-_TEXT_FIELDS = ("title", "domain", "vision", "target_users", "key_features", "success_metrics", "constraints")
 
 
 class Sentence(BaseModel):
@@ -43,6 +42,10 @@ class Vision(BaseModel):
     constraints: tuple[str, ...] = ()
     sentences: tuple[Sentence, ...] = ()
 
+    def fields(self) -> dict[str, Any]:
+        """The vision as written (``VISION_FIELDS``), e.g. for a job request: without the sentences."""
+        return self.model_dump(include=set(VISION_FIELDS))
+
     def sentence(self, sid: str) -> Sentence | None:
         return next((s for s in self.sentences if s.id == sid), None)
 
@@ -57,6 +60,10 @@ class _StructuredVision(BaseModel):
     key_features: list[str] = []
     success_metrics: list[str] = []
     constraints: list[str] = []
+
+
+# The fields a vision is written in (a request or a file names them; ``sentences`` is derived).
+VISION_FIELDS: tuple[str, ...] = tuple(_StructuredVision.model_fields)
 
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: C speed
@@ -174,7 +181,7 @@ def check_size(size: int, where: str, limit: int = MAX_VISION_BYTES) -> None:
 def expanded_size(vision: Vision | _StructuredVision) -> int:
     """The vision's size once parsed (YAML expanded): UTF-8 bytes of every text it carries."""
     total = 0
-    for name in _TEXT_FIELDS:
+    for name in VISION_FIELDS:
         value = getattr(vision, name)
         for text in [value] if isinstance(value, str) else value:
             total += len(text.encode("utf-8", "surrogatepass"))
@@ -183,7 +190,7 @@ def expanded_size(vision: Vision | _StructuredVision) -> int:
 
 def _check_controls(sv: _StructuredVision) -> None:
     """NUL and other control characters (tab and line breaks aside) are refused, with where they are."""
-    for name in _TEXT_FIELDS:
+    for name in VISION_FIELDS:
         value = getattr(sv, name)
         texts = (
             [(name, value)] if isinstance(value, str) else [(f"{name}[{i}]", t) for i, t in enumerate(value)]

@@ -7,6 +7,9 @@ fetches and EventSource send it by themselves, so the token never appears in a U
 is derived from the token: sessions survive a restart and all end when the token is rotated. Logout
 revokes that session in the running service (a replayed copy of the cookie is refused); the list of
 revoked sessions lives in memory until each would have expired anyway.
+
+The cookie is signed with the standard library's ``hmac`` rather than a signing library
+(itsdangerous): the format is one MAC over three fields, and revocation needs the nonce anyway.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from service.settings import ServerSettings
 from web.bodies import read_json
 from web.errors import Handler, error_response
 from web.limits import LIMITS, LOGINS_PER_MINUTE, client_of, too_many
+from web.schemas import Session, reply
 
 COOKIE = "backlogd_session"
 SESSION_PATH = "/api/session"
@@ -118,15 +122,15 @@ def middleware(auth: Auth) -> Middleware:
 # ----- /api/session --------------------------------------------------------------------------------
 
 
-def session_state(auth: Auth, request: web.Request) -> dict[str, bool]:
+def session_state(auth: Auth, request: web.Request) -> Session:
     authenticated = not auth.enabled or auth.session_ok(request.cookies.get(COOKIE, ""))
     if auth.enabled and not authenticated:
         authenticated = auth.bearer_ok(request.headers.get("Authorization", ""))
-    return {"auth_required": auth.enabled, "authenticated": authenticated}
+    return Session(auth_required=auth.enabled, authenticated=authenticated)
 
 
 def login_response(auth: Auth, request: web.Request) -> web.Response:
-    resp = web.json_response({"auth_required": auth.enabled, "authenticated": True})
+    resp = reply(Session(auth_required=auth.enabled, authenticated=True))
     if auth.enabled:
         resp.set_cookie(
             COOKIE,
@@ -141,7 +145,7 @@ def login_response(auth: Auth, request: web.Request) -> web.Response:
 
 
 def logout_response(auth: Auth) -> web.Response:
-    resp = web.json_response({"auth_required": auth.enabled, "authenticated": not auth.enabled})
+    resp = reply(Session(auth_required=auth.enabled, authenticated=not auth.enabled))
     resp.del_cookie(COOKIE, path="/")
     return resp
 
@@ -151,7 +155,7 @@ AUTH = web.AppKey("auth", Auth)
 
 async def get_session(request: web.Request) -> web.Response:
     """Whether this API needs a login, and whether the caller has one."""
-    return web.json_response(session_state(request.app[AUTH], request))
+    return reply(session_state(request.app[AUTH], request))
 
 
 async def post_session(request: web.Request) -> web.Response:

@@ -4,6 +4,9 @@
 ``<form enctype="text/plain">`` cannot send it); nesting deeper than ``MAX_DEPTH`` and integers
 longer than ``MAX_INT_DIGITS`` digits are a 400 naming where they are; the bytes are read under
 ``server.max_body_bytes`` (413).
+
+Parsed with the standard ``json`` module and its hooks: no JSON library offers a depth or
+integer-size budget that reports where the document broke it.
 """
 
 from __future__ import annotations

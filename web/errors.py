@@ -39,6 +39,7 @@ from service.errors import (
     TargetRefused,
 )
 from stages.errors import VisionError, VisionTooLarge
+from web.schemas import Error, ErrorInfo
 
 log = structlog.get_logger("backlogd.web")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -60,8 +61,8 @@ def error_response(
     details: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> web.Response:
-    body = {"error": {"code": code, "message": message, "details": details or []}}
-    return web.json_response(body, status=status, headers=headers)
+    body = Error(error=ErrorInfo(code=code, message=message, details=details or []))
+    return web.json_response(text=body.model_dump_json(), status=status, headers=headers)
 
 
 def field_problems(exc: ValidationError) -> list[dict[str, Any]]:

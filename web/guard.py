@@ -9,6 +9,9 @@ a request body that is not Content-Type: application/json 415 unsupported_media_
 
 Every response (errors, static files, the UI) carries the security headers below; the UI runs
 under this Content-Security-Policy (scripts and styles from our own origin only).
+
+Written here rather than through a security-headers package: the few fixed headers and the Host and
+Origin checks are plain comparisons against the settings, and no aiohttp package does all three.
 """
 
 from __future__ import annotations

@@ -8,11 +8,12 @@ from aiohttp import web
 
 from service.composition import Services
 from web.keys import DRAINING, SERVICES, STREAMS
+from web.schemas import HardwareReport, Liveness, Readiness, reply
 
 
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: answering at all means the event loop runs."""
-    return web.json_response({"status": "ok"})
+    return reply(Liveness(status="ok"))
 
 
 async def readiness(services: Services, draining: bool, store_seconds: float = 2.0) -> dict[str, bool]:
@@ -34,14 +35,12 @@ async def readyz(request: web.Request) -> web.Response:
     """Ready: the store takes a write lock, the relay runs (when uploads exist), we are not draining."""
     checks = await readiness(request.app[SERVICES], request.app[DRAINING].is_set())
     ready = all(checks.values())
-    body = {
-        "status": "ready" if ready else "not_ready",
-        "checks": checks,
-        "sse_clients": len(request.app[STREAMS]),
-    }
-    return web.json_response(body, status=200 if ready else 503)
+    body = Readiness(
+        status="ready" if ready else "not_ready", checks=checks, sse_clients=len(request.app[STREAMS])
+    )
+    return reply(body, status=200 if ready else 503)
 
 
 async def hardware(request: web.Request) -> web.Response:
     """The probe, the sizing chosen from it, and the adaptive limits as they are now."""
-    return web.json_response(request.app[SERVICES].hardware())
+    return reply(HardwareReport.model_validate(request.app[SERVICES].hardware()))

@@ -9,6 +9,7 @@ from web import auth
 from web.bodies import read_json
 from web.errors import BadRequest
 from web.keys import SERVICES
+from web.schemas import BacklogNode, ItemsRemoved, RegenerateAccepted, reply
 
 AUTHOR_HEADER = "X-Backlogd-Author"
 _AUTHOR_MAX = 80
@@ -39,7 +40,7 @@ async def patch_item(request: web.Request) -> web.Response:
     job_id, item_id = _ids(request)
     patch = ItemPatch.model_validate(await read_json(request))
     item = await request.app[SERVICES].jobs.editor.patch(job_id, item_id, patch, author_of(request))
-    return web.json_response(item)
+    return reply(BacklogNode.model_validate(item))
 
 
 async def delete_item(request: web.Request) -> web.Response:
@@ -53,25 +54,26 @@ async def delete_item(request: web.Request) -> web.Response:
         )
     editor = request.app[SERVICES].jobs.editor
     done = await editor.delete(job_id, item_id, author_of(request), in_ado=in_ado in ("true", "1"))
-    return web.json_response(done)
+    return reply(ItemsRemoved.model_validate(done))
 
 
 async def add_item(request: web.Request) -> web.Response:
     job_id = request.match_info["id"]
     new = NewItemBody.model_validate(await read_json(request))
     item = await request.app[SERVICES].jobs.editor.add(job_id, new, author_of(request))
-    return web.json_response(item, status=201, headers={"Location": f"/api/jobs/{job_id}/items/{item['id']}"})
+    location = {"Location": f"/api/jobs/{job_id}/items/{item['id']}"}
+    return reply(BacklogNode.model_validate(item), status=201, headers=location)
 
 
 async def resolve_item(request: web.Request) -> web.Response:
     job_id, item_id = _ids(request)
     body = ResolveBody.model_validate(await read_json(request))
     item = await request.app[SERVICES].jobs.editor.resolve(job_id, item_id, body.keep, author_of(request))
-    return web.json_response(item)
+    return reply(BacklogNode.model_validate(item))
 
 
 async def regenerate_item(request: web.Request) -> web.Response:
     job_id, item_id = _ids(request)
     body = RegenerateBody.model_validate(await read_json(request))
     await request.app[SERVICES].jobs.regenerate(job_id, item_id, body.instruction, author_of(request))
-    return web.json_response({"job_id": job_id, "item_id": item_id, "status": "regenerating"}, status=202)
+    return reply(RegenerateAccepted(job_id=job_id, item_id=item_id, status="regenerating"), status=202)

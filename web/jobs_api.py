@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from aiohttp import web
+from aiohttp.helpers import ETAG_ANY
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from outbox.records import JobRow
@@ -15,19 +16,20 @@ from stages.vision import parse_bytes
 from web.bodies import read_json
 from web.errors import BadRequest
 from web.keys import SERVICES
-from web.snapshots import backlog_view, job_summary, links, progress_snapshot
+from web.routing import job_links
+from web.schemas import (
+    JobCreated,
+    JobDetail,
+    JobList,
+    JobSummary,
+    UploadsRequeued,
+    UploadStarted,
+    reply,
+)
+from web.snapshots import backlog_view, progress_snapshot
 from web.sse import etag_of
 
-_VISION_FIELDS = {
-    "title",
-    "domain",
-    "vision",
-    "target_users",
-    "key_features",
-    "success_metrics",
-    "constraints",
-}
-_EXPORTS = {"json": ("application/json", "json"), "csv": ("text/csv", "csv"), "md": ("text/markdown", "md")}
+EXPORTS = {"json": ("application/json", "json"), "csv": ("text/csv", "csv"), "md": ("text/markdown", "md")}
 
 
 class CredentialsBody(BaseModel):
@@ -47,8 +49,9 @@ async def _job(request: web.Request) -> JobRow:
 
 
 def _not_modified(request: web.Request, etag: str) -> bool:
-    wanted = request.headers.get("If-None-Match", "")
-    return any(tag.strip() in (etag, f"W/{etag}", "*") for tag in wanted.split(",")) if wanted else False
+    """Whether ``If-None-Match`` (parsed by aiohttp) names ``etag``, weak or strong, or ``*``."""
+    value = etag.strip('"')
+    return any(tag.value in (value, ETAG_ANY) for tag in request.if_none_match or ())
 
 
 # ----- create and list --------------------------------------------------------------------------
@@ -66,12 +69,11 @@ async def create_job(request: web.Request) -> web.Response:
                 [{"field": "vision_format", "message": f"unknown format {fmt!r}"}],
             )
         vision = parse_bytes(body["vision"].encode("utf-8"), f"vision.{fmt}")
-        body = {**body, "vision": vision.model_dump(include=_VISION_FIELDS)}
+        body = {**body, "vision": vision.fields()}
     request_model = JobRequest.model_validate(body)
     job_id = await request.app[SERVICES].jobs.submit(request_model, refuse_copies=True)
-    return web.json_response(
-        {"job_id": job_id, "links": links(job_id)}, status=202, headers={"Location": f"/api/jobs/{job_id}"}
-    )
+    created = JobCreated(job_id=job_id, links=job_links(request, job_id))
+    return reply(created, status=202, headers={"Location": f"/api/jobs/{job_id}"})
 
 
 async def list_jobs(request: web.Request) -> web.Response:
@@ -87,7 +89,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if _not_modified(request, etag):
         raise web.HTTPNotModified(headers=headers)
-    return web.json_response({"jobs": [job_summary(j) for j in jobs]}, headers=headers)
+    return reply(JobList(jobs=[JobSummary.of(j, job_links(request, j.id)) for j in jobs]), headers=headers)
 
 
 # ----- one job ----------------------------------------------------------------------------------
@@ -96,19 +98,15 @@ async def list_jobs(request: web.Request) -> web.Response:
 async def get_job(request: web.Request) -> web.Response:
     job = await _job(request)
     services = request.app[SERVICES]
-    body = {
-        **job_summary(job),
-        "options": job.options,
-        "metadata": job.metadata,
-        "items": await services.store.item_counts(job.id),
-    }
-    return web.json_response(body)
+    items = await services.store.item_counts(job.id)
+    summary = JobSummary.of(job, job_links(request, job.id)).model_dump()
+    return reply(JobDetail(**summary, options=job.options, metadata=job.metadata, items=items))
 
 
 async def cancel_job(request: web.Request) -> web.Response:
     job = await _job(request)
     row = await request.app[SERVICES].jobs.cancel(job.id)
-    return web.json_response(job_summary(row))
+    return reply(JobSummary.of(row, job_links(request, row.id)))
 
 
 async def get_progress(request: web.Request) -> web.Response:
@@ -118,17 +116,17 @@ async def get_progress(request: web.Request) -> web.Response:
     if _not_modified(request, etag):
         raise web.HTTPNotModified(headers=headers)
     snapshot = await progress_snapshot(request.app[SERVICES], job)
-    return web.json_response(snapshot, headers=headers)
+    return reply(snapshot, headers=headers)
 
 
 async def get_backlog(request: web.Request) -> web.Response:
     job = await _job(request)
-    return web.json_response(await backlog_view(request.app[SERVICES], job))
+    return reply(await backlog_view(request.app[SERVICES], job))
 
 
 async def export_job(request: web.Request) -> web.Response:
     fmt = request.query.get("format", "json")
-    if fmt not in _EXPORTS:
+    if fmt not in EXPORTS:
         raise BadRequest(
             "invalid_request",
             f"unknown export format {fmt!r}: use json, csv or md",
@@ -137,7 +135,7 @@ async def export_job(request: web.Request) -> web.Response:
     job = await _job(request)
     items = await request.app[SERVICES].store.items(job.id)
     text = render(job, items, fmt)
-    content_type, ext = _EXPORTS[fmt]
+    content_type, ext = EXPORTS[fmt]
     disposition = f'attachment; filename="backlog-{job.id[:8]}.{ext}"'
     return web.Response(
         text=text, content_type=content_type, charset="utf-8", headers={"Content-Disposition": disposition}
@@ -149,7 +147,7 @@ async def retry_uploads(request: web.Request) -> web.Response:
     creds = CredentialsBody.model_validate(await read_json(request))
     pat = creds.pat.get_secret_value() if creds.pat else None
     moved = await request.app[SERVICES].jobs.retry_uploads(job.id, pat)
-    return web.json_response({"job_id": job.id, "requeued": moved, "links": links(job.id)}, status=202)
+    return reply(UploadsRequeued(job_id=job.id, requeued=moved, links=job_links(request, job.id)), status=202)
 
 
 class UploadBody(CredentialsBody):
@@ -163,4 +161,4 @@ async def start_upload(request: web.Request) -> web.Response:
     body = UploadBody.model_validate(await read_json(request))
     pat = body.pat.get_secret_value() if body.pat else None
     await request.app[SERVICES].jobs.start_upload(job.id, pat, body.epic_ids)
-    return web.json_response({"job_id": job.id, "links": links(job.id)}, status=202)
+    return reply(UploadStarted(job_id=job.id, links=job_links(request, job.id)), status=202)

@@ -12,6 +12,10 @@ progress streams  >= sse_connections_per_client      429 too_many_streams
 login attempts    > 10 per client per minute         429 too_many_requests
 any POST while shutting down                         503 shutting_down      Retry-After
 A client is its remote address (behind a reverse proxy, all of its clients count as one).
+
+The windows are written here, not taken from a rate-limit library: they refuse at once with the
+exact wait for ``Retry-After`` and run on an injected clock (aiolimiter waits instead of refusing;
+the ``limits`` package reads the wall clock itself).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from service.errors import JobNotFound
 from service.jobs import parse_request_vision
 from web.bodies import read_json
 from web.keys import SERVICES
-from web.snapshots import links
+from web.routing import job_links
+from web.schemas import Quality, VisionAdvice, reply
 
 
 class AdviceBody(BaseModel):
@@ -29,8 +30,14 @@ async def get_quality(request: web.Request) -> web.Response:
     if job is None:
         raise JobNotFound(job_id)
     card = job.metadata.get("quality")
-    body = {"job_id": job.id, "status": job.status, "available": card is not None, "quality": card}
-    return web.json_response({**body, "links": links(job.id)}, headers={"Cache-Control": "no-cache"})
+    body = Quality(
+        job_id=job.id,
+        status=job.status,
+        available=card is not None,
+        quality=card,
+        links=job_links(request, job.id),
+    )
+    return reply(body, headers={"Cache-Control": "no-cache"})
 
 
 async def post_advice(request: web.Request) -> web.Response:
@@ -38,4 +45,4 @@ async def post_advice(request: web.Request) -> web.Response:
     body = AdviceBody.model_validate(await read_json(request))  # JSON only, within the parse budgets
     vision = parse_request_vision(body.vision)
     advice = await request.app[SERVICES].jobs.advise(vision)
-    return web.json_response({"advice": advice, "sentences": len(vision.sentences)})
+    return reply(VisionAdvice.model_validate({"advice": advice, "sentences": len(vision.sentences)}))

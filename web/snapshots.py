@@ -1,4 +1,4 @@
-"""Views of a job for the API: its summary, its progress snapshot and its backlog tree.
+"""Views of a job for the API: its progress snapshot and its backlog tree (``web.schemas`` models).
 
 Reads only; the store is the truth for status and counts, the job manager's live ``Progress`` (when
 this process runs the job) for the percentage, current action and ETA.
@@ -14,44 +14,8 @@ from service.composition import Services
 from service.export import item_view, sentence_coverage, tree
 from service.progress import COUNTED_KINDS, action_of
 from vocab import FAILED_ITEM_STATES, KINDS, TERMINAL_JOB_STATES, ItemKind, ItemState
+from web.schemas import Backlog, ProgressSnapshot, job_title
 from web.sse import etag_of
-
-
-def links(job_id: str) -> dict[str, str]:
-    base = f"/api/jobs/{job_id}"
-    return {
-        "self": base,
-        "progress": f"{base}/progress",
-        "stream": f"/api/progress/stream/{job_id}",
-        "backlog": f"{base}/backlog",
-        "export": f"{base}/export?format=json",
-        "retry_uploads": f"{base}/retry-uploads",
-        "upload": f"{base}/upload",
-        "quality": f"{base}/quality",
-        "ui": f"/#/jobs/{job_id}",
-    }
-
-
-def job_title(job: JobRow) -> str:
-    title = job.vision.get("title") or ""
-    return str(title or str(job.vision.get("vision", ""))[:80] or job.id)
-
-
-def job_summary(job: JobRow) -> dict[str, Any]:
-    options = job.options
-    return {
-        "job_id": job.id,
-        "title": job_title(job),
-        "status": job.status,
-        "error": job.error,
-        "created_at": job.created_at,
-        "updated_at": job.updated_at,
-        "finished_at": job.finished_at,
-        "last_seq": job.last_seq,
-        "target": options.get("target"),
-        "upload_mode": options.get("upload_mode"),
-        "links": links(job.id),
-    }
 
 
 def per_kind(counts: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
@@ -66,7 +30,7 @@ def per_kind(counts: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
     }
 
 
-async def progress_snapshot(services: Services, job: JobRow) -> dict[str, Any]:
+async def progress_snapshot(services: Services, job: JobRow) -> ProgressSnapshot:
     live = services.jobs.progress(job.id)
     if live is not None:
         snap = live.snapshot(time.monotonic(), time.time())
@@ -78,20 +42,22 @@ async def progress_snapshot(services: Services, job: JobRow) -> dict[str, Any]:
         }
     counts = per_kind(await services.store.item_counts(job.id))
     terminal = job.status in TERMINAL_JOB_STATES
-    return {
-        **snap,
-        "job_id": job.id,
-        "status": job.status,
-        "progress": 100.0 if terminal else float(snap.get("progress", 0.0)),
-        "current_action": snap.get("current_action") or action_of(job.status),
-        "current_agent": snap.get("current_agent", ""),
-        "counts": counts,
-        "eta_seconds": 0.0 if terminal else snap.get("eta_seconds"),
-        "timestamp": time.time(),
-        "error": job.error,
-        "last_event_id": job.last_seq,
-        "etag": etag_of(job.last_seq),
-    }
+    return ProgressSnapshot.model_validate(
+        {
+            **snap,
+            "job_id": job.id,
+            "status": job.status,
+            "progress": 100.0 if terminal else float(snap.get("progress", 0.0)),
+            "current_action": snap.get("current_action") or action_of(job.status),
+            "current_agent": snap.get("current_agent", ""),
+            "counts": counts,
+            "eta_seconds": 0.0 if terminal else snap.get("eta_seconds"),
+            "timestamp": time.time(),
+            "error": job.error,
+            "last_event_id": job.last_seq,
+            "etag": etag_of(job.last_seq),
+        }
+    )
 
 
 async def _last_progress(services: Services, job: JobRow) -> dict[str, Any] | None:
@@ -105,17 +71,19 @@ async def _last_progress(services: Services, job: JobRow) -> dict[str, Any] | No
     return None
 
 
-async def backlog_view(services: Services, job: JobRow) -> dict[str, Any]:
+async def backlog_view(services: Services, job: JobRow) -> Backlog:
     """The tree (epics → features → stories → tasks/test cases) with each item's upload state."""
     items = await services.store.items(job.id)
     qa = [item_view(it) for it in items if it.kind in (ItemKind.TEST_PLAN, ItemKind.TEST_SUITE)]
-    return {
-        "job_id": job.id,
-        "title": job_title(job),
-        "status": job.status,
-        "last_seq": job.last_seq,
-        **tree(items),
-        KINDS[ItemKind.TEST_PLAN].plural: qa,
-        "sentences": sentence_coverage(list(job.vision.get("sentences") or []), items),
-        "counts": per_kind(await services.store.item_counts(job.id)),
-    }
+    return Backlog.model_validate(
+        {
+            "job_id": job.id,
+            "title": job_title(job),
+            "status": job.status,
+            "last_seq": job.last_seq,
+            **tree(items),
+            KINDS[ItemKind.TEST_PLAN].plural: qa,
+            "sentences": sentence_coverage(list(job.vision.get("sentences") or []), items),
+            "counts": per_kind(await services.store.item_counts(job.id)),
+        }
+    )

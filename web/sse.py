@@ -5,6 +5,10 @@ first connection), then drain the live queue skipping what was already sent: no 
 ``final`` ends the stream; a reconnect to a finished job with nothing missed gets 204, which makes
 EventSource stop instead of reconnecting forever. A client too slow for its bounded queue is
 dropped (the stream ends; its EventSource reconnects and replays from the table).
+
+aiohttp-sse holds the response, the heartbeat and the send timeout; the frames themselves are
+encoded here once per event (``encode_frame``) and the same bytes go to every client, where its
+``send()`` would encode them again for each one.
 """
 
 from __future__ import annotations
@@ -42,6 +46,16 @@ def event_data(ev: EventRow) -> dict[str, Any]:
 
 
 MAX_EVENT_ID = 2**53  # what a browser's JavaScript number holds exactly
+EVENT_TYPES = ("progress", "item", "upload", "stage", "edit", "final", "error", "shutdown")
+SSE_EVENT = {  # one event of the stream for the OpenAPI document: `data:` is the JSON payload as text
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "event": {"enum": list(EVENT_TYPES)},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+}
 
 
 def last_event_id(request: web.Request) -> int:

@@ -10,6 +10,7 @@ from service.requests import AdoRequest, JobRequest, resolve_options
 from service.targets import check_job_target
 from web.bodies import read_json
 from web.keys import SERVICES
+from web.schemas import TargetCheck, reply
 
 
 class TargetCheckBody(BaseModel):
@@ -33,4 +34,4 @@ async def check_target(request: web.Request) -> web.Response:
         report = CheckReport(options.organization_url, options.project, problems=(off,))
     else:
         report = await services.uploads.check_options(options, pat)
-    return web.json_response(report.as_dict())
+    return reply(TargetCheck.model_validate(report.as_dict()))

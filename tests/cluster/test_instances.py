@@ -51,7 +51,7 @@ async def test_a_subscriber_on_one_instance_sees_every_event_of_a_job_running_on
         job = await b.store.get_job(job_id)
         assert job is not None and job.status == "completed"
         on_a, on_b = await progress_snapshot(a, job), await progress_snapshot(b, job)
-        assert on_a["etag"] == on_b["etag"] and on_a["progress"] == on_b["progress"] == 100.0
+        assert on_a.etag == on_b.etag and on_a.progress == on_b.progress == 100.0
 
 
 async def test_a_job_left_by_a_lost_instance_is_finished_by_another_without_repeating_calls(

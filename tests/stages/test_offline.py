@@ -27,8 +27,7 @@ GENERIC = re.compile(r"\bAs an? user\b|\bI want the feature\b|\bthe feature\b", 
 
 def sample(name: str) -> tuple[Vision, dict[str, Any]]:
     vision = parse_bytes((SAMPLES / name).read_bytes(), name)
-    fields = {"title", "domain", "vision", "target_users", "key_features", "success_metrics", "constraints"}
-    return vision, vision.model_dump(include=fields)
+    return vision, vision.fields()
 
 
 def content(result: JobResult) -> list[tuple[tuple[str, ...], str, dict[str, Any]]]:

@@ -27,12 +27,11 @@ DEFAULT_LIMITS = {
     "max_tasks_per_story": 4,
     "max_test_cases_per_story": 3,
 }
-FIELDS = {"title", "domain", "vision", "target_users", "key_features", "success_metrics", "constraints"}
 ALL_SAMPLES = sorted(p.name for p in SAMPLES.iterdir())
 
 
 def _data(name: str) -> dict[str, Any]:
-    return parse_bytes((SAMPLES / name).read_bytes(), name).model_dump(include=FIELDS)
+    return parse_bytes((SAMPLES / name).read_bytes(), name).fields()
 
 
 @pytest.fixture(scope="module")

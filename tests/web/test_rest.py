@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from emulator.config import FaultConfig
@@ -198,6 +199,23 @@ async def test_jobs_list_has_an_etag(client: Client, services: Services) -> None
     first = await client.get("/api/jobs")
     again = await client.get("/api/jobs", headers={"If-None-Match": first.headers["ETag"]})
     assert again.status == 304
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [('"other", W/{etag}', 304), ('"other", {etag}', 304), ("*", 304), ('"other"', 200), ("{bare}", 200)],
+)
+async def test_if_none_match_takes_weak_tags_lists_and_a_star(
+    client: Client, services: Services, header: str, status: int
+) -> None:
+    """If-None-Match matches the progress ETag in a list, as a weak tag or as ``*``; another tag or an
+    unquoted one is no match (200 with the body)."""
+    job_id = await _submit(client, {"vision": VISION, "azure_devops": {"target": "none"}})
+    await services.jobs.wait(job_id)
+    etag = (await client.get(f"/api/jobs/{job_id}/progress")).headers["ETag"]
+    sent = header.format(etag=etag, bare=etag.strip('"'))
+    resp = await client.get(f"/api/jobs/{job_id}/progress", headers={"If-None-Match": sent})
+    assert resp.status == status
 
 
 async def test_retry_uploads_requeues_dead_items_and_uploads_them(client: Client, services: Services) -> None:
