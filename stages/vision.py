@@ -19,6 +19,7 @@ from stages.errors import VisionError, VisionTooLarge
 MAX_VISION_BYTES = 256 * 1024
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _MD_NOISE = re.compile(r"^\s{0,3}(#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s?)")
+_BULLETS = re.compile(r"^(?:[-*+•‣◦]+\s+)+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # C0 (but tab, LF, CR) and DEL
 
 
@@ -99,15 +100,22 @@ def split_sentences(text: str) -> list[str]:
 def _number(vision: _StructuredVision) -> tuple[Sentence, ...]:
     sections = [
         ("vision", split_sentences(vision.vision)),
-        ("key_features", vision.key_features),
-        ("success_metrics", vision.success_metrics),
-        ("constraints", vision.constraints),
+        ("key_features", _unbulleted(vision.key_features)),
+        ("success_metrics", _unbulleted(vision.success_metrics)),
+        ("constraints", _unbulleted(vision.constraints)),
     ]
     out: list[Sentence] = []
     for section, texts in sections:
         for text in texts:
             out.append(Sentence(id=f"S{len(out) + 1}", section=section, text=text))
     return tuple(out)
+
+
+def _unbulleted(texts: tuple[str, ...]) -> list[str]:
+    """List entries without the bullets pasted along ('- - dashboard' is 'dashboard'): a bullet is no
+    part of what a title or a citation says, and two entries that differ only by one would read alike."""
+    out = (_BULLETS.sub("", text).strip() for text in texts)
+    return [text for text in out if len(text) > 1]
 
 
 def from_mapping(data: Any, where: str = "vision") -> Vision:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,6 +128,19 @@ def headline(text: str, max_words: int = 8) -> str:
     return shorten(" ".join(tokens), max_words)
 
 
+def _distinct(titles: list[str], fallback: Callable[[int], str]) -> list[str]:
+    """Sibling titles that differ once case and punctuation are folded ('- quote' and 'quote' do not):
+    a repeat takes its numbered fallback, so the stories written under them cannot repeat either."""
+    seen: set[str] = set()
+    out = []
+    for i, title in enumerate(titles):
+        if normalise(title) in seen:
+            title = fallback(i)
+        seen.add(normalise(title))
+        out.append(title)
+    return out
+
+
 def _overlap(a: str, b: str) -> int:
     return len(content_words(a) & content_words(b))
 
@@ -158,12 +172,16 @@ def epics(ctx: dict[str, Any]) -> list[dict[str, Any]]:
     n = max(1, min(int(ctx["max_items"]), len(themes)))
     groups = _chunks(themes, n)
     _attach(groups, reading.of("context", "plain"))
+    titles = _distinct(
+        [complete_title(headline(g[0]["text"], 8), 8, f"Vision theme {i + 1}") for i, g in enumerate(groups)],
+        lambda i: f"Vision theme {i + 1}",
+    )
     out = []
     for i, group in enumerate(groups):
         ids = reading.with_companions([s["id"] for s in group])
         out.append(
             {
-                "title": complete_title(headline(group[0]["text"], 8), 8, f"Vision theme {i + 1}"),
+                "title": titles[i],
                 "description": "Deliver the outcome described by: "
                 + " ".join(_full_stop(reading.sentences[sid]["text"]) for sid in ids),
                 "sources": ids,
@@ -194,9 +212,13 @@ def features(ctx: dict[str, Any]) -> list[dict[str, Any]]:
             units[units.index((units[i][0], group))] = (caps[0].title(), group)
             units += [(cap.title(), group) for cap in caps[1:]]
             spare -= len(caps) - 1
+    titles = _distinct(
+        [complete_title(t, 12, f"Capability {i + 1} of {epic['title']}") for i, (t, _) in enumerate(units)],
+        lambda i: f"Capability {i + 1} of {epic['title']}",
+    )
     return [
         {
-            "title": complete_title(title, 12, f"Capability {i + 1} of {epic['title']}"),
+            "title": titles[i],
             "description": f"{_full_stop(group[0]['text'])} Part of the epic '{epic['title']}'.",
             "sources": reading.with_companions([s["id"] for s in group]),
             "priority": min(4, 1 + i // 2),

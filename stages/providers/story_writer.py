@@ -22,6 +22,7 @@ from stages.text import (
     complete_title,
     content_words,
     core,
+    cut_off_reason,
     lower_first,
     normalise,
     shorten,
@@ -115,7 +116,13 @@ def stories(sc: StoryContext, caps: list[Capability], limit: int) -> list[dict[s
         flagged = any(p.startswith(f"item {i} ") for p in sc.repair)
         where = _where(sc.feature_title, sc.epic_title)
         if (flagged or normalise(title) in taken) and normalise(where) not in normalise(title):
-            title = _qualified(title, where)  # the job already has it: say where it belongs
+            qualified = _qualified(title, where)  # the job already has it: say where it belongs
+            # a qualifier cut inside a quote or bracket reads as cut off: number the story instead
+            title = (
+                f"{cut_at_word(title, TITLE_SCHEMA_MAX - 9)}, story {i + 1}"
+                if cut_off_reason(qualified)
+                else qualified
+            )
         if normalise(title) in taken:  # two capabilities of one feature read the same
             title = f"{cut_at_word(title, TITLE_SCHEMA_MAX - 9)}, story {i + 1}"
         taken.add(normalise(title))

@@ -9,7 +9,7 @@ import time
 import uuid
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hardware.aimd import AdaptiveLimiter
@@ -99,6 +99,9 @@ def test_any_free_text_vision_gives_complete_and_distinct_titles(text: str) -> N
 
 @settings(FUZZ, max_examples=25)
 @given(data=structured)
+# found by Hypothesis: features that differ only by a pasted bullet, and a qualifier cut inside a quote
+@example(data={"vision": "-", "key_features": ['"x', '"x', "'quote", "- 'quote"]})
+@example(data={"vision": "of", "key_features": ['"x', '"x', "dashboard", "- - dashboard and 'quote"]})
 def test_any_structured_vision_gives_complete_and_distinct_titles(data: dict[str, object]) -> None:
     """Structured visions with any users, features, metrics and rules: the same two properties hold."""
     try:
