@@ -83,12 +83,13 @@ async def test_generated_backlog_survives_a_fault_storm_in_the_embedded_emulator
             "error_503": 0.05,
             "reset": 0.03,
             "lose_response": 0.05,
-            "retry_after_seconds": 0.05,
-            "early_grace_seconds": 0.015,
+            "retry_after_seconds": 0.15,
+            "early_grace_seconds": 0.04,
             "seed": 3,
         }
         # The grace covers requests already on the wire when a 429 left: generation shares this event
-        # loop with the client and the embedded emulator, so a 429 can take a few ms to be seen.
+        # loop with the client and the embedded emulator, so on a busy machine a 429 can take tens of ms
+        # to be seen; a client that ignored Retry-After would still send in the 110 ms after the grace.
         await set_faults(services.emulator, storm)
         job = await run_job(services, JobRequest(vision=VISION))
         rows = await services.store.items(job.id)

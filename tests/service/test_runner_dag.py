@@ -84,7 +84,7 @@ async def test_a_slow_call_holds_back_only_its_own_subtree(
     fake_llm: StartFake, settings_factory: Factory
 ) -> None:
     """While one epic's features call is slow, stories and tasks of the other epics already run."""
-    slow = SlowFirst("features", 0.5)
+    slow = SlowFirst("features", 1.0)  # long enough for the other epics to get going on a busy machine
     server = await fake_llm(latency=0.005, middlewares=[slow])
     limits = {"max_epics": 3, "max_features_per_epic": 2, "max_stories_per_feature": 2}
     result = await run_job(server.settings_for(settings_factory, workflow={"limits": limits}))
