@@ -8,6 +8,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from vocab import CallStatus, ItemKind, ItemState, JobStatus
+from vocab.options import JobOptions
+from vocab.vision import Vision
 
 ITEM_STATES: tuple[ItemState, ...] = tuple(ItemState)
 
@@ -19,8 +21,8 @@ class _Row(BaseModel):
 class JobRow(_Row):
     id: str
     status: JobStatus
-    vision: dict[str, Any]
-    options: dict[str, Any]
+    vision: Vision
+    options: JobOptions
     metadata: dict[str, Any]
     error: str | None
     last_seq: int
@@ -33,8 +35,8 @@ class JobRow(_Row):
         return cls(
             id=r["id"],
             status=r["status"],
-            vision=json.loads(r["vision"]),
-            options=json.loads(r["options"]),
+            vision=Vision.model_validate_json(r["vision"]),
+            options=JobOptions.model_validate_json(r["options"]),
             metadata=json.loads(r["metadata"]),
             error=r["error"],
             last_seq=r["last_seq"],
@@ -42,6 +44,15 @@ class JobRow(_Row):
             updated_at=r["updated_at"],
             finished_at=r["finished_at"],
         )
+
+
+def job_columns(vision: Vision, options: JobOptions, metadata: dict[str, Any]) -> tuple[str, str, str]:
+    """A new job's JSON columns, written the way they always were (``json.dumps`` of each dump)."""
+    return (
+        json.dumps(vision.model_dump(mode="json")),
+        json.dumps(options.model_dump(mode="json")),
+        json.dumps(metadata),
+    )
 
 
 class EventRow(_Row):

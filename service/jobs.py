@@ -16,18 +16,16 @@ import structlog
 from outbox.ado.preflight import CheckReport
 from outbox.backend import StoreBackend
 from outbox.records import EventRow, JobRow, NewEvent
-from service.broadcaster import Broadcaster
 from service.errors import JobNotFound, JobStateError, QueueFull
 from service.items import JobContext
 from service.progress import Progress, action_of
 from service.reports import JobReports, by_kind, llm_tally
-from service.requests import JobOptions, JobRequest, resolve_options
-from service.runner import GenerationRunner, Limiter
+from service.requests import JobRequest, resolve_options
+from service.runner import GenerationRunner
 from service.settings import Settings
 from service.targets import check_job_target
 from service.uploads import UploadCoordinator
-from stages.providers.base import Provider
-from stages.vision import Vision, check_size, expanded_size, from_mapping, from_pasted
+from stages.vision import check_size, expanded_size, from_mapping, from_pasted
 from vocab import (
     FAILED_ITEM_STATES,
     OPEN_JOB_STATES,
@@ -36,6 +34,8 @@ from vocab import (
     JobStatus,
     UploadOutcome,
 )
+from vocab.options import JobOptions
+from vocab.vision import Vision
 
 log = structlog.get_logger("backlogd.jobs")
 # Once generation has finished a job may upload (again): what it waited for, or what it left behind.
@@ -61,45 +61,27 @@ class JobManager:
         *,
         settings: Settings,
         store: StoreBackend,
-        broadcaster: Broadcaster,
-        provider: Provider,
-        limiter: Limiter,
+        runner: GenerationRunner,
+        publish: Callable[[list[EventRow]], None],
         pool: Executor | None,
         uploads: UploadCoordinator | None = None,
         metadata: Callable[[], dict[str, Any]] = dict,
-        backoff_base: float = 0.5,
-        stage_limits: dict[str, int] | None = None,
-        stage_rates: dict[str, float] | None = None,
         concurrent_jobs: int | None = None,
         leases: JobLeases | None = None,
     ) -> None:
-        self.settings = settings
-        self.store = store
-        self.broadcaster = broadcaster
-        self.uploads = uploads
+        self._settings = settings
+        self._store = store
+        self._uploads = uploads
+        self._publish = publish  # the runner's too: uploads see committed events before the broadcaster
+        self._runner = runner
         self._metadata = metadata
         self._reports = JobReports(store, pool)
-        # Uploads see every committed event first (new items wake the relay), then the broadcaster.
-        self.publish = uploads.observe if uploads is not None else broadcaster.publish
-        self._runner = GenerationRunner(
-            store=store,
-            provider=provider,
-            limiter=limiter,
-            llm=settings.llm,
-            quality_settings=settings.workflow.quality,
-            publish=self.publish,
-            pool=pool,
-            backoff_base=backoff_base,
-            stage_limits=stage_limits,
-            stage_rates=stage_rates,
-            pipeline=settings.workflow.pipeline,
-        )
         self._tasks: dict[str, asyncio.Task[JobRow]] = {}
         self._progress: dict[str, Progress] = {}
         self._warnings: dict[str, list[str]] = {}  # job id → pre-flight warnings (QA switched off)
         self._max_jobs = concurrent_jobs or settings.server.max_concurrent_jobs
         self._slots = asyncio.Semaphore(self._max_jobs)
-        self.leases = leases
+        self._leases = leases
 
     # ----- creating and starting --------------------------------------------------------------
 
@@ -107,25 +89,25 @@ class JobManager:
         """Validate, then admit: QueueFull when server.max_queued_jobs jobs already wait (checked in the
         insert's transaction), TargetRefused for an upload target the settings do not allow."""
         vision = parse_request_vision(request.vision)
-        check_size(expanded_size(vision), "vision", self.settings.server.max_vision_bytes)
-        check_job_target(request, self.settings.azure_devops)
-        options = resolve_options(request, self.settings)
+        check_size(expanded_size(vision), "vision", self._settings.server.max_vision_bytes)
+        check_job_target(request, self._settings.azure_devops)
+        options = resolve_options(request, self._settings)
         job_id = str(uuid.uuid4())
-        events = await self.store.create_job(
+        events = await self._store.create_job(
             job_id,
-            vision.model_dump(mode="json"),
-            options.model_dump(mode="json"),
+            vision,
+            options,
             self._metadata(),
-            max_queued=self.settings.server.max_queued_jobs,
+            max_queued=self._settings.server.max_queued_jobs,
         )
         if events is None:
-            raise QueueFull(self.settings.server.max_queued_jobs)
-        if self.uploads is not None and request.azure_devops.pat is not None:
-            self.uploads.remember_pat(job_id, request.azure_devops.pat.get_secret_value())
-        self.publish(events)
+            raise QueueFull(self._settings.server.max_queued_jobs)
+        if self._uploads is not None and request.azure_devops.pat is not None:
+            self._uploads.remember_pat(job_id, request.azure_devops.pat.get_secret_value())
+        self._publish(events)
         log.info("job_created", job_id=job_id, target=options.target, provider=options.provider)
-        if start and self.leases is not None and self.free_slots() > 0:
-            await self.leases.acquire(job_id)  # ours from the start: no other instance races for it
+        if start and self._leases is not None and self.free_slots() > 0:
+            await self._leases.acquire(job_id)  # ours from the start: no other instance races for it
         if start:
             self.start(job_id)
         return job_id
@@ -149,7 +131,7 @@ class JobManager:
 
     async def resume_unfinished(self) -> list[str]:
         """Start every job a previous process left queued or running."""
-        jobs = await self.store.jobs_in(OPEN_JOB_STATES)
+        jobs = await self._store.jobs_in(OPEN_JOB_STATES)
         for job in jobs:
             log.info("job_resumed", job_id=job.id)
             self.start(job.id)
@@ -162,30 +144,29 @@ class JobManager:
         if job.status in TERMINAL_JOB_STATES:
             return job
         async with self._slots:
-            if self.leases is None:
+            if self._leases is None:
                 return await self._run_guarded(job)
-            if not await self.leases.acquire(job_id):
+            if not await self._leases.acquire(job_id):
                 return job  # another instance runs it
             try:
                 job = await self._job(job_id)  # it may have moved on while another instance held it
                 return job if job.status in TERMINAL_JOB_STATES else await self._run_guarded(job)
             finally:
-                await self.leases.release(job_id)
+                await self._leases.release(job_id)
 
     async def _run_guarded(self, job: JobRow) -> JobRow:
         with structlog.contextvars.bound_contextvars(job_id=job.id):
             try:
                 return await self._run(job)
             except Exception as exc:  # a bug must not leave the job "running" forever
-                if self.leases is not None and self.leases.interrupted(exc):
+                if self._leases is not None and self._leases.interrupted(exc):
                     log.warning("job_interrupted", error=str(exc)[:200])  # it resumes where a lease is held
                     return job
                 log.exception("job_crashed")
                 return await self._finish(job.id, JobStatus.FAILED, error=f"internal error: {exc}"[:500])
 
     async def _run(self, job: JobRow) -> JobRow:
-        options = JobOptions.model_validate(job.options)
-        vision = Vision.model_validate(job.vision)
+        options, vision = job.options, job.vision
         report = await self._preflight(job.id, options)
         if report is not None and report.fatal:  # before any LLM call: no tokens spent on a dead target
             return await self._finish(
@@ -208,8 +189,8 @@ class JobManager:
             if options.uploading and options.upload_mode == "streaming"
             else ItemState.HELD,
         )
-        if options.uploading and self.uploads is not None:
-            self.uploads.begin(job.id, options, progress)
+        if options.uploading and self._uploads is not None:
+            self._uploads.begin(job.id, options, progress)
         try:
             await self._runner.run(ctx)
         except asyncio.CancelledError:
@@ -218,7 +199,7 @@ class JobManager:
         log.info("job_generated", items=by_kind(ctx.items.values()), failed_calls=len(ctx.failed_calls))
         trace = await self._reports.traceability(job.id, vision)
         card = await self._reports.quality(job.id, vision, trace)
-        await self.store.merge_metadata(
+        await self._store.merge_metadata(
             job.id,
             {
                 "traceability": trace,
@@ -233,11 +214,11 @@ class JobManager:
                 JobStatus.FAILED,
                 error="no epics could be generated: " + "; ".join(ctx.failed_calls.values())[:500],
             )
-        if options.uploading and self.uploads is not None:
+        if options.uploading and self._uploads is not None:
             if options.upload_mode == "manual":
                 return await self._finish(job.id, JobStatus.AWAITING_UPLOAD)
             progress.current_action, progress.current_agent = "Uploading to Azure DevOps", "Uploader"
-            outcome = await self.uploads.upload(job.id, options, progress)
+            outcome = await self._uploads.upload(job.id, options, progress)
             if outcome == UploadOutcome.NEEDS_CREDENTIALS:
                 return await self._finish(job.id, JobStatus.NEEDS_CREDENTIALS)
             clean = outcome == UploadOutcome.UPLOADED and not ctx.failed_calls
@@ -253,11 +234,11 @@ class JobManager:
 
     async def _preflight(self, job_id: str, options: JobOptions) -> CheckReport | None:
         """The target checked before generating; a manual upload may go to a target readied later."""
-        if not options.uploading or self.uploads is None or options.upload_mode == "manual":
+        if not options.uploading or self._uploads is None or options.upload_mode == "manual":
             return None
-        report = await self.uploads.preflight(job_id, options)
+        report = await self._uploads.preflight(job_id, options)
         if report is not None:
-            await self.store.merge_metadata(
+            await self._store.merge_metadata(
                 job_id, {"preflight": report.as_dict(), "warnings": report.warnings()}
             )
         return report
@@ -280,10 +261,10 @@ class JobManager:
         return progress
 
     async def _set_status(self, job_id: str, status: JobStatus, **payload: Any) -> list[EventRow]:
-        events = await self.store.set_job_status(
+        events = await self._store.set_job_status(
             job_id, status, events=[NewEvent(type="stage", payload={"status": status, **payload})]
         )
-        self.publish(events)
+        self._publish(events)
         return events
 
     async def _finish(self, job_id: str, status: JobStatus, error: str | None = None) -> JobRow:
@@ -298,10 +279,10 @@ class JobManager:
             progress.update_percent(final=final)
             payload["progress"] = progress.snapshot(time.monotonic(), time.time())
         kind = "final" if status in TERMINAL_JOB_STATES else "stage"
-        events = await self.store.set_job_status(
+        events = await self._store.set_job_status(
             job_id, status, error=error, events=[NewEvent(type=kind, payload=payload)]
         )
-        self.publish(events)
+        self._publish(events)
         log.info("job_finished", job_id=job_id, status=status, **({"error": error[:200]} if error else {}))
         if status in TERMINAL_JOB_STATES:
             self._forget(job_id)
@@ -312,8 +293,8 @@ class JobManager:
         retry rebuilds what it needs (and asks for the PAT again when the job came with one)."""
         self._progress.pop(job_id, None)
         self._warnings.pop(job_id, None)
-        if self.uploads is not None:
-            self.uploads.forget(job_id)
+        if self._uploads is not None:
+            self._uploads.forget(job_id)
 
     def tracked_jobs(self) -> int:
         """How many jobs this manager holds in memory (bounded by the unfinished ones)."""
@@ -330,27 +311,27 @@ class JobManager:
         if task is not None and not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        if self.uploads is not None:
-            await self.uploads.cancel(job_id)
+        if self._uploads is not None:
+            await self._uploads.cancel(job_id)
         return await self._finish(job_id, JobStatus.CANCELLED)
 
     async def start_upload(self, job_id: str, pat: str | None = None) -> None:
         """Manual mode, or after new credentials: upload what the job generated."""
         job = await self._job(job_id)
-        if self.uploads is None or not JobOptions.model_validate(job.options).uploading:
+        if self._uploads is None or not job.options.uploading:
             raise JobStateError(f"job {job_id} has no upload target")
         if job.status not in _UPLOADABLE:
             raise JobStateError(f"job {job_id} is {job.status}; it can upload once generation has finished")
-        if self.leases is not None and not await self.leases.acquire(job_id):
+        if self._leases is not None and not await self._leases.acquire(job_id):
             raise JobStateError(f"job {job_id} is being worked on by another instance")
         if pat:
-            self.uploads.remember_pat(job_id, pat)
+            self._uploads.remember_pat(job_id, pat)
         await self._set_status(job_id, JobStatus.RUNNING, stage="upload")  # streams and ETags see the restart
         self._track(job_id, asyncio.create_task(self._upload_leased(job_id), name=f"upload-{job_id}"))
 
     async def retry_uploads(self, job_id: str, pat: str | None = None) -> int:
         job = await self._job(job_id)
-        if self.uploads is None:
+        if self._uploads is None:
             raise JobStateError("uploads are disabled (azure_devops.target: none)")
         if job.status == JobStatus.RUNNING:
             raise JobStateError(f"job {job_id} is still running")
@@ -358,11 +339,11 @@ class JobManager:
             # Stopped by its pre-flight before generating anything: with new credentials (or a fixed
             # target) it starts over from the check.
             if pat:
-                self.uploads.remember_pat(job_id, pat)
+                self._uploads.remember_pat(job_id, pat)
             await self._set_status(job_id, JobStatus.QUEUED, stage="preflight")
             self.start(job_id)
             return 0
-        moved = await self.uploads.requeue(job_id)
+        moved = await self._uploads.requeue(job_id)
         await self.start_upload(job_id, pat)
         return moved
 
@@ -370,23 +351,23 @@ class JobManager:
         try:
             return await self._upload_only(job_id)
         finally:
-            if self.leases is not None:
-                await self.leases.release(job_id)
+            if self._leases is not None:
+                await self._leases.release(job_id)
 
     async def _upload_only(self, job_id: str) -> JobRow:
         job = await self._job(job_id)
-        options = JobOptions.model_validate(job.options)
+        options = job.options
         fresh = job_id not in self._progress  # freed when the job ended, or a restart: count from the store
         progress = self._progress_for(job, options)
         if fresh:
-            for kind, states in (await self.store.item_counts(job_id)).items():
+            for kind, states in (await self._store.item_counts(job_id)).items():
                 if kind in progress.generated:
                     progress.generated[kind] = sum(states.values())
                     progress.uploaded[kind] = states.get(ItemState.UPLOADED, 0)
                     progress.failed[kind] = sum(states.get(s, 0) for s in FAILED_ITEM_STATES)
         failed_calls = job.metadata.get("failed_calls") or {}
-        assert self.uploads is not None
-        outcome = await self.uploads.upload(job_id, options, progress)
+        assert self._uploads is not None
+        outcome = await self._uploads.upload(job_id, options, progress)
         if outcome == UploadOutcome.NEEDS_CREDENTIALS:
             return await self._finish(job_id, JobStatus.NEEDS_CREDENTIALS)
         if outcome == UploadOutcome.UPLOADED and not failed_calls:
@@ -400,7 +381,7 @@ class JobManager:
     # ----- queries ----------------------------------------------------------------------------
 
     async def _job(self, job_id: str) -> JobRow:
-        job = await self.store.get_job(job_id)
+        job = await self._store.get_job(job_id)
         if job is None:
             raise JobNotFound(job_id)
         return job

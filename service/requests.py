@@ -9,7 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool, StrictInt
 
-from service.settings import Limits, Settings
+from service.settings import Settings
+from vocab.options import JobOptions
 
 
 class AdoRequest(BaseModel):
@@ -43,29 +44,6 @@ class JobRequest(BaseModel):
     limits: LimitsRequest = LimitsRequest()
     include_qa: StrictBool | None = None  # "yes" or 1 is a 400, not true
     upload_mode: Literal["streaming", "after_generation", "manual"] | None = None
-
-
-class JobOptions(BaseModel):
-    """What a job runs with: the request merged over the settings. Never holds a secret."""
-
-    model_config = ConfigDict(frozen=True)
-
-    limits: Limits
-    include_qa: bool
-    upload_mode: Literal["streaming", "after_generation", "manual"]
-    target: Literal["emulator", "ado", "none"]
-    organization_url: str
-    project: str
-    area_path: str
-    iteration_path: str
-    provider: str
-    # "request": the job came with its own PAT (held in memory only); after a restart it waits in
-    # needs_credentials for that PAT again instead of falling back to the server's PAT.
-    pat_source: Literal["settings", "request"] = "settings"
-
-    @property
-    def uploading(self) -> bool:
-        return self.target != "none"
 
 
 def resolve_options(request: JobRequest, settings: Settings) -> JobOptions:

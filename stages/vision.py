@@ -15,36 +15,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stages.errors import VisionError, VisionTooLarge
+from vocab.vision import Sentence, Vision
 
 MAX_VISION_BYTES = 256 * 1024
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _MD_NOISE = re.compile(r"^\s{0,3}(#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s?)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # C0 (but tab, LF, CR) and DEL
 _TEXT_FIELDS = ("title", "domain", "vision", "target_users", "key_features", "success_metrics", "constraints")
-
-
-class Sentence(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    section: str
-    text: str
-
-
-class Vision(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    title: str = ""
-    domain: str = ""
-    vision: str
-    target_users: tuple[str, ...] = ()
-    key_features: tuple[str, ...] = ()
-    success_metrics: tuple[str, ...] = ()
-    constraints: tuple[str, ...] = ()
-    sentences: tuple[Sentence, ...] = ()
-
-    def sentence(self, sid: str) -> Sentence | None:
-        return next((s for s in self.sentences if s.id == sid), None)
 
 
 class _StructuredVision(BaseModel):

@@ -97,7 +97,7 @@ async def get_job(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     body = {
         **job_summary(job),
-        "options": job.options,
+        "options": job.options.model_dump(mode="json"),
         "metadata": job.metadata,
         "items": await services.store.item_counts(job.id),
     }

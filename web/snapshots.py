@@ -33,12 +33,10 @@ def links(job_id: str) -> dict[str, str]:
 
 
 def job_title(job: JobRow) -> str:
-    title = job.vision.get("title") or ""
-    return str(title or str(job.vision.get("vision", ""))[:80] or job.id)
+    return job.vision.display_title(80) or job.id
 
 
 def job_summary(job: JobRow) -> dict[str, Any]:
-    options = job.options
     return {
         "job_id": job.id,
         "title": job_title(job),
@@ -48,8 +46,8 @@ def job_summary(job: JobRow) -> dict[str, Any]:
         "updated_at": job.updated_at,
         "finished_at": job.finished_at,
         "last_seq": job.last_seq,
-        "target": options.get("target"),
-        "upload_mode": options.get("upload_mode"),
+        "target": job.options.target,
+        "upload_mode": job.options.upload_mode,
         "links": links(job.id),
     }
 

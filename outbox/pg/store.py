@@ -33,8 +33,11 @@ from outbox.records import (
     JobRow,
     NewEvent,
     NewItem,
+    job_columns,
 )
 from vocab import TERMINAL_JOB_STATES, JobStatus
+from vocab.options import JobOptions
+from vocab.vision import Vision
 
 Clock = Callable[[], float]
 EVENTS_CHANNEL = "backlogd_events"
@@ -110,8 +113,8 @@ class PgStore:
     async def create_job(
         self,
         job_id: str,
-        vision: dict[str, Any],
-        options: dict[str, Any],
+        vision: Vision,
+        options: JobOptions,
         metadata: dict[str, Any],
         *,
         max_queued: int | None = None,
@@ -129,9 +132,7 @@ class PgStore:
                 "INSERT INTO jobs(id, status, vision, options, metadata, created_at, updated_at)"
                 " VALUES ($1, 'queued', $2, $3, $4::jsonb, $5, $5)",
                 job_id,
-                json.dumps(vision),
-                json.dumps(options),
-                json.dumps(metadata),
+                *job_columns(vision, options, metadata),
                 now,
             )
             events = await self.append_in(

@@ -29,6 +29,7 @@ from outbox.records import EventRow, ItemRow, NewItem
 from outbox.relay import Relay, Uploader, idempotency_key
 from outbox.store import Store
 from tests.fakes.emulator_control import control_headers
+from tests.jobrows import OPTIONS, VISION
 
 PROJECT = "Backlogd"
 PAT = "upload-pat"
@@ -128,7 +129,7 @@ def tree(
 
 
 async def stage(store: StoreBackend, job: str, items: list[NewItem]) -> None:
-    await store.create_job(job, {"title": "t"}, {}, {})
+    await store.create_job(job, VISION, OPTIONS, {})
     await store.stage_items(job, "staged", items)
 
 
