@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from service.errors import SettingsError
-from service.targets import normal_org_url, upload_url_problem
+from service.org_urls import normal_org_url, upload_url_problem
 from vocab.options import Limits
 
 ENV_PREFIX = "BACKLOGD_"
