@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict
 
@@ -16,9 +16,20 @@ ITEM_STATES: tuple[ItemState, ...] = tuple(ItemState)
 
 class _Row(BaseModel):
     model_config = ConfigDict(frozen=True)
+    _json_columns: ClassVar[tuple[str, ...]] = ()  # stored as JSON text
+
+    @classmethod
+    def from_db(cls, r: Any) -> Self:
+        """A row of either database (a mapping of its columns): JSON columns decoded, then validated
+        (columns the model does not name, like a job's lease, are left out)."""
+        data = dict(r)
+        for name in cls._json_columns:
+            data[name] = json.loads(data[name])
+        return cls.model_validate(data)
 
 
 class JobRow(_Row):
+    _json_columns = ("vision", "options", "metadata")
     id: str
     status: JobStatus
     vision: Vision
@@ -29,21 +40,6 @@ class JobRow(_Row):
     created_at: float
     updated_at: float
     finished_at: float | None
-
-    @classmethod
-    def from_db(cls, r: Any) -> JobRow:
-        return cls(
-            id=r["id"],
-            status=r["status"],
-            vision=Vision.model_validate_json(r["vision"]),
-            options=JobOptions.model_validate_json(r["options"]),
-            metadata=json.loads(r["metadata"]),
-            error=r["error"],
-            last_seq=r["last_seq"],
-            created_at=r["created_at"],
-            updated_at=r["updated_at"],
-            finished_at=r["finished_at"],
-        )
 
 
 def job_columns(vision: Vision, options: JobOptions, metadata: dict[str, Any]) -> tuple[str, str, str]:
@@ -95,6 +91,7 @@ class NewItem(_Row):
 
 
 class ItemRow(_Row):
+    _json_columns = ("depends_on", "body", "ado_extra")
     id: str
     job_id: str
     parent_id: str | None
@@ -117,30 +114,3 @@ class ItemRow(_Row):
     ado_rev: int | None
     ado_extra: dict[str, int]
     error: str | None
-
-    @classmethod
-    def from_db(cls, r: Any) -> ItemRow:
-        return cls(
-            id=r["id"],
-            job_id=r["job_id"],
-            parent_id=r["parent_id"],
-            depends_on=tuple(json.loads(r["depends_on"])),
-            kind=r["kind"],
-            level=r["level"],
-            position=r["position"],
-            title=r["title"],
-            body=json.loads(r["body"]),
-            call_key=r["call_key"],
-            state=r["state"],
-            attempts=r["attempts"],
-            lease_owner=r["lease_owner"],
-            lease_until=r["lease_until"],
-            fence=r["fence"],
-            next_attempt_at=r["next_attempt_at"],
-            reconcile=bool(r["reconcile"]),
-            ado_id=r["ado_id"],
-            ado_url=r["ado_url"],
-            ado_rev=r["ado_rev"],
-            ado_extra=json.loads(r["ado_extra"]),
-            error=r["error"],
-        )

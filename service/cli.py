@@ -134,17 +134,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"backlogd: bad vision: {exc}", file=sys.stderr)
         return 2
     request = JobRequest(
-        vision=vision.model_dump(
-            include={
-                "title",
-                "domain",
-                "vision",
-                "target_users",
-                "key_features",
-                "success_metrics",
-                "constraints",
-            }
-        ),
+        vision=vision.as_mapping(),
         include_qa=False if args.no_qa else None,
     )
     started = time.monotonic()

@@ -15,13 +15,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stages.errors import VisionError, VisionTooLarge
-from vocab.vision import Sentence, Vision
+from vocab.vision import TEXT_FIELDS, Sentence, Vision
 
 MAX_VISION_BYTES = 256 * 1024
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _MD_NOISE = re.compile(r"^\s{0,3}(#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s?)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # C0 (but tab, LF, CR) and DEL
-_TEXT_FIELDS = ("title", "domain", "vision", "target_users", "key_features", "success_metrics", "constraints")
 
 
 class _StructuredVision(BaseModel):
@@ -151,7 +150,7 @@ def check_size(size: int, where: str, limit: int = MAX_VISION_BYTES) -> None:
 def expanded_size(vision: Vision | _StructuredVision) -> int:
     """The vision's size once parsed (YAML expanded): UTF-8 bytes of every text it carries."""
     total = 0
-    for name in _TEXT_FIELDS:
+    for name in TEXT_FIELDS:
         value = getattr(vision, name)
         for text in [value] if isinstance(value, str) else value:
             total += len(text.encode("utf-8", "surrogatepass"))
@@ -160,7 +159,7 @@ def expanded_size(vision: Vision | _StructuredVision) -> int:
 
 def _check_controls(sv: _StructuredVision) -> None:
     """NUL and other control characters (tab and line breaks aside) are refused, with where they are."""
-    for name in _TEXT_FIELDS:
+    for name in TEXT_FIELDS:
         value = getattr(sv, name)
         texts = (
             [(name, value)] if isinstance(value, str) else [(f"{name}[{i}]", t) for i, t in enumerate(value)]

@@ -3,7 +3,12 @@ vision from text or YAML is ``stages.vision``'s work."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
+
+# What a vision's author writes; the numbered sentences are derived from them.
+TEXT_FIELDS = ("title", "domain", "vision", "target_users", "key_features", "success_metrics", "constraints")
 
 
 class Sentence(BaseModel):
@@ -32,3 +37,8 @@ class Vision(BaseModel):
     def display_title(self, width: int) -> str:
         """Its title, else the start of its text (a job list's or an export's heading)."""
         return self.title or self.vision[:width]
+
+    def as_mapping(self) -> dict[str, Any]:
+        """Its texts as a structured vision mapping (a request's ``vision``): read back, it numbers
+        its sentences again."""
+        return self.model_dump(include=set(TEXT_FIELDS))

@@ -17,15 +17,6 @@ from web.errors import BadRequest
 from web.keys import SERVICES
 from web.snapshots import backlog_view, job_summary, job_title, links, progress_snapshot
 
-_VISION_FIELDS = {
-    "title",
-    "domain",
-    "vision",
-    "target_users",
-    "key_features",
-    "success_metrics",
-    "constraints",
-}
 _EXPORTS = {"json": ("application/json", "json"), "csv": ("text/csv", "csv"), "md": ("text/markdown", "md")}
 
 
@@ -65,7 +56,7 @@ async def create_job(request: web.Request) -> web.Response:
                 [{"field": "vision_format", "message": f"unknown format {fmt!r}"}],
             )
         vision = parse_bytes(body["vision"].encode("utf-8"), f"vision.{fmt}")
-        body = {**body, "vision": vision.model_dump(include=_VISION_FIELDS)}
+        body = {**body, "vision": vision.as_mapping()}
     request_model = JobRequest.model_validate(body)
     job_id = await request.app[SERVICES].jobs.submit(request_model)
     return web.json_response(
