@@ -182,7 +182,7 @@ class JobManager:
         ctx = JobContext(
             job_id=job.id,
             vision=vision,
-            limits=options.limits.model_dump(),
+            limits=options.limits,
             include_qa=options.include_qa,
             progress=progress,
             item_state=ItemState.PENDING
@@ -252,7 +252,7 @@ class JobManager:
         if progress is None:
             progress = Progress(
                 job_id=job.id,
-                limits=options.limits.model_dump(),
+                limits=options.limits,
                 include_qa=options.include_qa,
                 uploading=options.uploading,
                 started_at=time.monotonic(),

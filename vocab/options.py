@@ -22,6 +22,10 @@ class Limits(BaseModel):
     max_tasks_per_story: int = Field(default=4, ge=1, le=50)
     max_test_cases_per_story: int = Field(default=3, ge=1, le=50)
 
+    def cap(self, name: str) -> int:
+        """The limit a stage names (``StageDef.limit``: one of the fields above)."""
+        return int(getattr(self, name))
+
 
 class JobOptions(BaseModel):
     """What a job runs with: the request merged over the settings. Never holds a secret."""

@@ -24,14 +24,15 @@ from stages.text import cut_off_reason, normalise, wordset
 from stages.vision import Vision, from_mapping, from_text
 from tests.fuzz.strategies import FUZZ
 from tests.jobrows import OPTIONS
+from vocab.options import Limits
 
-LIMITS = {
-    "max_epics": 2,
-    "max_features_per_epic": 2,
-    "max_stories_per_feature": 3,
-    "max_tasks_per_story": 2,
-    "max_test_cases_per_story": 2,
-}
+LIMITS = Limits(
+    max_epics=2,
+    max_features_per_epic=2,
+    max_stories_per_feature=3,
+    max_tasks_per_story=2,
+    max_test_cases_per_story=2,
+)
 WORDS = st.sampled_from(
     sorted(
         wordset(
