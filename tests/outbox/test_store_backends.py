@@ -212,3 +212,29 @@ async def test_a_job_is_stored_as_the_same_json_text_as_before_models(tmp_path: 
         stored = db.execute("SELECT vision, options FROM jobs").fetchone()
     db.close()
     assert stored == (OLD_VISION, OLD_OPTIONS[:-1] + ', "pat_source": "request"}')
+
+
+async def test_a_postgresql_job_row_written_before_models_reads_back_as_models(pg_url: str) -> None:
+    """A PostgreSQL jobs row holding the JSON text the dict-based store wrote reads back with its
+    vision and options as models, and a new job is written in that same text."""
+    async with PgStore.open(pg_url) as store:
+        db = await asyncpg.connect(pg_url)
+        try:
+            await db.execute(
+                "INSERT INTO jobs(id, status, vision, options, created_at, updated_at)"
+                " VALUES ('old', 'completed', $1, $2, 1, 1)",
+                OLD_VISION,
+                OLD_OPTIONS,
+            )
+            job = await store.get_job("old")
+            assert job is not None and job.vision.title == "Clinic"
+            assert job.options.limits.max_epics == 2 and job.options.pat_source == "settings"
+            await store.create_job(JOB, job.vision, job.options, {})
+            stored = await db.fetchrow("SELECT vision, options FROM jobs WHERE id = $1", JOB)
+        finally:
+            await db.close()
+    assert stored is not None
+    assert (stored["vision"], stored["options"]) == (
+        OLD_VISION,
+        OLD_OPTIONS[:-1] + ', "pat_source": "settings"}',
+    )
