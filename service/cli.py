@@ -21,7 +21,8 @@ from hardware.sizing import report
 from outbox.backend import StoreBackend
 from outbox.records import JobRow
 from service import logs
-from service.composition import Services, build_services, open_readonly, size_for
+from service.capacity import size_for
+from service.composition import Services, build_services, open_readonly
 from service.console import ProgressView, summary_tree, terminal_safe
 from service.errors import JobNotFound, JobStateError, SettingsError
 from service.export import render
