@@ -84,7 +84,7 @@ async def reset(request: web.Request, match: RouteMatch) -> web.StreamResponse:
     state_of(request).reset()
     journal = request.app.get(JOURNAL)
     if journal is not None and not journal.replaying:
-        journal.append({"reset": True})  # a restart replays the reset too: ids stay where they were
+        await journal.append({"reset": True})  # a restart replays the reset too: ids stay where they were
     return web.json_response({"reset": True})
 
 

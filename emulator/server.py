@@ -45,7 +45,7 @@ class RunningEmulator:
         await self.runner.cleanup()
         journal = self.runner.app.get(JOURNAL)
         if journal is not None:
-            journal.close()
+            await journal.aclose()
 
 
 async def serve(
@@ -56,7 +56,7 @@ async def serve(
     replayed first and new ones recorded (state that survives restarts)."""
     if not is_loopback_name(host):
         raise ValueError(f"the emulator listens on loopback addresses only, not {host!r}")
-    log = Journal(journal) if journal is not None else None
+    log = await Journal.open(journal) if journal is not None else None
     runner = web.AppRunner(create_emulator_app(config, log), access_log=None)
     await runner.setup()
     try:
@@ -64,7 +64,7 @@ async def serve(
     except BaseException:
         await runner.cleanup()
         if log is not None:
-            log.close()
+            await log.aclose()
         raise
     bound = port
     for address in runner.addresses:

@@ -18,6 +18,8 @@ from outbox.pg.store import DISCONNECTS, LeaseLost, PgStore
 from outbox.records import CallRow, EventRow, ItemMatch, ItemRow, JobRow, NewEvent, NewItem
 from outbox.store import Store
 from vocab import JobStatus
+from vocab.options import JobOptions
+from vocab.vision import Vision
 
 __all__ = ["DISCONNECTS", "LeaseLost", "StoreBackend", "open_store"]
 
@@ -33,8 +35,8 @@ class StoreBackend(Protocol):
     async def create_job(
         self,
         job_id: str,
-        vision: dict[str, Any],
-        options: dict[str, Any],
+        vision: Vision,
+        options: JobOptions,
         metadata: dict[str, Any],
         *,
         max_queued: int | None = None,

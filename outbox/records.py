@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from vocab import CallStatus, ItemKind, ItemState, JobStatus
+from vocab.options import JobOptions
+from vocab.vision import Vision
 
 ITEM_STATES: tuple[ItemState, ...] = tuple(ItemState)
 MATCH_CALL_KEY = "rerun:match"  # the call key of rows a re-run copies in (the previous job's vanished items)
@@ -15,13 +17,27 @@ MATCH_CALL_KEY = "rerun:match"  # the call key of rows a re-run copies in (the p
 
 class _Row(BaseModel):
     model_config = ConfigDict(frozen=True)
+    _json_columns: ClassVar[tuple[str, ...]] = ()  # stored as JSON text
+    _nullable_json: ClassVar[tuple[str, ...]] = ()  # JSON text or NULL
+
+    @classmethod
+    def from_db(cls, r: Any) -> Self:
+        """A row of either database (a mapping of its columns): JSON columns decoded, then validated
+        (columns the model does not name, like a job's lease, are left out)."""
+        data = dict(r)
+        for name in cls._json_columns:
+            data[name] = json.loads(data[name])
+        for name in cls._nullable_json:
+            data[name] = json.loads(data[name]) if data.get(name) else None
+        return cls.model_validate(data)
 
 
 class JobRow(_Row):
+    _json_columns = ("vision", "options", "metadata")
     id: str
     status: JobStatus
-    vision: dict[str, Any]
-    options: dict[str, Any]
+    vision: Vision
+    options: JobOptions
     metadata: dict[str, Any]
     error: str | None
     last_seq: int
@@ -30,21 +46,14 @@ class JobRow(_Row):
     finished_at: float | None
     vision_key: str | None = None  # the normalised vision and target, hashed (re-runs find it by this)
 
-    @classmethod
-    def from_db(cls, r: Any) -> JobRow:
-        return cls(
-            id=r["id"],
-            status=r["status"],
-            vision=json.loads(r["vision"]),
-            options=json.loads(r["options"]),
-            metadata=json.loads(r["metadata"]),
-            error=r["error"],
-            last_seq=r["last_seq"],
-            created_at=r["created_at"],
-            updated_at=r["updated_at"],
-            finished_at=r["finished_at"],
-            vision_key=r["vision_key"],
-        )
+
+def job_columns(vision: Vision, options: JobOptions, metadata: dict[str, Any]) -> tuple[str, str, str]:
+    """A new job's JSON columns, written the way they always were (``json.dumps`` of each dump)."""
+    return (
+        json.dumps(vision.model_dump(mode="json")),
+        json.dumps(options.model_dump(mode="json")),
+        json.dumps(metadata),
+    )
 
 
 class EventRow(_Row):
@@ -101,6 +110,8 @@ class NewItem(_Row):
 
 
 class ItemRow(_Row):
+    _json_columns = ("depends_on", "body", "ado_extra")
+    _nullable_json = ("written", "conflict")
     id: str
     job_id: str
     parent_id: str | None
@@ -126,39 +137,5 @@ class ItemRow(_Row):
     written: dict[str, Any] | None = None  # the owned ADO fields as we last wrote them
     conflict: dict[str, Any] | None = None  # {"ours", "theirs"} while the item is in conflict
     dirty: bool = False  # edited while in flight: the upload's success becomes an update
-    match: str | None = None  # a re-run's match to the previous job: unchanged updated new vanished
-
-    @classmethod
-    def from_db(cls, r: Any) -> ItemRow:
-        return cls(
-            id=r["id"],
-            job_id=r["job_id"],
-            parent_id=r["parent_id"],
-            depends_on=tuple(json.loads(r["depends_on"])),
-            kind=r["kind"],
-            level=r["level"],
-            position=r["position"],
-            title=r["title"],
-            body=json.loads(r["body"]),
-            call_key=r["call_key"],
-            state=r["state"],
-            attempts=r["attempts"],
-            lease_owner=r["lease_owner"],
-            lease_until=r["lease_until"],
-            fence=r["fence"],
-            next_attempt_at=r["next_attempt_at"],
-            reconcile=bool(r["reconcile"]),
-            ado_id=r["ado_id"],
-            ado_url=r["ado_url"],
-            ado_rev=r["ado_rev"],
-            ado_extra=json.loads(r["ado_extra"]),
-            error=r["error"],
-            written=_json_or_none(r["written"]),
-            conflict=_json_or_none(r["conflict"]),
-            dirty=bool(r["dirty"]),
-            match=r["match_kind"],
-        )
-
-
-def _json_or_none(raw: str | None) -> Any:
-    return json.loads(raw) if raw else None
+    # a re-run's match to the previous job: unchanged updated new vanished (column match_kind)
+    match: str | None = Field(default=None, validation_alias=AliasChoices("match", "match_kind"))

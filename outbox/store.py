@@ -29,8 +29,11 @@ from outbox.records import (
     JobRow,
     NewEvent,
     NewItem,
+    job_columns,
 )
 from vocab import TERMINAL_JOB_STATES, JobStatus
+from vocab.options import JobOptions
+from vocab.vision import Vision
 
 Clock = Callable[[], float]
 
@@ -108,8 +111,8 @@ class Store:
     async def create_job(
         self,
         job_id: str,
-        vision: dict[str, Any],
-        options: dict[str, Any],
+        vision: Vision,
+        options: JobOptions,
         metadata: dict[str, Any],
         *,
         max_queued: int | None = None,
@@ -132,7 +135,7 @@ class Store:
             await db.execute(
                 "INSERT INTO jobs(id, status, vision, options, metadata, created_at, updated_at, vision_key)"
                 " VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)",
-                (job_id, json.dumps(vision), json.dumps(options), json.dumps(metadata), now, now, vision_key),
+                (job_id, *job_columns(vision, options, metadata), now, now, vision_key),
             )
             return await self.append_in(
                 db, job_id, [NewEvent(type="stage", payload={"status": JobStatus.QUEUED})]

@@ -18,15 +18,17 @@ from typing import Any
 
 from hardware.probe import probe_async
 from hardware.sizing import report
+from outbox.backend import StoreBackend
 from outbox.records import JobRow
 from service import logs
-from service.composition import Services, build_services, size_for
+from service.capacity import size_for
+from service.composition import Services, build_services, open_readonly
 from service.console import ProgressView, summary_tree, terminal_safe
 from service.errors import InvalidInput, JobNotFound, JobStateError, SettingsError
 from service.export import render
 from service.requests import JobRequest, resolve_options
+from service.secrets import read_secret
 from service.settings import Settings, load_settings
-from service.uploads import read_secret
 from stages.errors import VisionError
 from stages.vision import parse_bytes
 from vocab import GENERATED_KINDS, KINDS, CallStatus, ItemState, JobStatus
@@ -134,7 +136,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"backlogd: bad vision: {exc}", file=sys.stderr)
         return 2
     request = JobRequest(
-        vision=vision.fields(),
+        vision=vision.as_mapping(),
         include_qa=False if args.no_qa else None,
         update_of=args.update_of,
     )
@@ -150,7 +152,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
     started = time.monotonic()
     async with build_services(settings, os.environ) as services:
-        job = await _job(services, args.job_id)
+        job = await _job(services.store, args.job_id)
         print(f"job: {job.id}", flush=True)
         if job.status in (JobStatus.NEEDS_CREDENTIALS, JobStatus.COMPLETED_WITH_ERRORS):
             await services.jobs.start_upload(job.id)
@@ -161,7 +163,7 @@ async def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
     started = time.monotonic()
     async with build_services(settings, os.environ) as services:
-        job = await _job(services, args.job_id)
+        job = await _job(services.store, args.job_id)
         sub = services.broadcaster.subscribe(job.id)
         moved = await services.jobs.retry_uploads(job.id)
         print(f"job: {job.id}\nre-queued {moved} items", flush=True)
@@ -273,39 +275,27 @@ def print_quality(card: dict[str, Any] | None) -> None:
 
 
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    async with build_services(
-        settings.model_copy(
-            update={"azure_devops": settings.azure_devops.model_copy(update={"target": "none"})}
-        ),
-        os.environ,
-        with_relay=False,
-    ) as services:
+    async with open_readonly(settings) as store:
         if args.job_id:
-            job = await _job(services, args.job_id)
-            counts = await services.store.item_counts(job.id)
+            job = await _job(store, args.job_id)
+            counts = await store.item_counts(job.id)
             print(
                 json.dumps(
                     {"job_id": job.id, "status": job.status, "error": job.error, "items": counts}, indent=2
                 )
             )
             return 0
-        for job in await services.store.list_jobs(50):
+        for job in await store.list_jobs(50):
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created_at))
-            title = job.vision.get("title") or job.vision.get("vision", "")[:40]
+            title = job.vision.display_title(40)
             print(terminal_safe(f"{job.id}  {when}  {job.status:<22} {title}"))
         return 0
 
 
 async def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    async with build_services(
-        settings.model_copy(
-            update={"azure_devops": settings.azure_devops.model_copy(update={"target": "none"})}
-        ),
-        os.environ,
-        with_relay=False,
-    ) as services:
-        job = await _job(services, args.job_id)
-        text = render(job, await services.store.items(job.id), args.format)
+    async with open_readonly(settings) as store:
+        job = await _job(store, args.job_id)
+        text = render(job, await store.items(job.id), args.format)
     if args.output:
         await asyncio.to_thread(Path(args.output).write_text, text, "utf-8")
     else:
@@ -374,8 +364,8 @@ async def cmd_emulator(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _job(services: Services, job_id: str) -> JobRow:
-    job = await services.store.get_job(job_id)
+async def _job(store: StoreBackend, job_id: str) -> JobRow:
+    job = await store.get_job(job_id)
     if job is None:
         raise JobNotFound(job_id)
     return job

@@ -83,6 +83,11 @@ class Cluster:
             on_connect=self._on_connect,
         )
 
+    @property
+    def listening(self) -> bool:
+        """The notification connection is up (jobs and events arrive without polling)."""
+        return self.listener.connected
+
     def attach(self, jobs: Runner) -> None:
         self._jobs = jobs
 

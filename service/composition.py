@@ -18,19 +18,27 @@ import structlog
 
 from emulator.config import EmulatorConfig
 from emulator.server import RunningEmulator, serve
-from hardware.aimd import SLOW_START_INITIAL, AdaptiveLimiter
+from hardware.aimd import AdaptiveLimiter
 from hardware.probe import HardwareProfile, probe_async
-from hardware.sizing import Sizing, report, size
+from hardware.sizing import Sizing, report
 from outbox.backend import StoreBackend, open_store
 from outbox.pg.store import PgStore
+from outbox.relay import Relay
+from service.ado_clients import AdoClients
 from service.broadcaster import Broadcaster
+from service.capacity import job_metadata, llm_limiter, size_for, stage_rates
 from service.cluster import Cluster
+from service.edits import ItemEditor
 from service.jobs import JobManager
 from service.metrics import MeteredBroadcaster, MeteredProvider, Metrics
 from service.notify import Notifier
 from service.pool import make_pool
+from service.regenerate import Regenerator
+from service.runner import GenerationRunner
+from service.secrets import read_secret
 from service.settings import Settings
-from service.uploads import UploadCoordinator, read_secret
+from service.upload_progress import UploadProgress
+from service.uploads import UploadCoordinator
 from stages.providers.base import Provider
 from stages.providers.offline import OfflineProvider
 from stages.providers.openai import OpenAIProvider
@@ -49,6 +57,9 @@ class Services:
     emulator: RunningEmulator | None
     profile: HardwareProfile
     sizing: Sizing
+    editor: ItemEditor
+    relay: Relay | None = None
+    cluster: Cluster | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
 
@@ -77,62 +88,17 @@ def make_provider(settings: Settings, pool: ProcessPoolExecutor | None, env: Map
     )
 
 
-def size_for(settings: Settings, profile: HardwareProfile) -> Sizing:
-    pp = settings.workflow.parallel_processing
-    return size(
-        profile,
-        use_hardware_optimization=pp.use_hardware_optimization,
-        enabled=pp.enabled,
-        max_workers=pp.max_workers,
-        rate_limit_per_second=pp.rate_limit_per_second,
-        llm_max_concurrency=settings.llm.max_concurrency,
-        llm_requests_per_minute=settings.llm.requests_per_minute,
-        ado_max_concurrency=settings.azure_devops.max_concurrency,
-    )
-
-
-def llm_limiter(
-    settings: Settings, sizing: Sizing, make: Callable[..., AdaptiveLimiter] = AdaptiveLimiter
-) -> AdaptiveLimiter:
-    if settings.llm.provider == "offline":  # local CPU work in the pool: no provider quota to respect
-        ceiling = sizing.process_pool_size * 2 if sizing.mode != "disabled" else 1
-        return make(ceiling, name="llm")
-    ceiling = sizing.llm_concurrency
-    # Slow start from a few requests (doubling each round trip while they go through) instead of the
-    # whole ceiling at once: a provider's hidden cap then costs one or two 429s, not a burst of them.
-    return make(
-        ceiling,
-        initial=min(ceiling, SLOW_START_INITIAL),
-        rate_per_second=sizing.llm_rate_per_second,
-        name="llm",
-    )
-
-
-def stage_rates(settings: Settings, sizing: Sizing) -> dict[str, float]:
-    """Each stage's share of the provider's request rate (none for the offline generator: no quota)."""
-    if settings.llm.provider == "offline":
-        return {}
-    return {name: budget.tokens_per_second for name, budget in sizing.budgets.items()}
-
-
 def _limiters(cluster: Cluster | None, identity: str) -> Callable[..., AdaptiveLimiter]:
     """Local limiters; with several instances, limiters whose pauses every instance honours."""
     return AdaptiveLimiter if cluster is None else cluster.pauses.maker(identity)
 
 
-def job_metadata(profile: HardwareProfile, sizing: Sizing) -> dict[str, Any]:
-    return {
-        "hardware_tier": sizing.tier,
-        "optimal_workers": sizing.llm_concurrency,
-        "system_info": {
-            "effective_cpus": profile.effective_cpus,
-            "memory_limit_bytes": profile.memory_limit_bytes,
-            "usable_memory_bytes": profile.usable_memory_bytes,
-            "sizing_mode": sizing.mode,
-            "process_pool_size": sizing.process_pool_size,
-            "upload_concurrency": sizing.upload_concurrency,
-        },
-    }
+@contextlib.asynccontextmanager
+async def open_readonly(settings: Settings) -> AsyncIterator[StoreBackend]:
+    """The store alone, for commands that only read it (``status``, ``export``): no process pool, no
+    HTTP session, no emulator, no relay."""
+    async with open_store(settings.database.url, settings.database.path) as store:
+        yield store
 
 
 @contextlib.asynccontextmanager
@@ -175,22 +141,20 @@ async def build_services(
         provider = MeteredProvider(make_provider(settings, pool, env), metrics)
         stack.push_async_callback(provider.aclose)
         emulator, emulator_pat = await _start_emulator(settings, stack)
-        uploads = None
+        uploads, relay = None, None
         if settings.azure_devops.target != "none" or emulator is not None:
-            ado = settings.azure_devops
-            uploads = UploadCoordinator(
+            clients = AdoClients(
                 store=store,
                 session=session,
-                settings=ado,
-                publish=broadcaster.publish,
+                settings=settings.azure_devops,
                 gate_factory=lambda name: _limiters(cluster, f"ado:{name}")(
                     sizing.upload_concurrency, name=f"ado-{name}"
                 ),
-                concurrency=sizing.upload_concurrency,
                 emulator_url=emulator.url if emulator else None,
                 emulator_pat=emulator_pat,
                 env=env,
             )
+            relay, uploads = _uploads(settings, sizing, store, clients, broadcaster)
             stack.push_async_callback(uploads.close)
         notifier = await stack.enter_async_context(
             Notifier(
@@ -201,34 +165,77 @@ async def build_services(
             )
         )
         limiter = llm_limiter(settings, sizing, _limiters(cluster, f"llm:{settings.llm.base_url}"))
+        # Uploads see every committed event first (new items wake the relay), then the broadcaster.
+        publish = uploads.observe if uploads is not None else broadcaster.publish
+        runner = GenerationRunner(
+            store=store,
+            provider=provider,
+            limiter=limiter,
+            llm=settings.llm,
+            quality_settings=settings.workflow.quality,
+            publish=publish,
+            pool=pool,
+            backoff_base=backoff_base,
+            stage_limits={name: budget.concurrency for name, budget in sizing.budgets.items()},
+            stage_rates=stage_rates(settings, sizing),
+            pipeline=settings.workflow.pipeline,
+        )
+        editor = ItemEditor(store, uploads, publish, settings.azure_devops.delete_action)
+        regenerator = Regenerator(store, runner, uploads, publish)
         jobs = JobManager(
             settings=settings,
             store=store,
-            broadcaster=broadcaster,
-            provider=provider,
-            limiter=limiter,
+            runner=runner,
+            publish=publish,
             pool=pool,
             uploads=uploads,
-            backoff_base=backoff_base,
             metadata=lambda: job_metadata(profile, sizing),
-            stage_limits={name: budget.concurrency for name, budget in sizing.budgets.items()},
-            stage_rates=stage_rates(settings, sizing),
             concurrent_jobs=min(settings.server.max_concurrent_jobs, sizing.concurrent_jobs),
             leases=cluster,
             notifier=notifier,
+            regenerator=regenerator,
         )
         stack.push_async_callback(jobs.close)
-        if uploads is not None and with_relay:
-            relay_task = asyncio.create_task(uploads.relay.run(), name="relay")
-            stack.push_async_callback(
-                _stop_relay, uploads, relay_task, settings.server.shutdown_grace_seconds
-            )
+        if relay is not None and with_relay:
+            relay_task = asyncio.create_task(relay.run(), name="relay")
+            stack.push_async_callback(_stop_relay, relay, relay_task, settings.server.shutdown_grace_seconds)
         if cluster is not None:
             cluster.attach(jobs)
             await stack.enter_async_context(cluster.running())
         yield Services(
-            settings, store, broadcaster, jobs, limiter, uploads, emulator, profile, sizing, metrics=metrics
+            settings,
+            store,
+            broadcaster,
+            jobs,
+            limiter,
+            uploads,
+            emulator,
+            profile,
+            sizing,
+            editor,
+            relay=relay,
+            cluster=cluster,
+            metrics=metrics,
         )
+
+
+def _uploads(
+    settings: Settings, sizing: Sizing, store: StoreBackend, clients: AdoClients, broadcaster: Broadcaster
+) -> tuple[Relay, UploadCoordinator]:
+    """The relay and the coordinator over it; their progress sits between the relay and the broadcaster."""
+    ado = settings.azure_devops
+    progress = UploadProgress(store, broadcaster.publish)
+    relay = Relay(
+        store,
+        clients=clients.client_for,
+        publish=progress.observe,
+        # Twice the requests the gate allows: an item's store work (claim, record) overlaps other
+        # items' requests, so the identity's request slots never idle; the gate bounds the requests.
+        concurrency=2 * sizing.upload_concurrency,
+        lease_seconds=ado.lease_seconds,
+        max_attempts=ado.upload_retry_attempts,
+    )
+    return relay, UploadCoordinator(store=store, clients=clients, relay=relay, progress=progress)
 
 
 async def _start_emulator(
@@ -266,7 +273,7 @@ def _remembered_port(path: Path) -> int:
         return 0
 
 
-async def _stop_relay(uploads: UploadCoordinator, task: asyncio.Task[None], grace: float) -> None:
-    await uploads.relay.stop(grace)
+async def _stop_relay(relay: Relay, task: asyncio.Task[None], grace: float) -> None:
+    await relay.stop(grace)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

@@ -194,9 +194,7 @@ class ItemEditor:
         if problems:
             raise InvalidInput(f"{len(problems)} invalid field(s) of the new {new.type}", problems)
         siblings = [r.position for r in rows if r.parent_id == new.parent_id and r.kind == new.type]
-        held = (
-            job.status in _REVIEWING or not job.options.get("target") or job.options.get("target") == "none"
-        )
+        held = job.status in _REVIEWING or not job.options.uploading
         item = NewItem(
             id=str(uuid.uuid4()),
             parent_id=new.parent_id,

@@ -129,21 +129,20 @@ def qa_items(items: list[ItemRow], kind: ItemKind) -> list[dict[str, Any]]:
 
 
 def job_of(job: JobRow) -> dict[str, Any]:
-    vision = {k: v for k, v in job.vision.items() if k != "sentences"}
     return {
         "id": job.id,
-        "title": job.vision.get("title") or "",
+        "title": job.vision.title,
         "status": job.status,
         "created_at": job.created_at,
         "finished_at": job.finished_at,
-        "vision": vision,
-        "settings": job.options,
+        "vision": job.vision.as_mapping(),
+        "settings": job.options.model_dump(mode="json"),
     }
 
 
 def document(job: JobRow, items: list[ItemRow]) -> dict[str, Any]:
     """The whole job as one JSON document: what was asked, with what settings, what came of it."""
-    sentences = list(job.vision.get("sentences", []))
+    sentences = [s.model_dump() for s in job.vision.sentences]
     covered = sentence_coverage(sentences, items)
     return {
         "format": EXPORT_FORMAT,
@@ -278,5 +277,5 @@ def render(job: JobRow, items: list[ItemRow], fmt: str) -> str:
     if fmt == "csv":
         return to_csv(items)
     if fmt == "md":
-        return to_markdown(items, str(job.vision.get("title") or "Backlog"))
+        return to_markdown(items, job.vision.title or "Backlog")
     raise ValueError(f"unknown export format {fmt!r}: use json, csv or md")

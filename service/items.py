@@ -15,8 +15,9 @@ from outbox.records import NewEvent, NewItem
 from service.progress import Progress
 from stages.definitions import STAGES, StageDef
 from stages.models import Item
-from stages.vision import Vision
 from vocab import KINDS, ItemKind, ItemState
+from vocab.options import Limits
+from vocab.vision import Vision
 
 ID_NAMESPACE = uuid.UUID("7b0c55a2-54a4-4c59-9f5e-2f3d0b1c9a11")
 LEVELS: dict[str, int] = {kind: info.level for kind, info in KINDS.items()}
@@ -31,7 +32,7 @@ def derived_id(owner_id: str, kind: str) -> str:
 class JobContext:
     job_id: str
     vision: Vision
-    limits: dict[str, int]
+    limits: Limits
     include_qa: bool
     item_state: ItemState
     progress: Progress

@@ -19,21 +19,18 @@ from outbox.backend import StoreBackend
 from outbox.errors import VisionTaken
 from outbox.records import EventRow, JobRow, NewEvent
 from service import rerun
-from service.broadcaster import Broadcaster
-from service.edits import ItemEditor
 from service.errors import BacklogExists, InvalidInput, JobNotFound, JobStateError, QueueFull
 from service.items import JobContext
 from service.notify import Notifier
 from service.progress import Progress, action_of
 from service.regenerate import Regenerator
 from service.reports import JobReports, by_kind, llm_tally
-from service.requests import JobOptions, JobRequest, resolve_options
-from service.runner import GenerationRunner, Limiter
+from service.requests import JobRequest, resolve_options
+from service.runner import GenerationRunner
 from service.settings import Settings
 from service.targets import check_job_target
 from service.uploads import UploadCoordinator
-from stages.providers.base import Provider
-from stages.vision import Vision, check_size, expanded_size, from_mapping, from_pasted
+from stages.vision import check_size, expanded_size, from_mapping, from_pasted
 from vocab import (
     FAILED_ITEM_STATES,
     OPEN_JOB_STATES,
@@ -43,6 +40,8 @@ from vocab import (
     JobStatus,
     UploadOutcome,
 )
+from vocab.options import JobOptions
+from vocab.vision import Vision
 
 log = structlog.get_logger("backlogd.jobs")
 # Once generation has finished a job may upload (again): what it waited for, or what it left behind.
@@ -69,50 +68,32 @@ class JobManager:
         *,
         settings: Settings,
         store: StoreBackend,
-        broadcaster: Broadcaster,
-        provider: Provider,
-        limiter: Limiter,
+        runner: GenerationRunner,
+        publish: Callable[[list[EventRow]], None],
         pool: Executor | None,
         uploads: UploadCoordinator | None = None,
         metadata: Callable[[], dict[str, Any]] = dict,
-        backoff_base: float = 0.5,
-        stage_limits: dict[str, int] | None = None,
-        stage_rates: dict[str, float] | None = None,
         concurrent_jobs: int | None = None,
         leases: JobLeases | None = None,
         notifier: Notifier | None = None,
+        regenerator: Regenerator | None = None,
     ) -> None:
-        self.settings = settings
-        self.store = store
-        self.broadcaster = broadcaster
-        self.uploads = uploads
+        self._settings = settings
+        self._store = store
+        self._uploads = uploads
+        self._publish = publish  # the runner's too: uploads see committed events before the broadcaster
+        self._runner = runner
         self._metadata = metadata
-        self._reports = JobReports(store, pool)
         self._pool = pool
-        # Uploads see every committed event first (new items wake the relay), then the broadcaster.
-        self.publish = uploads.observe if uploads is not None else broadcaster.publish
-        self._runner = GenerationRunner(
-            store=store,
-            provider=provider,
-            limiter=limiter,
-            llm=settings.llm,
-            quality_settings=settings.workflow.quality,
-            publish=self.publish,
-            pool=pool,
-            backoff_base=backoff_base,
-            stage_limits=stage_limits,
-            stage_rates=stage_rates,
-            pipeline=settings.workflow.pipeline,
-        )
+        self._reports = JobReports(store, pool)
         self._tasks: dict[str, asyncio.Task[JobRow]] = {}
         self._progress: dict[str, Progress] = {}
         self._warnings: dict[str, list[str]] = {}  # job id → pre-flight warnings (QA switched off)
         self._max_jobs = concurrent_jobs or settings.server.max_concurrent_jobs
         self._slots = asyncio.Semaphore(self._max_jobs)
-        self.leases = leases
-        self.notifier = notifier
-        self.editor = ItemEditor(store, uploads, self.publish, settings.azure_devops.delete_action)
-        self.regenerator = Regenerator(store, self._runner, uploads, self.publish)
+        self._leases = leases
+        self._notifier = notifier
+        self._regenerator = regenerator
 
     # ----- creating and starting --------------------------------------------------------------
 
@@ -122,33 +103,33 @@ class JobManager:
         ``refuse_copies`` (the HTTP API) BacklogExists when an earlier job has this vision and target
         and the request says neither ``update_of`` nor ``new_copy``."""
         vision = parse_request_vision(request.vision)
-        check_size(expanded_size(vision), "vision", self.settings.server.max_vision_bytes)
-        check_job_target(request, self.settings.azure_devops)
-        options = resolve_options(request, self.settings)
+        check_size(expanded_size(vision), "vision", self._settings.server.max_vision_bytes)
+        check_job_target(request, self._settings.azure_devops)
+        options = resolve_options(request, self._settings)
         key = rerun.vision_key(vision, options)
         guarded = refuse_copies and rerun.guards_copies(request)
-        await rerun.admit(self.store, request, options, key if guarded else None)
+        await rerun.admit(self._store, request, options, key if guarded else None)
         job_id = str(uuid.uuid4())
         try:
-            events = await self.store.create_job(
+            events = await self._store.create_job(
                 job_id,
-                vision.model_dump(mode="json"),
-                options.model_dump(mode="json"),
+                vision,
+                options,
                 self._metadata(),
-                max_queued=self.settings.server.max_queued_jobs,
+                max_queued=self._settings.server.max_queued_jobs,
                 vision_key=key,
                 copy_guard=rerun.NO_BACKLOG if guarded else None,  # a concurrent twin loses here
             )
         except VisionTaken as exc:
             raise BacklogExists(exc.job_id) from None
         if events is None:
-            raise QueueFull(self.settings.server.max_queued_jobs)
-        if self.uploads is not None and request.azure_devops.pat is not None:
-            self.uploads.remember_pat(job_id, request.azure_devops.pat.get_secret_value())
-        self.publish(events)
+            raise QueueFull(self._settings.server.max_queued_jobs)
+        if self._uploads is not None and request.azure_devops.pat is not None:
+            self._uploads.remember_pat(job_id, request.azure_devops.pat.get_secret_value())
+        self._publish(events)
         log.info("job_created", job_id=job_id, target=options.target, provider=options.provider)
-        if start and self.leases is not None and self.free_slots() > 0:
-            await self.leases.acquire(job_id)  # ours from the start: no other instance races for it
+        if start and self._leases is not None and self.free_slots() > 0:
+            await self._leases.acquire(job_id)  # ours from the start: no other instance races for it
         if start:
             self.start(job_id)
         return job_id
@@ -172,7 +153,7 @@ class JobManager:
 
     async def resume_unfinished(self) -> list[str]:
         """Start every job a previous process left queued or running."""
-        jobs = await self.store.jobs_in(OPEN_JOB_STATES)
+        jobs = await self._store.jobs_in(OPEN_JOB_STATES)
         for job in jobs:
             log.info("job_resumed", job_id=job.id)
             self.start(job.id)
@@ -182,12 +163,12 @@ class JobManager:
     async def _resume_updates(self, running: set[str]) -> None:
         """A job that has finished but still has items to send (an edit's update, cut off by a crash):
         the relay takes it again; a job that runs does this itself."""
-        if self.uploads is None:
+        if self._uploads is None:
             return
-        for job_id in await edits.jobs_with_open_items(self.store):
+        for job_id in await edits.jobs_with_open_items(self._store):
             if job_id not in running:
                 log.info("job_updates_resumed", job_id=job_id)
-                self.uploads.follow(job_id)
+                self._uploads.follow(job_id)
 
     # ----- running ----------------------------------------------------------------------------
 
@@ -196,30 +177,29 @@ class JobManager:
         if job.status in TERMINAL_JOB_STATES:
             return job
         async with self._slots:
-            if self.leases is None:
+            if self._leases is None:
                 return await self._run_guarded(job)
-            if not await self.leases.acquire(job_id):
+            if not await self._leases.acquire(job_id):
                 return job  # another instance runs it
             try:
                 job = await self._job(job_id)  # it may have moved on while another instance held it
                 return job if job.status in TERMINAL_JOB_STATES else await self._run_guarded(job)
             finally:
-                await self.leases.release(job_id)
+                await self._leases.release(job_id)
 
     async def _run_guarded(self, job: JobRow) -> JobRow:
         with structlog.contextvars.bound_contextvars(job_id=job.id):
             try:
                 return await self._run(job)
             except Exception as exc:  # a bug must not leave the job "running" forever
-                if self.leases is not None and self.leases.interrupted(exc):
+                if self._leases is not None and self._leases.interrupted(exc):
                     log.warning("job_interrupted", error=str(exc)[:200])  # it resumes where a lease is held
                     return job
                 log.exception("job_crashed")
                 return await self._finish(job.id, JobStatus.FAILED, error=f"internal error: {exc}"[:500])
 
     async def _run(self, job: JobRow) -> JobRow:
-        options = JobOptions.model_validate(job.options)
-        vision = Vision.model_validate(job.vision)
+        options, vision = job.options, job.vision
         report = await self._preflight(job.id, options)
         if report is not None and report.fatal:  # before any LLM call: no tokens spent on a dead target
             return await self._finish(
@@ -235,13 +215,13 @@ class JobManager:
         ctx = JobContext(
             job_id=job.id,
             vision=vision,
-            limits=options.limits.model_dump(),
+            limits=options.limits,
             include_qa=options.include_qa,
             progress=progress,
             item_state=ItemState.HELD if options.holds_items else ItemState.PENDING,
         )
-        if options.uploading and self.uploads is not None:
-            self.uploads.begin(job.id, options, progress)
+        if options.uploading and self._uploads is not None:
+            self._uploads.begin(job.id, options, progress)
         try:
             await self._runner.run(ctx)
         except asyncio.CancelledError:
@@ -250,7 +230,7 @@ class JobManager:
         log.info("job_generated", items=by_kind(ctx.items.values()), failed_calls=len(ctx.failed_calls))
         trace = await self._reports.traceability(job.id, vision)
         card = await self._reports.quality(job.id, vision, trace)
-        await self.store.merge_metadata(
+        await self._store.merge_metadata(
             job.id,
             {
                 "traceability": trace,
@@ -267,13 +247,13 @@ class JobManager:
             )
         if options.update_of is not None:
             await self._take_over(job.id, options.update_of)
-        if options.uploading and self.uploads is not None:
+        if options.uploading and self._uploads is not None:
             if options.upload_mode == "manual":
                 return await self._finish(job.id, JobStatus.AWAITING_UPLOAD)
             if options.upload_mode == "review":  # shown first; the user uploads (all or some epics)
                 return await self._finish(job.id, JobStatus.AWAITING_REVIEW)
             progress.current_action, progress.current_agent = "Uploading to Azure DevOps", "Uploader"
-            outcome = await self.uploads.upload(job.id, options, progress)
+            outcome = await self._uploads.upload(job.id, options, progress)
             if outcome == UploadOutcome.NEEDS_CREDENTIALS:
                 return await self._finish(job.id, JobStatus.NEEDS_CREDENTIALS)
             clean = outcome == UploadOutcome.UPLOADED and not ctx.failed_calls
@@ -290,18 +270,18 @@ class JobManager:
     async def _take_over(self, job_id: str, previous_id: str) -> None:
         """A re-run takes over the previous job's work items before anything of it is uploaded."""
         previous = await self._job(previous_id)
-        events = await rerun.take_over(self.store, self._pool, await self._job(job_id), previous)
-        self.publish(events)
+        events = await rerun.take_over(self._store, self._pool, await self._job(job_id), previous)
+        self._publish(events)
         labels = [e.payload["match"] for e in events if e.type == "item"]
         log.info("job_matched", previous=previous_id, **{m: labels.count(m) for m in sorted(set(labels))})
 
     async def _preflight(self, job_id: str, options: JobOptions) -> CheckReport | None:
         """The target checked before generating; a manual upload may go to a target readied later."""
-        if not options.uploading or self.uploads is None or options.upload_mode == "manual":
+        if not options.uploading or self._uploads is None or options.upload_mode == "manual":
             return None
-        report = await self.uploads.preflight(job_id, options)
+        report = await self._uploads.preflight(job_id, options)
         if report is not None:
-            await self.store.merge_metadata(
+            await self._store.merge_metadata(
                 job_id, {"preflight": report.as_dict(), "warnings": report.warnings()}
             )
         return report
@@ -315,7 +295,7 @@ class JobManager:
         if progress is None:
             progress = Progress(
                 job_id=job.id,
-                limits=options.limits.model_dump(),
+                limits=options.limits,
                 include_qa=options.include_qa,
                 uploading=options.uploading,
                 started_at=time.monotonic(),
@@ -324,10 +304,10 @@ class JobManager:
         return progress
 
     async def _set_status(self, job_id: str, status: JobStatus, **payload: Any) -> list[EventRow]:
-        events = await self.store.set_job_status(
+        events = await self._store.set_job_status(
             job_id, status, events=[NewEvent(type="stage", payload={"status": status, **payload})]
         )
-        self.publish(events)
+        self._publish(events)
         return events
 
     async def _finish(self, job_id: str, status: JobStatus, error: str | None = None) -> JobRow:
@@ -342,12 +322,12 @@ class JobManager:
             progress.update_percent(final=final)
             payload["progress"] = progress.snapshot(time.monotonic(), time.time())
         kind = "final" if status in TERMINAL_JOB_STATES else "stage"
-        events = await self.store.set_job_status(
+        events = await self._store.set_job_status(
             job_id, status, error=error, events=[NewEvent(type=kind, payload=payload)]
         )
-        self.publish(events)
-        if self.notifier is not None:
-            self.notifier.notify(job_id, status)  # queued: delivery never holds the job up
+        self._publish(events)
+        if self._notifier is not None:
+            self._notifier.notify(job_id, status)  # queued: delivery never holds the job up
         log.info("job_finished", job_id=job_id, status=status, **({"error": error[:200]} if error else {}))
         if status in TERMINAL_JOB_STATES:
             self._forget(job_id)
@@ -358,8 +338,8 @@ class JobManager:
         retry rebuilds what it needs (and asks for the PAT again when the job came with one)."""
         self._progress.pop(job_id, None)
         self._warnings.pop(job_id, None)
-        if self.uploads is not None:
-            self.uploads.forget(job_id)
+        if self._uploads is not None:
+            self._uploads.forget(job_id)
 
     def tracked_jobs(self) -> int:
         """How many jobs this manager holds in memory (bounded by the unfinished ones)."""
@@ -376,8 +356,8 @@ class JobManager:
         if task is not None and not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        if self.uploads is not None:
-            await self.uploads.cancel(job_id)
+        if self._uploads is not None:
+            await self._uploads.cancel(job_id)
         return await self._finish(job_id, JobStatus.CANCELLED)
 
     async def start_upload(
@@ -388,22 +368,22 @@ class JobManager:
         job = await self._job(job_id)
         if epic_ids:
             await self._check_epics(job_id, epic_ids)
-        if self.uploads is None or not JobOptions.model_validate(job.options).uploading:
+        if self._uploads is None or not job.options.uploading:
             raise JobStateError(f"job {job_id} has no upload target")
         if job.status not in _UPLOADABLE:
             raise JobStateError(f"job {job_id} is {job.status}; it can upload once generation has finished")
-        if self.leases is not None and not await self.leases.acquire(job_id):
+        if self._leases is not None and not await self._leases.acquire(job_id):
             raise JobStateError(f"job {job_id} is being worked on by another instance")
         if pat:
-            self.uploads.remember_pat(job_id, pat)
+            self._uploads.remember_pat(job_id, pat)
         if epic_ids:
-            await edits.release(self.store, job_id, list(epic_ids))
+            await edits.release(self._store, job_id, list(epic_ids))
         await self._set_status(job_id, JobStatus.RUNNING, stage="upload")  # streams and ETags see the restart
         upload = self._upload_leased(job_id, release=not epic_ids)
         self._track(job_id, asyncio.create_task(upload, name=f"upload-{job_id}"))
 
     async def _check_epics(self, job_id: str, epic_ids: Sequence[str]) -> None:
-        epics = {r.id for r in await self.store.items(job_id) if r.kind == ItemKind.EPIC}
+        epics = {r.id for r in await self._store.items(job_id) if r.kind == ItemKind.EPIC}
         wrong = [e for e in epic_ids if e not in epics]
         if wrong:
             raise InvalidInput(
@@ -413,7 +393,7 @@ class JobManager:
 
     async def retry_uploads(self, job_id: str, pat: str | None = None) -> int:
         job = await self._job(job_id)
-        if self.uploads is None:
+        if self._uploads is None:
             raise JobStateError("uploads are disabled (azure_devops.target: none)")
         if job.status == JobStatus.RUNNING:
             raise JobStateError(f"job {job_id} is still running")
@@ -421,11 +401,11 @@ class JobManager:
             # Stopped by its pre-flight before generating anything: with new credentials (or a fixed
             # target) it starts over from the check.
             if pat:
-                self.uploads.remember_pat(job_id, pat)
+                self._uploads.remember_pat(job_id, pat)
             await self._set_status(job_id, JobStatus.QUEUED, stage="preflight")
             self.start(job_id)
             return 0
-        moved = await self.uploads.requeue(job_id)
+        moved = await self._uploads.requeue(job_id)
         await self.start_upload(job_id, pat)
         return moved
 
@@ -433,23 +413,23 @@ class JobManager:
         try:
             return await self._upload_only(job_id, release=release)
         finally:
-            if self.leases is not None:
-                await self.leases.release(job_id)
+            if self._leases is not None:
+                await self._leases.release(job_id)
 
     async def _upload_only(self, job_id: str, *, release: bool = True) -> JobRow:
         job = await self._job(job_id)
-        options = JobOptions.model_validate(job.options)
+        options = job.options
         fresh = job_id not in self._progress  # freed when the job ended, or a restart: count from the store
         progress = self._progress_for(job, options)
         if fresh:
-            for kind, states in (await self.store.item_counts(job_id)).items():
+            for kind, states in (await self._store.item_counts(job_id)).items():
                 if kind in progress.generated:
                     progress.generated[kind] = sum(states.values())
                     progress.uploaded[kind] = states.get(ItemState.UPLOADED, 0)
                     progress.failed[kind] = sum(states.get(s, 0) for s in FAILED_ITEM_STATES)
         failed_calls = job.metadata.get("failed_calls") or {}
-        assert self.uploads is not None
-        outcome = await self.uploads.upload(job_id, options, progress, release=release)
+        assert self._uploads is not None
+        outcome = await self._uploads.upload(job_id, options, progress, release=release)
         if outcome == UploadOutcome.NEEDS_CREDENTIALS:
             return await self._finish(job_id, JobStatus.NEEDS_CREDENTIALS)
         if await self._held(job_id):
@@ -464,16 +444,18 @@ class JobManager:
 
     async def regenerate(self, job_id: str, item_id: str, instruction: str, author: str) -> None:
         """Replace an item's children with a new answer of its child stages, told ``instruction``."""
-        await self.regenerator.start(job_id, item_id, instruction, author)
+        if self._regenerator is None:
+            raise JobStateError("this service cannot regenerate items")
+        await self._regenerator.start(job_id, item_id, instruction, author)
 
     # ----- queries ----------------------------------------------------------------------------
 
     async def _held(self, job_id: str) -> int:
-        counts = await self.store.item_counts(job_id)
+        counts = await self._store.item_counts(job_id)
         return sum(states.get(ItemState.HELD, 0) for states in counts.values())
 
     async def _job(self, job_id: str) -> JobRow:
-        job = await self.store.get_job(job_id)
+        job = await self._store.get_job(job_id)
         if job is None:
             raise JobNotFound(job_id)
         return job
@@ -502,7 +484,8 @@ class JobManager:
         return await self._job(job_id)
 
     async def close(self) -> None:
-        await self.regenerator.close()
+        if self._regenerator is not None:
+            await self._regenerator.close()
         tasks = [t for t in self._tasks.values() if not t.done()]
         for task in tasks:
             task.cancel()

@@ -170,7 +170,7 @@ class Notifier:
     async def _text(self, notice: Notice) -> str:
         job = await self._store.get_job(notice.job_id)
         counts = await self._store.item_counts(notice.job_id)
-        title = (job.vision.get("title") if job else None) or notice.job_id
+        title = (job.vision.title if job else None) or notice.job_id
         return message(str(title), notice.status, counts, f"{self._page_url}/#/jobs/{notice.job_id}")
 
 

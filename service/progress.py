@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vocab import KINDS, ItemKind, JobStatus
+from vocab.options import Limits
 
 STAGE_OF = {kind: info.stage for kind, info in KINDS.items()}  # the stage that generates it
 COUNTED_KINDS: tuple[str, ...] = tuple(ItemKind)  # every kind is counted, in the table's order
@@ -32,7 +33,7 @@ def action_of(status: JobStatus) -> str:
 @dataclass
 class Progress:
     job_id: str
-    limits: dict[str, int]
+    limits: Limits
     include_qa: bool
     uploading: bool
     started_at: float
@@ -52,12 +53,12 @@ class Progress:
         """Calls not yet known, estimated from the limits below each pending call."""
         lim = self.limits
         per_story = 2 if self.include_qa else 1
-        per_feature = 1 + lim["max_stories_per_feature"] * per_story
-        per_epic = 1 + lim["max_features_per_epic"] * per_feature
+        per_feature = 1 + lim.max_stories_per_feature * per_story
+        per_epic = 1 + lim.max_features_per_epic * per_feature
         below = {
-            STAGE_OF[ItemKind.EPIC]: lim["max_epics"] * per_epic,
-            STAGE_OF[ItemKind.FEATURE]: lim["max_features_per_epic"] * per_feature,
-            STAGE_OF[ItemKind.STORY]: lim["max_stories_per_feature"] * per_story,
+            STAGE_OF[ItemKind.EPIC]: lim.max_epics * per_epic,
+            STAGE_OF[ItemKind.FEATURE]: lim.max_features_per_epic * per_feature,
+            STAGE_OF[ItemKind.STORY]: lim.max_stories_per_feature * per_story,
         }
         return sum(n * below.get(stage, 0) for stage, n in self.unexpanded.items())
 

@@ -24,13 +24,12 @@ from service.errors import ItemNotFound, ItemStateError, JobNotFound, JobStateEr
 from service.export import item_view
 from service.items import STAGES_BY_KIND, JobContext, as_item, new_items
 from service.progress import Progress
-from service.requests import JobOptions
 from service.runner import GenerationRunner
 from service.uploads import UploadCoordinator
 from stages.definitions import child_stages
 from stages.errors import OutputInvalid, OutputTruncated, ProviderPermanent, ProviderTransient
-from stages.vision import Vision
 from vocab import OPEN_JOB_STATES, CallStatus, ItemState, JobStatus
+from vocab.options import JobOptions
 
 log = structlog.get_logger("backlogd.regenerate")
 _HOLDING = (JobStatus.AWAITING_REVIEW, JobStatus.AWAITING_UPLOAD)
@@ -62,7 +61,7 @@ class Regenerator:
         row = next((r for r in rows if r.id == item_id), None)
         if row is None:
             raise ItemNotFound(job_id, item_id)
-        options = JobOptions.model_validate(job.options)
+        options = job.options
         stages = child_stages(row.kind, options.include_qa)
         if row.kind not in STAGES_BY_KIND or not stages:
             raise ItemStateError("no_children", f"a {row.kind} has no generated children to regenerate")
@@ -151,15 +150,15 @@ def descendants(rows: list[ItemRow], root: str, kinds: set[str] | None = None) -
 def _context(job: JobRow, options: JobOptions, rows: list[ItemRow], state: ItemState) -> JobContext:
     progress = Progress(
         job_id=job.id,
-        limits=options.limits.model_dump(),
+        limits=options.limits,
         include_qa=options.include_qa,
         uploading=options.uploading,
         started_at=time.monotonic(),
     )
     ctx = JobContext(
         job_id=job.id,
-        vision=Vision.model_validate(job.vision),
-        limits=options.limits.model_dump(),
+        vision=job.vision,
+        limits=options.limits,
         include_qa=options.include_qa,
         item_state=state,
         progress=progress,

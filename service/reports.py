@@ -16,8 +16,8 @@ from outbox.records import JobRow
 from service.items import JobContext
 from stages import advice, quality, scorecard
 from stages.models import Item
-from stages.vision import Vision
 from vocab import FAILED_ITEM_STATES, GENERATED_KINDS, ItemKind, ItemState
+from vocab.vision import Vision
 
 _NOT_UPLOADED = (*FAILED_ITEM_STATES, ItemState.HELD, ItemState.PENDING)  # what problems() counts as stuck
 

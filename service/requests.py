@@ -9,7 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool, StrictInt
 
-from service.settings import Limits, Settings
+from service.settings import Settings
+from vocab.options import JobOptions
 
 
 class AdoRequest(BaseModel):
@@ -55,36 +56,6 @@ class JobRequest(BaseModel):
     new_copy: StrictBool = Field(
         default=False, description="make a second copy of a vision an earlier job already uploaded"
     )
-
-
-class JobOptions(BaseModel):
-    """What a job runs with: the request merged over the settings. Never holds a secret."""
-
-    model_config = ConfigDict(frozen=True)
-
-    limits: Limits
-    include_qa: bool
-    upload_mode: Literal["streaming", "after_generation", "manual", "review"]
-    target: Literal["emulator", "ado", "none"]
-    organization_url: str
-    project: str
-    area_path: str
-    iteration_path: str
-    provider: str
-    # "request": the job came with its own PAT (held in memory only); after a restart it waits in
-    # needs_credentials for that PAT again instead of falling back to the server's PAT.
-    pat_source: Literal["settings", "request"] = "settings"
-    update_of: str | None = None  # the job whose backlog this one updates
-
-    @property
-    def holds_items(self) -> bool:
-        """Generated items wait (held) for a release: anything but streaming, and every re-run (its
-        items are matched to the previous job's work items before any is uploaded)."""
-        return not (self.uploading and self.upload_mode == "streaming" and self.update_of is None)
-
-    @property
-    def uploading(self) -> bool:
-        return self.target != "none"
 
 
 def resolve_options(request: JobRequest, settings: Settings) -> JobOptions:

@@ -24,10 +24,11 @@ from outbox.records import EventRow, ItemMatch, ItemRow, JobRow, NewEvent, NewIt
 from service.errors import BacklogExists, InvalidInput, JobNotFound
 from service.items import ID_NAMESPACE
 from service.matching import Match, Matching, Node, match, normal
-from service.requests import JobOptions, JobRequest
-from service.targets import normal_org_url
-from stages.vision import Vision
+from service.org_urls import normal_org_url
+from service.requests import JobRequest
 from vocab import ItemState, JobStatus
+from vocab.options import JobOptions
+from vocab.vision import Vision
 
 # An earlier job of these states holds no backlog worth protecting: a new copy is not a second one.
 NO_BACKLOG = (JobStatus.FAILED, JobStatus.CANCELLED)
@@ -41,13 +42,9 @@ GENERATED = (
 )
 
 
-def _target(options: dict[str, Any]) -> list[str]:
-    org = str(options.get("organization_url") or "")
-    return [
-        str(options.get("target")),
-        normal_org_url(org) if org else "",
-        normal(options.get("project", "")),
-    ]
+def _target(options: JobOptions) -> list[str]:
+    org = options.organization_url
+    return [options.target, normal_org_url(org) if org else "", normal(options.project)]
 
 
 def vision_key(vision: Vision, options: JobOptions) -> str | None:
@@ -56,7 +53,7 @@ def vision_key(vision: Vision, options: JobOptions) -> str | None:
     if not options.uploading:
         return None
     content = [normal(vision.title), [normal(s.text) for s in vision.sentences]]
-    raw = json.dumps([content, _target(options.model_dump())], ensure_ascii=False)
+    raw = json.dumps([content, _target(options)], ensure_ascii=False)
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
@@ -87,7 +84,7 @@ async def _check_previous(store: StoreBackend, job_id: str, options: JobOptions)
         )
     if not options.uploading:
         raise _invalid("this job uploads nowhere (target none): there is no work item to update")
-    if _target(previous.options) != _target(options.model_dump()):
+    if _target(previous.options) != _target(options):
         raise _invalid(f"job {job_id} uploaded to another organization or project than this job would")
 
 
@@ -100,7 +97,7 @@ def _node(row: ItemRow) -> Node:
 
 
 def _sentences(job: JobRow) -> dict[str, str]:
-    return {str(s["id"]): str(s["text"]) for s in job.vision.get("sentences", [])}
+    return {s.id: s.text for s in job.vision.sentences}
 
 
 async def take_over(

@@ -187,7 +187,7 @@ class GenerationRunner:
         self, ctx: JobContext, stage: StageDef, parent: Item | None, tally: Tally, instruction: str = ""
     ) -> CallOutcome:
         chain = ctx.chain(parent)
-        limit = ctx.limits[stage.limit]
+        limit = ctx.limits.cap(stage.limit)
         max_items, repair, previous = limit, None, ""
         regenerations = 0
         started = self.clock()

@@ -28,8 +28,9 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from service.errors import SettingsError
+from service.org_urls import normal_org_url, upload_url_problem
 from service.settings_sources import ENV_PREFIX, LOADING, EnvSource, Inputs, YamlSource
-from service.targets import normal_org_url, upload_url_problem
+from vocab.options import Limits
 
 _SECRET_KEYS = frozenset({"notifications.webhook_url"})  # never echoed in an error
 DEFAULT_CONFIG = "config/settings.yaml"
@@ -95,14 +96,6 @@ class LLMSettings(_Section):
     requests_per_minute: float = Field(default=600.0, gt=0)
     max_tokens: int = Field(default=4096, ge=64)
     temperature: float = Field(default=0.2, ge=0, le=2)
-
-
-class Limits(_Section):
-    max_epics: int = Field(default=3, ge=1, le=50)
-    max_features_per_epic: int = Field(default=4, ge=1, le=50)
-    max_stories_per_feature: int = Field(default=4, ge=1, le=50)
-    max_tasks_per_story: int = Field(default=4, ge=1, le=50)
-    max_test_cases_per_story: int = Field(default=3, ge=1, le=50)
 
 
 class ParallelProcessing(_Section):

@@ -8,56 +8,16 @@ organization, so a job naming another allowed organization brings its own PAT. U
 
 from __future__ import annotations
 
-import ipaddress
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from service.errors import TargetRefused
+from service.org_urls import normal_org_url, upload_url_problem
 
 if TYPE_CHECKING:
     from service.requests import JobRequest
     from service.settings import AzureDevOpsSettings
 
 ORG_FIELD = "azure_devops.organization_url"
-
-
-def is_loopback_host(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def upload_url_problem(url: str) -> str | None:
-    """Why uploads may not go to ``url`` (not a URL, not https, credentials in it), or None."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return f"{url[:100]!r} is not a valid URL"
-    if parts.scheme not in ("https", "http") or not host:
-        return f"{url[:100]!r} is not an https:// URL"
-    if parts.scheme == "http" and not is_loopback_host(host):
-        return f"{url[:100]!r}: only https:// is accepted (http:// only on a loopback address)"
-    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
-        return f"{url[:100]!r}: an organization URL carries no user, password, query or fragment"
-    return None
-
-
-def normal_org_url(url: str) -> str:
-    """Scheme and host lower-cased, default port and trailing slashes dropped: one spelling per org."""
-    parts = urlsplit(url.strip())
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    port = parts.port
-    default = {"https": 443, "http": 80}.get(parts.scheme.lower())
-    netloc = host if port is None or port == default else f"{host}:{port}"
-    return f"{parts.scheme.lower()}://{netloc}{parts.path.rstrip('/')}"
 
 
 def may_use_server_pat(organization_url: str, settings: AzureDevOpsSettings) -> bool:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from stages.roles import named_roles
 from stages.text import content_words, stem, wordset
-from stages.vision import Vision
+from vocab.vision import Vision
 
 BUZZWORDS = frozenset(
     stem(w)

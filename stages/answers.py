@@ -18,7 +18,7 @@ from stages.providers.base import Completion
 from stages.providers.jsonout import extract_json
 from stages.repair import closest_sentences, cut_at_word, repair_item
 from stages.schema import request_schema
-from stages.vision import Vision
+from vocab.vision import Vision
 
 
 def cut_title(title: str, limit: int = TITLE_MAX) -> str:

@@ -18,8 +18,8 @@ from stages.capabilities import is_cross_cutting
 from stages.models import Item
 from stages.providers.base import ChatMessage, CompletionRequest
 from stages.schema import request_schema
-from stages.vision import Sentence, Vision
 from vocab import GENERATED_KINDS, KINDS, ItemKind
+from vocab.vision import Sentence, Vision
 
 
 @dataclass(frozen=True)

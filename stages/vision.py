@@ -9,46 +9,20 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stages.errors import VisionError, VisionTooLarge
+from vocab.vision import TEXT_FIELDS, Sentence, Vision
 
 MAX_VISION_BYTES = 256 * 1024
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _MD_NOISE = re.compile(r"^\s{0,3}(#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s?)")
 _BULLETS = re.compile(r"^(?:[-*+•‣◦]+\s+)+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # C0 (but tab, LF, CR) and DEL
-
-
-class Sentence(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    section: str
-    text: str
-
-
-class Vision(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    title: str = ""
-    domain: str = ""
-    vision: str
-    target_users: tuple[str, ...] = ()
-    key_features: tuple[str, ...] = ()
-    success_metrics: tuple[str, ...] = ()
-    constraints: tuple[str, ...] = ()
-    sentences: tuple[Sentence, ...] = ()
-
-    def fields(self) -> dict[str, Any]:
-        """The vision as written (``VISION_FIELDS``), e.g. for a job request: without the sentences."""
-        return self.model_dump(include=set(VISION_FIELDS))
-
-    def sentence(self, sid: str) -> Sentence | None:
-        return next((s for s in self.sentences if s.id == sid), None)
 
 
 class _StructuredVision(BaseModel):
@@ -61,10 +35,6 @@ class _StructuredVision(BaseModel):
     key_features: list[str] = []
     success_metrics: list[str] = []
     constraints: list[str] = []
-
-
-# The fields a vision is written in (a request or a file names them; ``sentences`` is derived).
-VISION_FIELDS: tuple[str, ...] = tuple(_StructuredVision.model_fields)
 
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: C speed
@@ -111,7 +81,7 @@ def _number(vision: _StructuredVision) -> tuple[Sentence, ...]:
     return tuple(out)
 
 
-def _unbulleted(texts: tuple[str, ...]) -> list[str]:
+def _unbulleted(texts: Sequence[str]) -> list[str]:
     """List entries without the bullets pasted along ('- - dashboard' is 'dashboard'): a bullet is no
     part of what a title or a citation says, and two entries that differ only by one would read alike."""
     out = (_BULLETS.sub("", text).strip() for text in texts)
@@ -189,7 +159,7 @@ def check_size(size: int, where: str, limit: int = MAX_VISION_BYTES) -> None:
 def expanded_size(vision: Vision | _StructuredVision) -> int:
     """The vision's size once parsed (YAML expanded): UTF-8 bytes of every text it carries."""
     total = 0
-    for name in VISION_FIELDS:
+    for name in TEXT_FIELDS:
         value = getattr(vision, name)
         for text in [value] if isinstance(value, str) else value:
             total += len(text.encode("utf-8", "surrogatepass"))
@@ -198,7 +168,7 @@ def expanded_size(vision: Vision | _StructuredVision) -> int:
 
 def _check_controls(sv: _StructuredVision) -> None:
     """NUL and other control characters (tab and line breaks aside) are refused, with where they are."""
-    for name in VISION_FIELDS:
+    for name in TEXT_FIELDS:
         value = getattr(sv, name)
         texts = (
             [(name, value)] if isinstance(value, str) else [(f"{name}[{i}]", t) for i, t in enumerate(value)]

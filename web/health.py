@@ -26,8 +26,8 @@ async def readiness(services: Services, draining: bool, store_seconds: float = 2
         checks["store_writable"] = True
     except Exception:
         checks["store_writable"] = False
-    if services.uploads is not None:
-        checks["relay_alive"] = services.uploads.relay.alive
+    if services.relay is not None:
+        checks["relay_alive"] = services.relay.alive
     return checks
 
 

@@ -39,7 +39,7 @@ def _ids(request: web.Request) -> tuple[str, str]:
 async def patch_item(request: web.Request) -> web.Response:
     job_id, item_id = _ids(request)
     patch = ItemPatch.model_validate(await read_json(request))
-    item = await request.app[SERVICES].jobs.editor.patch(job_id, item_id, patch, author_of(request))
+    item = await request.app[SERVICES].editor.patch(job_id, item_id, patch, author_of(request))
     return reply(BacklogNode.model_validate(item))
 
 
@@ -52,7 +52,7 @@ async def delete_item(request: web.Request) -> web.Response:
             "in_ado must be true or false",
             [{"field": "in_ado", "message": "not a boolean"}],
         )
-    editor = request.app[SERVICES].jobs.editor
+    editor = request.app[SERVICES].editor
     done = await editor.delete(job_id, item_id, author_of(request), in_ado=in_ado in ("true", "1"))
     return reply(ItemsRemoved.model_validate(done))
 
@@ -60,7 +60,7 @@ async def delete_item(request: web.Request) -> web.Response:
 async def add_item(request: web.Request) -> web.Response:
     job_id = request.match_info["id"]
     new = NewItemBody.model_validate(await read_json(request))
-    item = await request.app[SERVICES].jobs.editor.add(job_id, new, author_of(request))
+    item = await request.app[SERVICES].editor.add(job_id, new, author_of(request))
     location = {"Location": f"/api/jobs/{job_id}/items/{item['id']}"}
     return reply(BacklogNode.model_validate(item), status=201, headers=location)
 
@@ -68,7 +68,7 @@ async def add_item(request: web.Request) -> web.Response:
 async def resolve_item(request: web.Request) -> web.Response:
     job_id, item_id = _ids(request)
     body = ResolveBody.model_validate(await read_json(request))
-    item = await request.app[SERVICES].jobs.editor.resolve(job_id, item_id, body.keep, author_of(request))
+    item = await request.app[SERVICES].editor.resolve(job_id, item_id, body.keep, author_of(request))
     return reply(BacklogNode.model_validate(item))
 
 

@@ -69,7 +69,7 @@ async def create_job(request: web.Request) -> web.Response:
                 [{"field": "vision_format", "message": f"unknown format {fmt!r}"}],
             )
         vision = parse_bytes(body["vision"].encode("utf-8"), f"vision.{fmt}")
-        body = {**body, "vision": vision.fields()}
+        body = {**body, "vision": vision.as_mapping()}
     request_model = JobRequest.model_validate(body)
     job_id = await request.app[SERVICES].jobs.submit(request_model, refuse_copies=True)
     created = JobCreated(job_id=job_id, links=job_links(request, job_id))
@@ -100,7 +100,9 @@ async def get_job(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     items = await services.store.item_counts(job.id)
     summary = JobSummary.of(job, job_links(request, job.id)).model_dump()
-    return reply(JobDetail(**summary, options=job.options, metadata=job.metadata, items=items))
+    return reply(
+        JobDetail(**summary, options=job.options.model_dump(mode="json"), metadata=job.metadata, items=items)
+    )
 
 
 async def cancel_job(request: web.Request) -> web.Response:

@@ -52,8 +52,7 @@ class Error(Body):
 
 
 def job_title(job: JobRow) -> str:
-    title = job.vision.get("title") or ""
-    return str(title or str(job.vision.get("vision", ""))[:80] or job.id)
+    return job.vision.display_title(80) or job.id
 
 
 class JobCreated(Body):
@@ -99,8 +98,8 @@ class JobSummary(Body):
             updated_at=job.updated_at,
             finished_at=job.finished_at,
             last_seq=job.last_seq,
-            target=job.options.get("target"),
-            upload_mode=job.options.get("upload_mode"),
+            target=job.options.target,
+            upload_mode=job.options.upload_mode,
             links=links,
         )
 

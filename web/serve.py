@@ -22,8 +22,8 @@ from aiohttp import web
 from service.composition import Services, build_services
 from service.logs import redact
 from service.sdnotify import Notifier
+from service.secrets import read_secret
 from service.settings import Settings
-from service.uploads import read_secret
 from web.app import create_app
 from web.auth import listen_problem
 from web.health import readiness
@@ -114,8 +114,8 @@ async def _drain(services: Services, grace: float) -> None:
     limiter = services.llm_limiter
     limiter.pause(_NO_NEW_CALLS)
     waits = [_llm_calls_done(services, grace)]
-    if services.uploads is not None:
-        waits.append(services.uploads.relay.stop(grace))
+    if services.relay is not None:
+        waits.append(services.relay.stop(grace))
     await asyncio.gather(*waits)
 
 

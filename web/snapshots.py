@@ -83,7 +83,7 @@ async def backlog_view(services: Services, job: JobRow) -> Backlog:
             "last_seq": job.last_seq,
             **tree(items),
             KINDS[ItemKind.TEST_PLAN].plural: qa,
-            "sentences": sentence_coverage(list(job.vision.get("sentences") or []), items),
+            "sentences": sentence_coverage([s.model_dump() for s in job.vision.sentences], items),
             "counts": per_kind(await services.store.item_counts(job.id)),
         }
     )

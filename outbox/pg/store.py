@@ -36,8 +36,11 @@ from outbox.records import (
     JobRow,
     NewEvent,
     NewItem,
+    job_columns,
 )
 from vocab import TERMINAL_JOB_STATES, JobStatus
+from vocab.options import JobOptions
+from vocab.vision import Vision
 
 Clock = Callable[[], float]
 EVENTS_CHANNEL = "backlogd_events"
@@ -113,8 +116,8 @@ class PgStore:
     async def create_job(
         self,
         job_id: str,
-        vision: dict[str, Any],
-        options: dict[str, Any],
+        vision: Vision,
+        options: JobOptions,
         metadata: dict[str, Any],
         *,
         max_queued: int | None = None,
@@ -146,9 +149,7 @@ class PgStore:
                 "INSERT INTO jobs(id, status, vision, options, metadata, created_at, updated_at, vision_key)"
                 " VALUES ($1, 'queued', $2, $3, $4::jsonb, $5, $5, $6)",
                 job_id,
-                json.dumps(vision),
-                json.dumps(options),
-                json.dumps(metadata),
+                *job_columns(vision, options, metadata),
                 now,
                 vision_key,
             )

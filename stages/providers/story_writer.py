@@ -237,9 +237,10 @@ def _fit(criterion: str) -> str:
     while len(f"Given {parts['given']}, When {parts['when']}, Then {parts['then']}") > SENTENCE_MAX:
         key = max(parts, key=lambda k: len(parts[k].split()))
         n = len(parts[key].split())
-        if n <= 3:
+        shorter = shorten(parts[key], n - 1)
+        if n <= 3 or len(shorter.split()) >= n:  # no whole phrase is shorter: the answer's repair cuts it
             break
-        parts[key] = shorten(parts[key], n - 1)
+        parts[key] = shorter
     return f"Given {parts['given']}, When {parts['when']}, Then {parts['then']}"
 
 

@@ -29,6 +29,7 @@ from outbox import queue
 from outbox.backend import StoreBackend, open_store
 from outbox.records import NewItem
 from tests.cluster.rig import Cluster
+from tests.jobrows import OPTIONS, VISION
 from tests.pgdb import fresh_database
 from tests.reliability.test_soak import VISIONS
 
@@ -54,7 +55,7 @@ def _flat(job: str) -> list[NewItem]:
 
 async def _claim_ack(store: StoreBackend) -> float:
     """Seconds to move every item through claim and ack with ``WORKERS`` concurrent workers."""
-    await store.create_job("bench", {}, {}, {})
+    await store.create_job("bench", VISION, OPTIONS, {})
     await store.stage_items("bench", "staged", _flat("bench"))
     started = time.perf_counter()
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from outbox.records import CallRow, NewEvent, NewItem
 from outbox.store import Store
+from tests.jobrows import OPTIONS, VISION
 from tests.outbox.test_upload_support import tree
 
 ITEMS = 10_000
@@ -86,7 +87,7 @@ def _raw_calls(db: sqlite3.Connection, items: list[NewItem]) -> None:
 
 async def _stage_items(path: Path, items: list[NewItem]) -> float:
     async with Store.open(path) as store:
-        await store.create_job("one", {}, {}, {})
+        await store.create_job("one", VISION, OPTIONS, {})
         started = time.perf_counter()
         await store.stage_items("one", "staged", items)
         return time.perf_counter() - started
@@ -94,7 +95,7 @@ async def _stage_items(path: Path, items: list[NewItem]) -> float:
 
 async def _commit_calls(path: Path, items: list[NewItem]) -> float:
     async with Store.open(path) as store:
-        await store.create_job("calls", {}, {}, {})
+        await store.create_job("calls", VISION, OPTIONS, {})
         started = time.perf_counter()
         for n in range(0, len(items), BATCH):
             batch = items[n : n + BATCH]

@@ -36,12 +36,12 @@ import yaml
 
 from hardware.aimd import AdaptiveLimiter
 from outbox.ado.client import AdoClient
-from outbox.ado.gate import SimpleGate
 from outbox.ado.types import AdoTarget, UploadItem
 from outbox.records import EventRow, NewItem
 from outbox.relay import Relay, Uploader
 from outbox.store import Store
 from tests.e2e.helpers import E2E_PAT, EmulatorProcess, emulator_process
+from tests.fakes.gate import SimpleGate
 from tests.outbox.test_upload_support import stage, tree
 
 LATENCY = 0.02

@@ -106,5 +106,5 @@ async def test_a_429_seen_by_one_instance_delays_the_next_request_of_the_other(
 
 
 def _listening(services: Any) -> bool:
-    cluster = services.jobs.leases
-    return bool(cluster is not None and cluster.listener.connected)
+    cluster = services.cluster
+    return bool(cluster is not None and cluster.listening)

@@ -23,14 +23,16 @@ from stages.providers.offline import OfflineProvider
 from stages.text import cut_off_reason, normalise, wordset
 from stages.vision import Vision, from_mapping, from_text
 from tests.fuzz.strategies import FUZZ
+from tests.jobrows import OPTIONS
+from vocab.options import Limits
 
-LIMITS = {
-    "max_epics": 2,
-    "max_features_per_epic": 2,
-    "max_stories_per_feature": 3,
-    "max_tasks_per_story": 2,
-    "max_test_cases_per_story": 2,
-}
+LIMITS = Limits(
+    max_epics=2,
+    max_features_per_epic=2,
+    max_stories_per_feature=3,
+    max_tasks_per_story=2,
+    max_test_cases_per_story=2,
+)
 WORDS = st.sampled_from(
     sorted(
         wordset(
@@ -58,7 +60,7 @@ async def _generate(vision: Vision, folder: Path) -> list[tuple[str, str]]:
     """Run the real runner over the offline provider (in a thread: no process pool per example)."""
     job_id = str(uuid.uuid4())
     async with Store.open(folder / "db.sqlite3") as store:
-        await store.create_job(job_id, vision.model_dump(mode="json"), {}, {})
+        await store.create_job(job_id, vision, OPTIONS, {})
         runner = GenerationRunner(
             store=store,
             provider=OfflineProvider(None),

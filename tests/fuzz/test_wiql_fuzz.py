@@ -19,10 +19,10 @@ from emulator import wiql
 from emulator.app import create_emulator_app
 from emulator.config import EmulatorConfig
 from outbox.ado.client import AdoClient
-from outbox.ado.gate import SimpleGate
 from outbox.ado.mapping import tag_of
 from outbox.ado.types import AdoTarget, UploadItem
 from tests.fakes.emulator_control import control_headers
+from tests.fakes.gate import SimpleGate
 from tests.fuzz.strategies import FEW, FUZZ, scalars
 
 WORDS = ["SELECT", "FROM", "WorkItems", "WHERE", "AND", "OR", "NOT", "CONTAINS", "IN", "ORDER", "BY", "DESC"]

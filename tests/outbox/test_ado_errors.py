@@ -11,10 +11,10 @@ from aiohttp import web
 
 from emulator.config import FaultConfig
 from outbox.ado.errors import AdoAmbiguous, AdoAuthError, AdoPermanent, AdoThrottled, AdoTransient
-from outbox.ado.gate import SimpleGate
 from outbox.ado.http import AdoHttp
 from outbox.ado.types import Uploaded
 from outbox.ado.urls import AdoUrls
+from tests.fakes.gate import SimpleGate
 from tests.outbox.test_ado_support import PAT, Rig, ServerFactory, emulator_config, rig, upload_item
 
 

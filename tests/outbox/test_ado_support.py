@@ -17,9 +17,9 @@ from aiohttp.test_utils import TestServer
 from emulator.app import create_emulator_app
 from emulator.config import EmulatorConfig, FaultConfig
 from outbox.ado.client import AdoClient
-from outbox.ado.gate import SimpleGate
 from outbox.ado.types import AdoTarget, UploadItem
 from tests.fakes.emulator_control import control_headers
+from tests.fakes.gate import SimpleGate
 
 PROJECT = "Backlogd"
 PAT = "test-pat-123"

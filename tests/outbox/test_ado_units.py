@@ -13,9 +13,9 @@ import pytest
 
 from outbox.ado import mapping, process, richtext
 from outbox.ado.errors import AdoPermanent
-from outbox.ado.gate import SimpleGate
 from outbox.ado.http import parse_seconds
 from outbox.ado.types import AdoTarget, FieldInfo, ProcessProfile, UploadItem
+from tests.fakes.gate import SimpleGate
 
 STEPS = [
     {"action": 'Open <b>"login"</b> & wait', "expected": "Form shown\nwith 2 fields"},

@@ -15,9 +15,10 @@ from emulator.server import serve
 from hardware.aimd import AdaptiveLimiter
 from outbox.ado.errors import AdoThrottled
 from outbox.store import Store
+from service.ado_clients import AdoClients
 from service.requests import JobRequest, resolve_options
 from service.settings import AzureDevOpsSettings, Settings
-from service.uploads import UploadCoordinator
+from tests.jobrows import VISION
 from tests.outbox.test_ado_support import ServerFactory, emulator_config, rig
 from tests.outbox.test_upload_support import PAT, PROJECT
 from tests.outbox.test_upload_support import emulator_config as upload_emulator_config
@@ -55,17 +56,16 @@ async def test_discovery_runs_once_per_target_however_many_jobs_and_tasks_ask(tm
     )
     try:
         async with Store.open(tmp_path / "db.sqlite3") as store, aiohttp.ClientSession() as session:
-            uploads = UploadCoordinator(
+            uploads = AdoClients(
                 store=store,
                 session=session,
                 settings=settings.azure_devops,
                 gate_factory=lambda name: AdaptiveLimiter(4, name=name),
-                publish=lambda events: None,
                 env={"AZURE_DEVOPS_PAT": PAT},
             )
-            options = resolve_options(JobRequest(vision="v"), settings).model_dump(mode="json")
+            options = resolve_options(JobRequest(vision="v"), settings)
             for job in ("a", "b"):
-                await store.create_job(job, {"title": "t"}, options, {})
+                await store.create_job(job, VISION, options, {})
             clients = await asyncio.gather(*(uploads.client_for(j) for j in ("a", "b", "a", "b", "a")))
             assert all(c is clients[0] for c in clients)
             first = await uploads.ado_client("a")
@@ -74,7 +74,7 @@ async def test_discovery_runs_once_per_target_however_many_jobs_and_tasks_ask(tm
             assert first.discoveries == 1
             assert {p.project_name for p in profiles} == {PROJECT}
             other = resolve_options(JobRequest(vision="v", azure_devops={"project": "Other"}), settings)
-            await store.create_job("c", {"title": "t"}, other.model_dump(mode="json"), {})
+            await store.create_job("c", VISION, other, {})
             assert await uploads.ado_client("c") is not first
     finally:
         await emulator.close()

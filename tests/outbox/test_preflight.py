@@ -9,9 +9,9 @@ import aiohttp
 from emulator.control import snapshot
 from emulator.routing import EMULATOR_STATE
 from outbox.ado.client import AdoClient
-from outbox.ado.gate import SimpleGate
 from outbox.ado.preflight import CheckReport
 from outbox.ado.types import AdoTarget
+from tests.fakes.gate import SimpleGate
 from tests.outbox.test_ado_support import PAT, PROJECT, Rig, ServerFactory, emulator_config, rig
 
 

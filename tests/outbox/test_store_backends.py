@@ -15,8 +15,11 @@ from outbox.pg import leases
 from outbox.pg.store import PgStore
 from outbox.records import CallRow, NewEvent, NewItem
 from outbox.store import Store
+from tests.jobrows import OPTIONS, VISION
 from tests.outbox.test_upload_support import FakeClock
 from tests.pgdb import StoreOpener
+from vocab.options import JobOptions
+from vocab.vision import Sentence, Vision
 
 JOB = "job-s"
 
@@ -36,10 +39,10 @@ def _item(n: int, parent: str | None = None) -> NewItem:
 async def test_a_job_is_created_queued_with_its_first_event(store_opener: StoreOpener) -> None:
     """A new job reads back as queued with its vision and options, and its log starts at seq 1."""
     async with store_opener(clock=FakeClock()) as store:
-        events = await store.create_job(JOB, {"title": "v"}, {"target": "none"}, {"tier": "s"})
+        events = await store.create_job(JOB, VISION, OPTIONS, {"tier": "s"})
         job = await store.get_job(JOB)
-        assert job is not None and job.status == "queued" and job.vision == {"title": "v"}
-        assert job.options == {"target": "none"} and job.metadata == {"tier": "s"}
+        assert job is not None and job.status == "queued" and job.vision == VISION
+        assert job.options == OPTIONS and job.metadata == {"tier": "s"}
         assert [(e.seq, e.type) for e in events] == [(1, "stage")]
         assert [j.id for j in await store.jobs_in(["queued"])] == [JOB]
         assert [j.id for j in await store.list_jobs()] == [JOB]
@@ -48,7 +51,7 @@ async def test_a_job_is_created_queued_with_its_first_event(store_opener: StoreO
 async def test_status_changes_merge_metadata_and_finish_terminal_jobs(store_opener: StoreOpener) -> None:
     """A terminal status stamps finished_at; metadata is merged key by key, never replaced."""
     async with store_opener(clock=FakeClock()) as store:
-        await store.create_job(JOB, {}, {}, {"a": 1})
+        await store.create_job(JOB, VISION, OPTIONS, {"a": 1})
         await store.set_job_status(JOB, "running", metadata={"b": 2})
         await store.merge_metadata(JOB, {"c": 3})
         running = await store.get_job(JOB)
@@ -65,7 +68,7 @@ async def test_event_seqs_are_gapless_and_increasing_under_concurrent_appends(
 ) -> None:
     """Twenty concurrent appends of two events each give seqs 2..41 with no gap or repeat."""
     async with store_opener() as store:
-        await store.create_job(JOB, {}, {}, {})
+        await store.create_job(JOB, VISION, OPTIONS, {})
         batch = [NewEvent(type="progress", payload={"k": i}) for i in range(2)]
         await asyncio.gather(*(store.append_events(JOB, batch) for _ in range(20)))
         seqs = [e.seq for e in await store.events_after(JOB, 0)]
@@ -77,7 +80,7 @@ async def test_event_seqs_are_gapless_and_increasing_under_concurrent_appends(
 async def test_a_committed_call_keeps_its_items_record_and_events_together(store_opener: StoreOpener) -> None:
     """commit_call stores the call, its items and its events together; counts group by kind and state."""
     async with store_opener() as store:
-        await store.create_job(JOB, {}, {}, {})
+        await store.create_job(JOB, VISION, OPTIONS, {})
         rows = await store.commit_call(
             _call("epics:root"), [_item(0), _item(1)], [NewEvent(type="item", payload={})]
         )
@@ -98,7 +101,7 @@ async def test_a_committed_call_keeps_its_items_record_and_events_together(store
 async def test_migrations_are_recorded_and_not_run_twice(store_opener: StoreOpener) -> None:
     """Opening a store twice applies every versioned migration once: the second open finds nothing to do."""
     async with store_opener() as store:
-        await store.create_job(JOB, {}, {}, {})
+        await store.create_job(JOB, VISION, OPTIONS, {})
     async with store_opener() as store:
         assert await store.get_job(JOB) is not None
     for dialect, first in (("postgresql", 1), ("sqlite", 2)):  # SQLite's version 1 is schema.sql
@@ -125,7 +128,7 @@ async def test_a_job_lease_is_exclusive_until_it_expires_and_fences_the_old_owne
     clock = FakeClock()
     async with PgStore.open(pg_url, clock=clock) as a, PgStore.open(pg_url, clock=clock) as b:
         store: StoreBackend = a
-        await store.create_job(JOB, {}, {}, {})
+        await store.create_job(JOB, VISION, OPTIONS, {})
         assert (
             await leases.claimable_jobs(b, 10, fresh_seconds=5.0) == []
         )  # left to the instance it was sent to
@@ -166,16 +169,74 @@ async def test_a_sqlite_database_from_before_migrations_is_upgraded_in_place(tmp
         db.executescript(baseline)
         db.execute(
             "INSERT INTO jobs(id, status, vision, options, created_at, updated_at)"
-            " VALUES ('old', 'completed', '{}', '{}', 1, 1)"
+            " VALUES ('old', 'completed', ?, ?, 1, 1)",
+            (OLD_VISION, OLD_OPTIONS),
         )
     db.close()
     for _ in range(2):
         async with Store.open(path) as store:
             job = await store.get_job("old")
             assert job is not None and job.status == "completed"
+            assert job.vision.sentence("S1") == Sentence(id="S1", section="vision", text="Book visits.")
+            assert job.options.limits.max_epics == 2 and job.options.pat_source == "settings"
     with sqlite3.connect(path) as db:
         columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
         versions = db.execute("SELECT version FROM schema_migrations").fetchall()
     db.close()
     assert {"lease_owner", "lease_until", "fence"} <= columns
     assert versions == [(m.version,) for m in migrations("sqlite")]
+
+
+# A job's vision and options as the store wrote them before they were models (and before pat_source).
+OLD_VISION = (
+    '{"title": "Clinic", "domain": "", "vision": "Book visits.", "target_users": [], "key_features": [], '
+    '"success_metrics": [], "constraints": [], "sentences": [{"id": "S1", "section": "vision", '
+    '"text": "Book visits."}]}'
+)
+OLD_OPTIONS = (
+    '{"limits": {"max_epics": 2, "max_features_per_epic": 4, "max_stories_per_feature": 4, '
+    '"max_tasks_per_story": 4, "max_test_cases_per_story": 3}, "include_qa": true, "upload_mode": '
+    '"streaming", "target": "none", "organization_url": "", "project": "P", "area_path": "", '
+    '"iteration_path": "", "provider": "offline"}'
+)
+
+
+async def test_a_job_is_stored_as_the_same_json_text_as_before_models(tmp_path: Path) -> None:
+    """The store writes a job's vision and options in the very text the dict-based store wrote, and
+    reads them back as the models they were made from."""
+    vision = Vision.model_validate_json(OLD_VISION)
+    options = JobOptions.model_validate_json(OLD_OPTIONS).model_copy(update={"pat_source": "request"})
+    async with Store.open(tmp_path / "db.sqlite3") as store:
+        await store.create_job(JOB, vision, options, {})
+        job = await store.get_job(JOB)
+    assert job is not None and job.vision == vision and job.options == options
+    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+        stored = db.execute("SELECT vision, options FROM jobs").fetchone()
+    db.close()
+    assert stored == (OLD_VISION, OLD_OPTIONS[:-1] + ', "pat_source": "request", "update_of": null}')
+
+
+async def test_a_postgresql_job_row_written_before_models_reads_back_as_models(pg_url: str) -> None:
+    """A PostgreSQL jobs row holding the JSON text the dict-based store wrote reads back with its
+    vision and options as models, and a new job is written in that same text."""
+    async with PgStore.open(pg_url) as store:
+        db = await asyncpg.connect(pg_url)
+        try:
+            await db.execute(
+                "INSERT INTO jobs(id, status, vision, options, created_at, updated_at)"
+                " VALUES ('old', 'completed', $1, $2, 1, 1)",
+                OLD_VISION,
+                OLD_OPTIONS,
+            )
+            job = await store.get_job("old")
+            assert job is not None and job.vision.title == "Clinic"
+            assert job.options.limits.max_epics == 2 and job.options.pat_source == "settings"
+            await store.create_job(JOB, job.vision, job.options, {})
+            stored = await db.fetchrow("SELECT vision, options FROM jobs WHERE id = $1", JOB)
+        finally:
+            await db.close()
+    assert stored is not None
+    assert (stored["vision"], stored["options"]) == (
+        OLD_VISION,
+        OLD_OPTIONS[:-1] + ', "pat_source": "settings"}',
+    )

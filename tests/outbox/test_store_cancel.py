@@ -7,13 +7,14 @@ from pathlib import Path
 
 from outbox.records import NewEvent
 from outbox.store import Store
+from tests.jobrows import OPTIONS, VISION
 
 
 async def test_cancelling_a_write_at_any_await_never_leaves_a_transaction_open(tmp_path: Path) -> None:
     """Cancel an event append after 0, 1, 2… loop turns (landing on BEGIN, the inserts, COMMIT):
     the next write always succeeds, and the event log stays gapless (each append all or nothing)."""
     async with Store.open(tmp_path / "db.sqlite3") as store:
-        await store.create_job("job", {"vision": "v"}, {}, {})
+        await store.create_job("job", VISION, OPTIONS, {})
         for turns in range(40):
             task = asyncio.create_task(store.append_events("job", [NewEvent(type="progress", payload={})]))
             for _ in range(turns):

@@ -76,8 +76,8 @@ async def test_generated_backlog_survives_a_fault_storm_in_the_embedded_emulator
         }
     )
     async with build_services(settings, {}) as services:
-        assert services.emulator is not None and services.uploads is not None
-        services.uploads.relay.backoff_base, services.uploads.relay.backoff_cap = 0.01, 0.2  # keep it quick
+        assert services.emulator is not None and services.relay is not None
+        services.relay.backoff_base, services.relay.backoff_cap = 0.01, 0.2  # keep it quick
         storm = {
             "throttle": 0.10,
             "error_503": 0.05,

@@ -22,13 +22,15 @@ from aiohttp.test_utils import TestServer
 from emulator.app import create_emulator_app
 from emulator.config import EmulatorConfig, FaultConfig
 from outbox.ado.client import AdoClient
-from outbox.ado.gate import RateGate, SimpleGate
+from outbox.ado.gate import RateGate
 from outbox.ado.types import AdoTarget
 from outbox.backend import StoreBackend
 from outbox.records import EventRow, ItemRow, NewItem
 from outbox.relay import Relay, Uploader, idempotency_key
 from outbox.store import Store
 from tests.fakes.emulator_control import control_headers
+from tests.fakes.gate import SimpleGate
+from tests.jobrows import OPTIONS, VISION
 
 PROJECT = "Backlogd"
 PAT = "upload-pat"
@@ -128,7 +130,7 @@ def tree(
 
 
 async def stage(store: StoreBackend, job: str, items: list[NewItem]) -> None:
-    await store.create_job(job, {"title": "t"}, {}, {})
+    await store.create_job(job, VISION, OPTIONS, {})
     await store.stage_items(job, "staged", items)
 
 

@@ -27,7 +27,7 @@ GENERIC = re.compile(r"\bAs an? user\b|\bI want the feature\b|\bthe feature\b", 
 
 def sample(name: str) -> tuple[Vision, dict[str, Any]]:
     vision = parse_bytes((SAMPLES / name).read_bytes(), name)
-    return vision, vision.fields()
+    return vision, vision.as_mapping()
 
 
 def content(result: JobResult) -> list[tuple[tuple[str, ...], str, dict[str, Any]]]:

@@ -31,7 +31,7 @@ ALL_SAMPLES = sorted(p.name for p in SAMPLES.iterdir())
 
 
 def _data(name: str) -> dict[str, Any]:
-    return parse_bytes((SAMPLES / name).read_bytes(), name).fields()
+    return parse_bytes((SAMPLES / name).read_bytes(), name).as_mapping()
 
 
 @pytest.fixture(scope="module")

@@ -138,8 +138,8 @@ async def test_a_failed_upload_is_shown_and_retried_from_the_page(browser: Any, 
     """With every create failing in the emulator the page shows dead items with their error; after the
     fault is cleared, the Retry button uploads everything."""
     url, services = site.url, site.services
-    assert services.emulator is not None and services.uploads is not None
-    services.uploads.relay.max_attempts = 1
+    assert services.emulator is not None and services.relay is not None
+    services.relay.max_attempts = 1
     emulator = services.emulator
     await set_faults(emulator, {"error_500": 1.0})
     page = await browser.new_page()

@@ -222,7 +222,7 @@ async def test_retry_uploads_requeues_dead_items_and_uploads_them(client: Client
     """After every create failed, retry-uploads re-queues the dead and blocked items and all get uploaded."""
     assert services.emulator is not None
     services.emulator.state.set_faults(FaultConfig(error_500=1.0))
-    services.uploads.relay.max_attempts = 1  # type: ignore[union-attr]
+    services.relay.max_attempts = 1  # type: ignore[union-attr]
     job_id = await _submit(client, {"vision": VISION, "include_qa": False})
     await services.jobs.wait(job_id)
     tree = await (await client.get(f"/api/jobs/{job_id}/backlog")).json()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
-from tests.outbox.conftest import PAT, Ado
+from tests.emulator.conftest import PAT, Ado
 
 
 def _sdk_client(url: str, monkeypatch: pytest.MonkeyPatch, cache_dir: Path) -> Any:

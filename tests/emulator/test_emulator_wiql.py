@@ -6,7 +6,7 @@ import pytest
 
 from emulator import EmulatorConfig, create_emulator_app
 from emulator.wiql import BoolOp, Condition, Macro, WiqlError, matches, parse
-from tests.outbox.conftest import PAT, PROJECTS, Ado, basic
+from tests.emulator.conftest import PAT, PROJECTS, Ado, basic
 
 STORY = {
     "System.Id": 7,

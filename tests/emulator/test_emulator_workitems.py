@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.outbox.conftest import PATCH_JSON, Ado
+from tests.emulator.conftest import PATCH_JSON, Ado
 
 TITLE = "System.Title"
 PARENT = "System.LinkTypes.Hierarchy-Reverse"

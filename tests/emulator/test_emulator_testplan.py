@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.outbox.conftest import Ado
+from tests.emulator.conftest import Ado
 
 PLANS = "/backlogd/Backlogd/_apis/testplan/plans?api-version=7.1"
 TESTS = "Microsoft.VSTS.Common.TestedBy-Forward"

@@ -7,7 +7,7 @@ import base64
 from aiohttp.test_utils import TestServer
 
 from emulator import EMULATOR_STATE
-from tests.outbox.conftest import PAT, PATCH_JSON, Ado, basic
+from tests.emulator.conftest import PAT, PATCH_JSON, Ado, basic
 
 PROJECT_URL = "/backlogd/_apis/projects/Backlogd"
 

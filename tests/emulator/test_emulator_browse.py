@@ -6,7 +6,7 @@ import aiohttp
 
 from emulator import EmulatorConfig
 from emulator.server import serve
-from tests.outbox.conftest import PAT, Ado, basic
+from tests.emulator.conftest import PAT, Ado, basic
 
 
 async def test_edit_page_shows_item_with_parent_and_children(emu: Ado) -> None:

@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from emulator import EMULATOR_STATE
-from tests.outbox.conftest import Ado
+from tests.emulator.conftest import Ado
 
 TAG_QUERY = "SELECT [System.Id] FROM WorkItems WHERE [System.Tags] CONTAINS 'bk:1'"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.outbox.conftest import PATCH_JSON, Ado
+from tests.emulator.conftest import PATCH_JSON, Ado
 
 BATCH = "/backlogd/_apis/wit/$batch?api-version=7.1"
 
