@@ -3,7 +3,8 @@
 It is the lowest layer: it imports nothing of the project, and stages, outbox, hardware, service and
 web may all import it (stages and outbox never import each other, so the kind table cannot live in
 either). Each term is a ``StrEnum``: a member equals its string value, so the database rows, the JSON
-bodies and the SSE payloads carry exactly the strings they always did.
+bodies and the SSE payloads carry exactly the strings they always did. The data a job is stored with
+lives here too, as frozen models: ``vocab.options`` (its limits and options) and ``vocab.vision``.
 """
 
 from vocab.kinds import GENERATED_KINDS, KINDS, ItemKind, KindInfo
