@@ -238,5 +238,5 @@ async def test_a_postgresql_job_row_written_before_models_reads_back_as_models(p
     assert stored is not None
     assert (stored["vision"], stored["options"]) == (
         OLD_VISION,
-        OLD_OPTIONS[:-1] + ', "pat_source": "settings"}',
+        OLD_OPTIONS[:-1] + ', "pat_source": "settings", "update_of": null}',
     )
