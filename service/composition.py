@@ -58,6 +58,8 @@ class Services:
     profile: HardwareProfile
     sizing: Sizing
     editor: ItemEditor
+    regenerator: Regenerator
+    notifier: Notifier
     relay: Relay | None = None
     cluster: Cluster | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -213,6 +215,8 @@ async def build_services(
             profile,
             sizing,
             editor,
+            regenerator,
+            notifier,
             relay=relay,
             cluster=cluster,
             metrics=metrics,

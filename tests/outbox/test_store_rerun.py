@@ -6,6 +6,7 @@ import pytest
 
 from outbox.errors import VisionTaken
 from outbox.records import ItemMatch, NewEvent, NewItem
+from tests.jobrows import OPTIONS, VISION
 from tests.outbox.test_upload_support import FakeClock
 from tests.pgdb import StoreOpener
 from vocab import ItemState, JobStatus
@@ -18,7 +19,7 @@ async def test_the_latest_job_of_a_vision_key_skips_failed_ones(store_opener: St
     async with store_opener(clock=clock) as store:
         for job_id, key in (("a", "k1"), ("b", "k1"), ("c", "k2"), ("d", None), ("e", "k1")):
             clock.now += 1
-            await store.create_job(job_id, {}, {}, {}, vision_key=key)
+            await store.create_job(job_id, VISION, OPTIONS, {}, vision_key=key)
         await store.set_job_status("e", JobStatus.FAILED)
         skip = (JobStatus.FAILED, JobStatus.CANCELLED)
         found = await store.latest_with_key("k1", skip)
@@ -35,14 +36,14 @@ async def test_a_guarded_insert_refuses_a_copy_in_its_transaction(store_opener: 
     (VisionTaken names it, nothing is written); a failed holder or no guard lets it in."""
     skip = (JobStatus.FAILED, JobStatus.CANCELLED)
     async with store_opener(clock=FakeClock()) as store:
-        await store.create_job("a", {}, {}, {}, vision_key="k", copy_guard=skip)
+        await store.create_job("a", VISION, OPTIONS, {}, vision_key="k", copy_guard=skip)
         with pytest.raises(VisionTaken) as refused:
-            await store.create_job("b", {}, {}, {}, vision_key="k", copy_guard=skip)
+            await store.create_job("b", VISION, OPTIONS, {}, vision_key="k", copy_guard=skip)
         assert refused.value.job_id == "a" and await store.get_job("b") is None
-        await store.create_job("c", {}, {}, {}, vision_key="k")  # no guard: a copy on purpose
+        await store.create_job("c", VISION, OPTIONS, {}, vision_key="k")  # no guard: a copy on purpose
         await store.set_job_status("a", JobStatus.FAILED)
         await store.set_job_status("c", JobStatus.CANCELLED)
-        await store.create_job("d", {}, {}, {}, vision_key="k", copy_guard=skip)
+        await store.create_job("d", VISION, OPTIONS, {}, vision_key="k", copy_guard=skip)
         assert await store.get_job("d") is not None
 
 
@@ -51,7 +52,7 @@ async def test_a_matching_is_applied_in_one_transaction(store_opener: StoreOpene
     extras and what was written, sets the given states (keeping the others), inserts the vanished
     rows and appends the events."""
     async with store_opener(clock=FakeClock()) as store:
-        await store.create_job("j", {}, {}, {})
+        await store.create_job("j", VISION, OPTIONS, {})
         held = [
             NewItem(id=f"i{n}", parent_id=None, kind="epic", level=0, position=n, title=f"T{n}", body={})
             for n in range(3)

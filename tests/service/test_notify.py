@@ -19,7 +19,9 @@ from service.notify import Notifier, message
 from service.requests import JobRequest
 from service.settings import NotificationSettings, Settings
 from tests.conftest import VISION, make_settings
+from tests.jobrows import OPTIONS
 from vocab import JobStatus
+from vocab.vision import Vision
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SECRET_PATH = "/services/T000/B000/s3cr3t-token"
@@ -69,7 +71,7 @@ async def test_delivered_once_after_two_failures_without_delaying_the_job(
             job = await services.jobs.wait(job_id)
         assert job.status == JobStatus.COMPLETED
         job_done.set()
-        notifier = services.jobs.notifier
+        notifier = services.notifier
         assert notifier is not None
         async with asyncio.timeout(10):
             await notifier.idle()
@@ -99,7 +101,7 @@ async def test_a_webhook_that_never_answers_is_given_up_and_the_job_finishes(
             async with asyncio.timeout(60):
                 job = await services.jobs.wait(job_id)
             assert job.status == JobStatus.COMPLETED
-            notifier = services.jobs.notifier
+            notifier = services.notifier
             assert notifier is not None
             async with asyncio.timeout(10):
                 await notifier.idle()
@@ -133,7 +135,7 @@ async def test_retry_after_is_honoured_and_a_4xx_is_not_retried(
         Store.open(tmp_path / "db.sqlite3") as store,
         aiohttp.ClientSession() as session,
     ):
-        await store.create_job("j1", {"title": "Shop"}, {}, {})
+        await store.create_job("j1", Vision(title="Shop", vision="v"), OPTIONS, {})
         async with Notifier(
             settings, store=store, session=session, page_url="http://h:1/", sleep=sleep
         ) as notifier:
@@ -184,9 +186,9 @@ async def test_a_job_awaiting_review_notifies_that_it_is_ready(
         job_id = await services.jobs.submit(JobRequest(vision=VISION))
         async with asyncio.timeout(60):
             assert (await services.jobs.wait(job_id)).status == JobStatus.AWAITING_REVIEW
-        assert services.jobs.notifier is not None
+        assert services.notifier is not None
         async with asyncio.timeout(10):
-            await services.jobs.notifier.idle()
+            await services.notifier.idle()
     assert len(bodies) == 1
     assert (
         "\u201cToolShare\u201d is ready for review" in bodies[0]["text"]

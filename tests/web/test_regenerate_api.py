@@ -35,7 +35,7 @@ async def _regenerate(
     url = f"/api/jobs/{job_id}/items/{story['id']}/regenerate"
     resp = await client.post(url, json={"instruction": text})
     assert resp.status == 202, await resp.text()
-    await services.jobs.regenerator.wait(story["id"])
+    await services.regenerator.wait(story["id"])
 
 
 async def test_regenerate_replaces_the_children_with_the_offline_provider(
