@@ -184,6 +184,7 @@ async def build_services(
         )
         editor = ItemEditor(store, uploads, publish, settings.azure_devops.delete_action)
         regenerator = Regenerator(store, runner, uploads, publish)
+        stack.push_async_callback(regenerator.close)
         jobs = JobManager(
             settings=settings,
             store=store,
@@ -195,7 +196,6 @@ async def build_services(
             concurrent_jobs=min(settings.server.max_concurrent_jobs, sizing.concurrent_jobs),
             leases=cluster,
             notifier=notifier,
-            regenerator=regenerator,
         )
         stack.push_async_callback(jobs.close)
         if relay is not None and with_relay:

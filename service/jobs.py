@@ -23,7 +23,6 @@ from service.errors import BacklogExists, InvalidInput, JobNotFound, JobStateErr
 from service.items import JobContext
 from service.notify import Notifier
 from service.progress import Progress, action_of
-from service.regenerate import Regenerator
 from service.reports import JobReports, by_kind, llm_tally
 from service.requests import JobRequest, resolve_options
 from service.runner import GenerationRunner
@@ -76,7 +75,6 @@ class JobManager:
         concurrent_jobs: int | None = None,
         leases: JobLeases | None = None,
         notifier: Notifier | None = None,
-        regenerator: Regenerator | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -93,7 +91,6 @@ class JobManager:
         self._slots = asyncio.Semaphore(self._max_jobs)
         self._leases = leases
         self._notifier = notifier
-        self._regenerator = regenerator
 
     # ----- creating and starting --------------------------------------------------------------
 
@@ -442,12 +439,6 @@ class JobManager:
             error=await self._reports.problems(await self._job(job_id)),
         )
 
-    async def regenerate(self, job_id: str, item_id: str, instruction: str, author: str) -> None:
-        """Replace an item's children with a new answer of its child stages, told ``instruction``."""
-        if self._regenerator is None:
-            raise JobStateError("this service cannot regenerate items")
-        await self._regenerator.start(job_id, item_id, instruction, author)
-
     # ----- queries ----------------------------------------------------------------------------
 
     async def _held(self, job_id: str) -> int:
@@ -484,8 +475,6 @@ class JobManager:
         return await self._job(job_id)
 
     async def close(self) -> None:
-        if self._regenerator is not None:
-            await self._regenerator.close()
         tasks = [t for t in self._tasks.values() if not t.done()]
         for task in tasks:
             task.cancel()

@@ -75,5 +75,5 @@ async def resolve_item(request: web.Request) -> web.Response:
 async def regenerate_item(request: web.Request) -> web.Response:
     job_id, item_id = _ids(request)
     body = RegenerateBody.model_validate(await read_json(request))
-    await request.app[SERVICES].jobs.regenerate(job_id, item_id, body.instruction, author_of(request))
+    await request.app[SERVICES].regenerator.start(job_id, item_id, body.instruction, author_of(request))
     return reply(RegenerateAccepted(job_id=job_id, item_id=item_id, status="regenerating"), status=202)
