@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from outbox.records import CallRow
+from vocab import CallStatus
+
 
 @dataclass
 class Tally:
@@ -35,3 +38,18 @@ class CallOutcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_ms: float = 0.0
+
+    def row(self, job_id: str, key: str, stage: str, parent_id: str | None) -> CallRow:
+        """The call record committed with the call's items: a restart never repeats it."""
+        return CallRow(
+            job_id=job_id,
+            call_key=key,
+            stage=stage,
+            parent_id=parent_id,
+            status=CallStatus.DONE,
+            prompt_hash=self.prompt_hash,
+            attempts=self.attempts,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            latency_ms=self.latency_ms,
+        )

@@ -290,13 +290,7 @@ class JobManager:
     def _progress_for(self, job: JobRow, options: JobOptions) -> Progress:
         progress = self._progress.get(job.id)
         if progress is None:
-            progress = Progress(
-                job_id=job.id,
-                limits=options.limits,
-                include_qa=options.include_qa,
-                uploading=options.uploading,
-                started_at=time.monotonic(),
-            )
+            progress = Progress.starting(job.id, options, time.monotonic())
             self._progress[job.id] = progress
         return progress
 

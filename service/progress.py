@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vocab import KINDS, ItemKind, JobStatus
-from vocab.options import Limits
+from vocab.options import JobOptions, Limits
 
 STAGE_OF = {kind: info.stage for kind, info in KINDS.items()}  # the stage that generates it
 COUNTED_KINDS: tuple[str, ...] = tuple(ItemKind)  # every kind is counted, in the table's order
@@ -48,6 +48,17 @@ class Progress:
     current_action: str = "Queued"
     current_agent: str = ""
     percent: float = 0.0
+
+    @classmethod
+    def starting(cls, job_id: str, options: JobOptions, started_at: float) -> Progress:
+        """A job's progress from its options, counting from ``started_at`` (monotonic)."""
+        return cls(
+            job_id=job_id,
+            limits=options.limits,
+            include_qa=options.include_qa,
+            uploading=options.uploading,
+            started_at=started_at,
+        )
 
     def _future_calls(self) -> float:
         """Calls not yet known, estimated from the limits below each pending call."""

@@ -18,7 +18,6 @@ import structlog
 from outbox import edits
 from outbox.backend import StoreBackend
 from outbox.records import CallRow, EventRow, ItemRow, JobRow, NewEvent, NewItem
-from service.calls import CallOutcome
 from service.edit_events import edit_event
 from service.errors import ItemNotFound, ItemStateError, JobNotFound, JobStateError
 from service.export import item_view
@@ -28,7 +27,7 @@ from service.runner import GenerationRunner
 from service.uploads import UploadCoordinator
 from stages.definitions import child_stages
 from stages.errors import OutputInvalid, OutputTruncated, ProviderPermanent, ProviderTransient
-from vocab import OPEN_JOB_STATES, CallStatus, ItemState, JobStatus
+from vocab import OPEN_JOB_STATES, ItemState, JobStatus
 from vocab.options import JobOptions
 
 log = structlog.get_logger("backlogd.regenerate")
@@ -104,7 +103,7 @@ class Regenerator:
                 key = f"{stage.name}:{row.id}:regenerate-{uuid.uuid4().hex[:12]}"
                 outcome = await self.runner.answer(ctx, stage, parent, instruction)
                 items += new_items(ctx, stage, parent, key, outcome.bodies)
-                calls.append(_call(job.id, key, stage.name, row.id, outcome))
+                calls.append(outcome.row(job.id, key, stage.name, row.id))
         except (ProviderPermanent, ProviderTransient, OutputInvalid, OutputTruncated) as exc:
             log.warning("regenerate_failed", job_id=job.id, item_id=row.id, error=str(exc)[:300])
             error = {"stage": "regenerate", "message": str(exc)[:500], "parent_id": row.id}
@@ -148,13 +147,7 @@ def descendants(rows: list[ItemRow], root: str, kinds: set[str] | None = None) -
 
 
 def _context(job: JobRow, options: JobOptions, rows: list[ItemRow], state: ItemState) -> JobContext:
-    progress = Progress(
-        job_id=job.id,
-        limits=options.limits,
-        include_qa=options.include_qa,
-        uploading=options.uploading,
-        started_at=time.monotonic(),
-    )
+    progress = Progress.starting(job.id, options, time.monotonic())
     ctx = JobContext(
         job_id=job.id,
         vision=job.vision,
@@ -167,18 +160,3 @@ def _context(job: JobRow, options: JobOptions, rows: list[ItemRow], state: ItemS
         if r.kind in STAGES_BY_KIND:
             ctx.add(as_item(job.id, r))
     return ctx
-
-
-def _call(job_id: str, key: str, stage: str, parent_id: str, outcome: CallOutcome) -> CallRow:
-    return CallRow(
-        job_id=job_id,
-        call_key=key,
-        stage=stage,
-        parent_id=parent_id,
-        status=CallStatus.DONE,
-        prompt_hash=outcome.prompt_hash,
-        attempts=outcome.attempts,
-        prompt_tokens=outcome.prompt_tokens,
-        completion_tokens=outcome.completion_tokens,
-        latency_ms=outcome.latency_ms,
-    )

@@ -316,18 +316,7 @@ class GenerationRunner:
         outcome: CallOutcome,
         items: list[NewItem],
     ) -> None:
-        call = CallRow(
-            job_id=ctx.job_id,
-            call_key=key,
-            stage=stage.name,
-            parent_id=parent.id if parent else None,
-            status=CallStatus.DONE,
-            prompt_hash=outcome.prompt_hash,
-            attempts=outcome.attempts,
-            prompt_tokens=outcome.prompt_tokens,
-            completion_tokens=outcome.completion_tokens,
-            latency_ms=outcome.latency_ms,
-        )
+        call = outcome.row(ctx.job_id, key, stage.name, parent.id if parent else None)
         p = ctx.progress
         for it in items:
             p.generated[it.kind] += 1
