@@ -31,6 +31,8 @@ CONJUNCTIONS = wordset(
 POSSESSIVES = wordset("my your his their its our whose")
 # "in", "on", "by" end a phrase only after a verb that takes them ("sign in", "log on", "stand by")
 SOFT_PREPOSITIONS = wordset("in on by")
+# words that stand for a noun only once it is named: "before the first" is cut off, "Come first" is not
+NOUN_WANTING = wordset("first last next previous same other following")
 PHRASAL = wordset(
     "sign log check opt plug fill hand turn switch drop stand log come go get try stay move zoom"
 )
@@ -102,6 +104,8 @@ def cut_off_reason(title: str) -> str | None:
     end = last[-1].lower()
     if end in DANGLING_WORDS:
         return f"ends on '{last[-1]}'"
+    if end in NOUN_WANTING and len(last) >= 2 and last[-2].lower() in ARTICLES | POSSESSIVES:
+        return f"ends on '{last[-2]} {last[-1]}'"
     if end in SOFT_PREPOSITIONS and (len(last) < 2 or last[-2].lower() not in PHRASAL):
         return f"ends on '{last[-1]}'"
     if end.endswith(("'s", "’s")) and end not in ("it's", "let's", "what's", "that's"):

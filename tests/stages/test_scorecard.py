@@ -90,6 +90,12 @@ def test_shorten_never_leaves_a_dangling_word() -> None:
         "Mid-sized commercial growers"
     )
     assert cut_off_reason(shorten("Send the weekly report to the buyers of each retail chain", 7)) is None
+    # a word that needs its noun after an article: the sample's epic once read "… signed before the first"
+    assert (
+        shorten("Intake forms and consent signed before the first visit", 8)
+        == "Intake forms and consent signed"
+    )
+    assert cut_off_reason("Pay the last") is not None and cut_off_reason("Come first") is None
 
 
 def test_a_duplicated_test_case_title_lowers_the_distinct_share() -> None:
