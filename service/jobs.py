@@ -465,7 +465,9 @@ class JobManager:
     async def wait(self, job_id: str) -> JobRow:
         task = self._tasks.get(job_id)
         if task is not None:
-            await asyncio.gather(task, return_exceptions=True)
+            (outcome,) = await asyncio.gather(task, return_exceptions=True)
+            if isinstance(outcome, Exception):  # not a failed job (that is a row): the run itself broke
+                raise outcome
         return await self._job(job_id)
 
     async def close(self) -> None:
