@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,12 @@ class Store:
         await first
         await self._run(sql)
 
+    async def _read(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[sqlite3.Row]:
+        """One read as one call on the reader's thread: the statement runs to its end and is reset there.
+        A cursor left open across an await would keep its read snapshot for every read the loop slips
+        in meanwhile; under load those overlap without end and a job just committed stays unseen."""
+        return list(await self._r.execute_fetchall(sql, params))
+
     def now(self) -> float:
         return self._clock()
 
@@ -152,14 +159,12 @@ class Store:
             raise VisionTaken(str(row[0]))
 
     async def get_job(self, job_id: str) -> JobRow | None:
-        async with self._r.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
-            row = await cur.fetchone()
-        return JobRow.from_db(row) if row else None
+        rows = await self._read("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return JobRow.from_db(rows[0]) if rows else None
 
     async def list_jobs(self, limit: int = 100) -> list[JobRow]:
         sql = "SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?"
-        async with self._r.execute(sql, (limit,)) as cur:
-            return [JobRow.from_db(r) for r in await cur.fetchall()]
+        return [JobRow.from_db(r) for r in await self._read(sql, (limit,))]
 
     async def latest_with_key(self, vision_key: str, skip: Iterable[JobStatus]) -> JobRow | None:
         """The newest job of this vision and target not in ``skip`` (index jobs_vision_key)."""
@@ -169,16 +174,14 @@ class Store:
             f"SELECT * FROM jobs WHERE vision_key = ? AND status NOT IN ({marks})"
             " ORDER BY created_at DESC LIMIT 1"
         )
-        async with self._r.execute(sql, (vision_key, *skipped)) as cur:
-            row = await cur.fetchone()
-        return JobRow.from_db(row) if row else None
+        rows = await self._read(sql, (vision_key, *skipped))
+        return JobRow.from_db(rows[0]) if rows else None
 
     async def jobs_in(self, statuses: Iterable[JobStatus]) -> list[JobRow]:
         wanted = list(statuses)
         marks = ",".join("?" * len(wanted))
         sql = f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY created_at"
-        async with self._r.execute(sql, wanted) as cur:
-            return [JobRow.from_db(r) for r in await cur.fetchall()]
+        return [JobRow.from_db(r) for r in await self._read(sql, wanted)]
 
     async def set_job_status(
         self,
@@ -215,8 +218,7 @@ class Store:
 
     async def events_after(self, job_id: str, after_seq: int, limit: int = 10_000) -> list[EventRow]:
         sql = "SELECT * FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?"
-        async with self._r.execute(sql, (job_id, after_seq, limit)) as cur:
-            rows = await cur.fetchall()
+        rows = await self._read(sql, (job_id, after_seq, limit))
         return [
             EventRow(
                 job_id=r["job_id"],
@@ -353,28 +355,24 @@ class Store:
             return await self.append_in(db, job_id, events)
 
     async def calls(self, job_id: str) -> list[CallRow]:
-        async with self._r.execute("SELECT * FROM llm_calls WHERE job_id = ?", (job_id,)) as cur:
-            rows = await cur.fetchall()
+        rows = await self._read("SELECT * FROM llm_calls WHERE job_id = ?", (job_id,))
         return [CallRow.model_validate({name: r[name] for name in CallRow.model_fields}) for r in rows]
 
     async def items(self, job_id: str) -> list[ItemRow]:
         sql = "SELECT * FROM items WHERE job_id = ? ORDER BY level, position, created_at"
-        async with self._r.execute(sql, (job_id,)) as cur:
-            return [ItemRow.from_db(r) for r in await cur.fetchall()]
+        return [ItemRow.from_db(r) for r in await self._read(sql, (job_id,))]
 
     async def item_counts(self, job_id: str) -> dict[str, dict[str, int]]:
         """Counts per kind and state: ``{"story": {"uploaded": 3, "pending": 1}, ...}``."""
         sql = "SELECT kind, state, COUNT(*) FROM items WHERE job_id = ? GROUP BY kind, state"
         out: dict[str, dict[str, int]] = {}
-        async with self._r.execute(sql, (job_id,)) as cur:
-            for kind, state, n in await cur.fetchall():
-                out.setdefault(kind, {})[state] = n
+        for kind, state, n in await self._read(sql, (job_id,)):
+            out.setdefault(kind, {})[state] = n
         return out
 
     async def integrity_check(self) -> str:
-        async with self._r.execute("PRAGMA integrity_check") as cur:
-            row = await cur.fetchone()
-        return str(row[0]) if row else "no answer"
+        rows = await self._read("PRAGMA integrity_check", ())
+        return str(rows[0][0]) if rows else "no answer"
 
     @property
     def writer(self) -> aiosqlite.Connection:

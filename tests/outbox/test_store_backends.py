@@ -240,3 +240,34 @@ async def test_a_postgresql_job_row_written_before_models_reads_back_as_models(p
         OLD_VISION,
         OLD_OPTIONS[:-1] + ', "pat_source": "settings", "update_of": null}',
     )
+
+
+async def test_a_committed_job_is_seen_by_the_next_read_however_busy_the_reader_is(
+    store_opener: StoreOpener,
+) -> None:
+    """Read-after-commit: while other readers keep the reader busy, every job ``create_job`` committed is
+    found by the very next ``get_job`` (a read snapshot held open by an unfinished cursor would hide it)."""
+    async with store_opener() as store:
+        stop = asyncio.Event()
+
+        async def busy() -> None:
+            while not stop.is_set():
+                await store.list_jobs(50)
+                await store.events_after("nobody", 0)
+
+        readers = [asyncio.create_task(busy()) for _ in range(8)]
+
+        async def create_and_read(n: int) -> bool:
+            await store.create_job(f"job-{n}", VISION, OPTIONS, {})
+            return await store.get_job(f"job-{n}") is not None
+
+        try:
+            seen = [
+                ok
+                for batch in range(10)
+                for ok in await asyncio.gather(*(create_and_read(batch * 20 + i) for i in range(20)))
+            ]
+        finally:
+            stop.set()
+            await asyncio.gather(*readers)
+    assert seen == [True] * 200
