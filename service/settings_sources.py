@@ -61,4 +61,7 @@ class YamlSource(YamlConfigSettingsSource):
             return {}
         if not isinstance(data, dict):
             raise SettingsError(f"{file_path}: the top level must be a mapping of sections")
+        odd = next((key for key in data if not isinstance(key, str)), None)
+        if odd is not None or None in data:  # `~:` or `1:` — no section is named so
+            raise SettingsError(f"{file_path}: {odd!r} is not a section name (sections are words)")
         return data

@@ -138,3 +138,14 @@ def test_field_defaults_and_iteration_dates_load_from_yaml_and_env(tmp_path: Pat
         load_settings(path, {"BACKLOGD_AZURE_DEVOPS__ITERATION_FINISH": "null"})
     with pytest.raises(SettingsError, match="before iteration_start"):
         load_settings(path, {"BACKLOGD_AZURE_DEVOPS__ITERATION_FINISH": "2026-01-01"})
+
+
+@pytest.mark.parametrize("text", ["~: 1\n", "1: x\n", "null: {}\n"])
+def test_a_top_level_key_that_is_not_a_word_is_a_settings_error(tmp_path: Path, text: str) -> None:
+    """A file whose top level has a null or a number for a key names the key and the file (Hypothesis
+    found `~:` crashing the settings library with an AttributeError)."""
+    path = tmp_path / "settings.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SettingsError, match="is not a section name") as caught:
+        load_settings(path, {})
+    assert str(path) in str(caught.value)
