@@ -256,18 +256,7 @@ async def replace_children(
         for call in calls:
             await tx.run(
                 _CALL,
-                call.job_id,
-                call.call_key,
-                call.stage,
-                call.parent_id,
-                call.status,
-                call.prompt_hash,
-                call.attempts,
-                call.prompt_tokens,
-                call.completion_tokens,
-                call.latency_ms,
-                call.error,
-                now,
+                *call.values(now),
             )
         await tx.insert(job_id, calls[0].call_key if calls else "regenerate", items)
         return events(gone, await tx.items([i.id for i in items]))

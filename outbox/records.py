@@ -82,6 +82,23 @@ class CallRow(_Row):
     latency_ms: float = 0.0
     error: str | None = None
 
+    def values(self, now: float) -> tuple[Any, ...]:
+        """Its ``llm_calls`` columns in insert order (job_id … error, created_at), for either database."""
+        return (
+            self.job_id,
+            self.call_key,
+            self.stage,
+            self.parent_id,
+            str(self.status),
+            self.prompt_hash,
+            self.attempts,
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.latency_ms,
+            self.error,
+            now,
+        )
+
 
 class ItemMatch(_Row):
     """A re-run item's match to the previous job's, and what it takes over of that job's work item
@@ -95,6 +112,21 @@ class ItemMatch(_Row):
     ado_rev: int | None = None
     ado_extra: dict[str, int] | None = None
     written: dict[str, Any] | None = None  # the fields as last written to that work item
+
+    def values(self, job_id: str, now: float) -> tuple[Any, ...]:
+        """The match update's parameters (match, state, ado fields, written, updated_at, id, job_id)."""
+        return (
+            self.match,
+            None if self.state is None else str(self.state),
+            self.ado_id,
+            self.ado_url,
+            self.ado_rev,
+            None if self.ado_extra is None else json.dumps(self.ado_extra),
+            None if self.written is None else json.dumps(self.written),
+            now,
+            self.id,
+            job_id,
+        )
 
 
 class NewItem(_Row):

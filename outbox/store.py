@@ -265,20 +265,7 @@ class Store:
                 "INSERT OR REPLACE INTO llm_calls(job_id, call_key, stage, parent_id, status, prompt_hash,"
                 " attempts, prompt_tokens, completion_tokens, latency_ms, error, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    call.job_id,
-                    call.call_key,
-                    call.stage,
-                    call.parent_id,
-                    call.status,
-                    call.prompt_hash,
-                    call.attempts,
-                    call.prompt_tokens,
-                    call.completion_tokens,
-                    call.latency_ms,
-                    call.error,
-                    now,
-                ),
+                call.values(now),
             )
             await self._insert_items(db, call.job_id, call.call_key, items, now)
             return await self.append_in(db, call.job_id, events)
@@ -336,21 +323,7 @@ class Store:
                 " ado_url = COALESCE(?, ado_url), ado_rev = COALESCE(?, ado_rev),"
                 " ado_extra = COALESCE(?, ado_extra), written = COALESCE(?, written), updated_at = ?"
                 " WHERE id = ? AND job_id = ?",
-                [
-                    (
-                        m.match,
-                        m.state,
-                        m.ado_id,
-                        m.ado_url,
-                        m.ado_rev,
-                        None if m.ado_extra is None else json.dumps(m.ado_extra),
-                        None if m.written is None else json.dumps(m.written),
-                        now,
-                        m.id,
-                        job_id,
-                    )
-                    for m in matches
-                ],
+                [m.values(job_id, now) for m in matches],
             )
             return await self.append_in(db, job_id, events)
 

@@ -305,18 +305,7 @@ class PgStore:
                 " prompt_hash = EXCLUDED.prompt_hash, attempts = EXCLUDED.attempts,"
                 " prompt_tokens = EXCLUDED.prompt_tokens, completion_tokens = EXCLUDED.completion_tokens,"
                 " latency_ms = EXCLUDED.latency_ms, error = EXCLUDED.error, created_at = EXCLUDED.created_at",
-                call.job_id,
-                call.call_key,
-                call.stage,
-                call.parent_id,
-                call.status,
-                call.prompt_hash,
-                call.attempts,
-                call.prompt_tokens,
-                call.completion_tokens,
-                call.latency_ms,
-                call.error,
-                now,
+                *call.values(now),
             )
             await self._insert_items(db, call.job_id, call.call_key, items, now)
             return await self.append_in(db, call.job_id, events)
@@ -377,21 +366,7 @@ class PgStore:
                 " ado_id = COALESCE($3, ado_id), ado_url = COALESCE($4, ado_url),"
                 " ado_rev = COALESCE($5, ado_rev), ado_extra = COALESCE($6, ado_extra),"
                 " written = COALESCE($7, written), updated_at = $8 WHERE id = $9 AND job_id = $10",
-                [
-                    (
-                        m.match,
-                        None if m.state is None else str(m.state),
-                        m.ado_id,
-                        m.ado_url,
-                        m.ado_rev,
-                        None if m.ado_extra is None else json.dumps(m.ado_extra),
-                        None if m.written is None else json.dumps(m.written),
-                        now,
-                        m.id,
-                        job_id,
-                    )
-                    for m in matches
-                ],
+                [m.values(job_id, now) for m in matches],
             )
             return await self.append_in(db, job_id, events)
 
